@@ -1,0 +1,28 @@
+"""GET /healthz (liveness: the process serves HTTP) and GET /readyz (readiness: every model warmed)."""
+
+from __future__ import annotations
+
+import cherrypy
+
+from service.api.errors import json_endpoint
+from service.engine import Engine
+
+
+class Health:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @json_endpoint
+    def healthz(self, **params):
+        return {"status": "ok"}
+
+    @json_endpoint
+    def readyz(self, **params):
+        states = {name: status.state for name, status in self.engine.runtime.models.items()}
+        if self.engine.ready:
+            return {"ready": True, "models": states}
+        cherrypy.serving.response.status = 503
+        cherrypy.serving.response.headers["Retry-After"] = "1"
+        waiting = [name for name, state in states.items() if state != "AVAILABLE"] or ["runtime"]
+        return {"ready": False, "models": states, "code": "model_unavailable",
+                "error": f"not ready: {', '.join(waiting)}"}

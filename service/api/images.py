@@ -1,0 +1,41 @@
+"""POST /v1/images stores an image for later classification; DELETE /v1/images/{id} removes it."""
+
+from __future__ import annotations
+
+import cherrypy
+
+from service.api import body
+from service.api.errors import json_endpoint, require_method
+from service.engine import Engine
+from service.errors import BadRequest, NotFound
+
+
+class Images:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @json_endpoint
+    def index(self, *vpath, **params):
+        if not vpath:
+            require_method("POST")
+            return self._store(params)
+        if len(vpath) == 1:
+            require_method("DELETE")
+            self.engine.store.delete(vpath[0])
+            return {"image_id": vpath[0], "deleted": True}
+        raise NotFound("no such resource")
+
+    def _store(self, params) -> dict:
+        kind = body.media_type()
+        if kind == "multipart/form-data":
+            data = body.file_field(params)
+        elif body.is_raw_image(kind):
+            data = body.read_raw()
+        else:
+            raise body.unsupported(kind)
+        if params:
+            raise BadRequest(f"unknown field(s): {', '.join(sorted(params))}")
+        decoded = self.engine.decode(data)  # refuse what could never be classified, before keeping it
+        image_id = self.engine.store.put(data)
+        cherrypy.serving.response.status = 201
+        return {"image_id": image_id, "width": decoded.width, "height": decoded.height, "format": decoded.format}

@@ -1,0 +1,109 @@
+"""The CherryPy application: mounts the API and the static page, wires the tools and the engine plugin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cherrypy
+import structlog
+
+from service.api.classify import Classify
+from service.api.errors import error_page, unhandled_error
+from service.api.health import Health
+from service.api.images import Images
+from service.api.models import Models
+from service.config import Settings
+from service.engine import Engine
+from service.observe import configure_logging, install_tools
+from service.plugin import EnginePlugin
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+log = structlog.get_logger("pinpoint.app")
+
+
+class V1:
+    def __init__(self, engine: Engine):
+        self.classify = Classify(engine)
+        self.images = Images(engine)
+        self.models = Models(engine)
+
+
+class Root:
+    def __init__(self, engine: Engine):
+        health = Health(engine)
+        self.healthz, self.readyz = health.healthz, health.readyz
+        self.v1 = V1(engine)
+
+
+def refuse_large_body(max_bytes: int) -> None:
+    """Refuse from Content-Length before a byte of the body is read (streamed bodies stop at the limit)."""
+    length = cherrypy.serving.request.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > max_bytes:
+        cherrypy.serving.response.headers["Connection"] = "close"  # the unread body is not drained
+        raise cherrypy.HTTPError(413, f"the body is larger than {max_bytes} bytes")
+
+
+def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
+    """Configure CherryPy for these settings and mount the application at /."""
+    install_tools()
+    # CherryPy pads short error bodies with spaces for Internet Explorer 5; our errors are JSON for programs.
+    cherrypy._cperror._ie_friendly_error_sizes.clear()
+    cherrypy.log.access_log.propagate = False  # our access line (observe.log_request) replaces it
+    cherrypy.tools.body_limit = cherrypy.Tool("before_request_body", refuse_large_body, priority=20)
+    cherrypy.config.update({
+        "server.socket_host": settings.host,
+        "server.socket_port": settings.port,
+        "server.thread_pool": settings.threads,
+        "server.socket_timeout": settings.socket_timeout,
+        "server.max_request_body_size": 0,  # enforced below, so the refusal is the contract's JSON
+        "engine.autoreload.on": False,
+        "checker.on": False,
+        "log.screen": False,
+        "log.access_file": "",
+        "log.error_file": "",
+        "request.show_tracebacks": False,
+        "request.show_mismatched_params": False,
+    })
+    config = {
+        "/": {
+            "tools.request_id.on": True,
+            "tools.access_log.on": True,
+            "tools.body_limit.on": True,
+            "tools.body_limit.max_bytes": settings.max_body_bytes,
+            "request.body.maxbytes": settings.max_body_bytes,
+            "request.error_response": unhandled_error,
+            "error_page.default": error_page,
+            "tools.trailing_slash.on": False,
+        },
+        "/index.html": {"tools.staticfile.on": True, "tools.staticfile.filename": str(STATIC_DIR / "index.html")},
+        "/static": {"tools.staticdir.on": True, "tools.staticdir.dir": str(STATIC_DIR)},
+    }
+    root = Root(engine)
+    root.index = _page
+    app = cherrypy.tree.mount(root, "/", config)
+    app.log.access_log.propagate = False
+    return app
+
+
+@cherrypy.expose
+def _page(*args, **kwargs):
+    if args:
+        raise cherrypy.NotFound()
+    return cherrypy.lib.static.serve_file(str(STATIC_DIR / "index.html"), content_type="text/html")
+
+
+def serve(settings: Settings) -> None:
+    """Run in the foreground until SIGTERM/SIGINT."""
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening_beyond_loopback", host=settings.host,
+                    hint="put Pinpoint behind a reverse proxy; see docs/api.md")
+    engine = Engine(settings)
+    mount(engine, settings)
+    EnginePlugin(cherrypy.engine, engine).subscribe()
+    if hasattr(cherrypy.engine, "signal_handler"):
+        cherrypy.engine.signal_handler.subscribe()
+    log.info("serving", url=f"http://{settings.host}:{settings.port}/", models=str(settings.models),
+             image_root=str(settings.image_root) if settings.image_root else None)
+    cherrypy.engine.start()
+    cherrypy.engine.block()

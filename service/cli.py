@@ -1,0 +1,98 @@
+"""The `pinpoint` command: serve over HTTP, or predict in-process with the same pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from service.config import ConfigError, load_settings
+from service.errors import PinpointError
+
+
+def _settings(args):
+    overrides = {key: getattr(args, key, None) for key in ("host", "port", "models", "labels", "image_root",
+                                                             "threads", "log_level")}
+    return load_settings(args.config, overrides=overrides)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="a TOML settings file (see service/defaults.toml)")
+    parser.add_argument("--models", help="the model repository (default: models)")
+    parser.add_argument("--labels", help="the labels directory (default: labels)")
+    parser.add_argument("--log-level", dest="log_level", help="debug, info, warning, error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pinpoint", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API in the foreground")
+    _common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8080)")
+    serve.add_argument("--threads", type=int, help="HTTP worker threads (default 10)")
+    serve.add_argument("--image-root", dest="image_root", help="allow `path` requests for images under this directory")
+
+    predict = commands.add_parser("predict", help="classify a point of an image in-process, no server")
+    _common(predict)
+    predict.add_argument("image", help="an image file")
+    predict.add_argument("--x", type=float, help="the point's x")
+    predict.add_argument("--y", type=float, help="the point's y")
+    predict.add_argument("--points", help='many points as JSON, e.g. "[[10,20],[30,40]]"')
+    predict.add_argument("--units", default="px", choices=("px", "pct"))
+    predict.add_argument("--only", dest="models_subset", help="comma-separated models (default: all)")
+    predict.add_argument("--top-k", dest="top_k", type=int, default=5)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        settings = _settings(args)
+    except (ConfigError, OSError) as error:
+        print(f"pinpoint: {error}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from service.app import serve
+
+        serve(settings)
+        return 0
+    if args.command == "predict":
+        return _predict(args, settings)
+    return 2
+
+
+def _predict(args, settings) -> int:
+    from service.api.fields import classify_args
+    from service.engine import Engine
+    from service.observe import configure_logging
+
+    configure_logging("warning" if args.log_level is None else args.log_level, "console")
+    fields = {"units": args.units, "top_k": args.top_k}
+    if args.points:
+        fields["points"] = args.points
+    else:
+        fields.update(x=args.x, y=args.y)
+    if args.models_subset:
+        fields["models"] = args.models_subset
+    fields = {key: value for key, value in fields.items() if value is not None}
+    try:
+        data = Path(args.image).read_bytes()
+        with Engine.open(settings=settings) as engine:
+            answer = engine.classify(data, **classify_args(fields))
+    except PinpointError as error:
+        print(json.dumps({"error": error.message, "code": error.code}), file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"pinpoint: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""The classification pipeline, top to bottom: image source -> imaging -> runtime -> answer.
+
+Used by the HTTP handlers and, in-process, by `pinpoint predict`; it knows no HTTP and no
+TensorFlow (the runtime owns that). The answer is the JSON document of ../shared/API.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import concurrent.futures
+import math
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import structlog
+
+from service import imaging, paths, repository
+from service.config import Settings, load_settings
+from service.errors import BadRequest, ModelUnavailable, NotFound, PointOutOfBounds, Timeout
+from service.preprocess import prepare
+from service.runtime import Runtime
+from service.store import ImageStore
+
+log = structlog.get_logger("pinpoint.engine")
+
+MAX_POINTS = 256
+MAX_TOP_K = 20
+
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        discovery = repository.scan(settings.models, settings.labels)
+        for model, problem in discovery.problems.items():
+            log.error("model_config_invalid", model=model, error=problem)
+        self.config_problems = discovery.problems
+        self.runtime = Runtime(discovery.specs, max_batch=settings.max_batch, queue_size=settings.queue_size,
+                               intra_op_threads=settings.intra_op_threads,
+                               inter_op_threads=settings.inter_op_threads)
+        self.store = ImageStore(settings.upload_dir, settings.upload_max_total_bytes, settings.upload_retention_s)
+        self.limits = imaging.ImageLimits(settings.max_pixels, settings.max_side, settings.formats)
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, models_dir: str | Path = "models", labels_dir: str | Path = "labels",
+             settings: Settings | None = None, ready_timeout: float = 120) -> Iterator["Engine"]:
+        """An in-process engine with its models loaded, for scripts and `pinpoint predict`."""
+        if settings is None:
+            settings = load_settings(environ={}, overrides={"models": str(models_dir), "labels": str(labels_dir)})
+        engine = cls(settings)
+        engine.start()
+        try:
+            if not engine.runtime.wait_ready(ready_timeout):
+                raise ModelUnavailable("the models did not load in time")
+            yield engine
+        finally:
+            engine.stop()
+
+    def start(self) -> None:
+        self.runtime.start()
+
+    def stop(self) -> None:
+        self.runtime.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self.runtime.ready and all(s.state == "AVAILABLE" for s in self.runtime.models.values())
+
+    def decode(self, data: bytes) -> imaging.DecodedImage:
+        return imaging.decode(data, self.limits)
+
+    def classify(self, image: bytes | None = None, *, points: Sequence[Sequence[float]], units: str = "px",
+                 models: Sequence[str] | None = None, top_k: int = 5, path: str | None = None,
+                 image_id: str | None = None, deadline_ms: float | None = None,
+                 request_id: str | None = None) -> dict:
+        started = time.perf_counter()
+        deadline = time.monotonic() + (deadline_ms or self.settings.deadline_ms) / 1000
+        _check_options(units, top_k, points)
+        statuses = self._select_models(models)
+
+        data = self._read_source(image, path, image_id)
+        decode_started = time.perf_counter()
+        decoded = self.decode(data)
+        decode_ms = (time.perf_counter() - decode_started) * 1000
+
+        pixel_points = [_to_pixels(i, point, units, decoded.width, decoded.height) for i, point in enumerate(points)]
+        crop_started = time.perf_counter()
+        feeds = self._feeds(decoded, pixel_points, [s.spec for s in statuses])
+        crop_ms = (time.perf_counter() - crop_started) * 1000
+
+        outcome = self._infer(feeds, deadline)
+        errors = dict(outcome.errors)
+        if len(errors) == len(statuses):
+            raise ModelUnavailable("every model failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        predictions = []
+        for index, (x, y) in enumerate(pixel_points):
+            results = {}
+            for status in statuses:
+                if status.name in outcome.outputs:
+                    row = outcome.outputs[status.name][index]
+                    results[status.name] = _top_k(row, status.spec.labels, top_k, status.spec.softmax)
+            predictions.append({"point": {"x": _number(x), "y": _number(y)}, "results": results})
+        return {
+            "request_id": request_id or uuid.uuid4().hex,
+            "image": {"width": decoded.width, "height": decoded.height, "format": decoded.format},
+            "predictions": predictions,
+            "models": {s.name: {"version": s.version} for s in statuses},
+            "errors": errors,
+            "timings_ms": {
+                "decode": round(decode_ms, 2),
+                "crop": round(crop_ms, 2),
+                "queue": round(outcome.queue_ms, 2),
+                "infer": round(outcome.run_ms, 2),
+                "total": round((time.perf_counter() - started) * 1000, 2),
+            },
+        }
+
+    # ---- steps ----
+    def _select_models(self, names: Sequence[str] | None):
+        served = self.runtime.models
+        if names:
+            unknown = [name for name in names if name not in served]
+            if unknown:
+                raise NotFound(f"unknown model(s): {', '.join(unknown)}; served: {', '.join(served) or 'none'}")
+            chosen = [served[name] for name in dict.fromkeys(names)]
+        else:
+            chosen = list(served.values())
+        if not self.runtime.ready:
+            raise ModelUnavailable("the models are still loading", retry_after=1)
+        available = [status for status in chosen if status.state == "AVAILABLE"]
+        if not available:
+            raise ModelUnavailable("no requested model is available" if chosen else "no models are served")
+        return available
+
+    def _read_source(self, image: bytes | None, path: str | None, image_id: str | None) -> bytes:
+        given = [name for name, value in (("image", image), ("path", path), ("image_id", image_id))
+                 if value is not None]
+        if len(given) != 1:
+            raise BadRequest("give exactly one image source: an image, a path or an image_id"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        if path is not None:
+            return paths.read_limited(paths.confine(self.settings.image_root, path), self.settings.max_body_bytes)
+        if image_id is not None:
+            return self.store.get(image_id)
+        return image
+
+    def _feeds(self, decoded: imaging.DecodedImage, points, specs) -> dict[str, np.ndarray]:
+        """Each distinct crop is cut once and shared by every model that asks for the same one."""
+        crops: dict[imaging.CropSpec, np.ndarray] = {}
+        feeds = {}
+        for spec in specs:
+            if spec.crop not in crops:
+                crops[spec.crop] = np.stack([imaging.crop(decoded, spec.crop, x, y) for x, y in points])
+            feeds[spec.name] = prepare(spec.input, crops[spec.crop])
+        return feeds
+
+    def _infer(self, feeds, deadline: float):
+        future = self.runtime.submit(feeds, deadline)
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # dropped from the queue if it has not started
+            raise Timeout("the request missed its deadline") from None
+        except concurrent.futures.CancelledError:
+            raise ModelUnavailable("the runtime stopped before answering") from None
+
+
+def _check_options(units: str, top_k: int, points) -> None:
+    if units not in ("px", "pct"):
+        raise BadRequest(f"units must be 'px' or 'pct', got {units!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise BadRequest(f"top_k must be an integer from 1 to {MAX_TOP_K}")
+    if not points:
+        raise BadRequest("give a point: x and y, or points")
+    if len(points) > MAX_POINTS:
+        raise BadRequest(f"at most {MAX_POINTS} points per request")
+
+
+def _to_pixels(index: int, point, units: str, width: int, height: int) -> tuple[float, float]:
+    x, y = point
+    if units == "pct":
+        if not (0 <= x <= 100 and 0 <= y <= 100):
+            raise PointOutOfBounds(f"point {index} ({x}, {y}) is outside 0..100 percent")
+        # 100% is the far edge; keep it on the last pixel rather than one past it.
+        return min(x / 100 * width, width - 0.5), min(y / 100 * height, height - 0.5)
+    if not (0 <= x < width and 0 <= y < height):
+        raise PointOutOfBounds(f"point {index} ({x}, {y}) is outside the {width}x{height} image")
+    return float(x), float(y)
+
+
+def _top_k(row: np.ndarray, labels: Sequence[str], k: int, softmax: bool) -> list[dict]:
+    scores = row.astype(np.float64)
+    if softmax:
+        scores = np.exp(scores - scores.max())
+        scores /= scores.sum()
+    scores = np.nan_to_num(np.clip(scores, 0.0, 1.0))
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{"label": labels[i], "score": round(float(scores[i]), 6)} for i in order]
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else round(value, 2)
+
+
+def is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

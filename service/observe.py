@@ -1,0 +1,73 @@
+"""Structured logs: structlog set-up, request ids, and one JSON line per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+
+import cherrypy
+import structlog
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+access_log = structlog.get_logger("pinpoint.access")
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """structlog for our events and for foreign (CherryPy, TensorFlow) stdlib records alike."""
+    console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def assign_request_id() -> None:
+    """Echo a well-formed client X-Request-ID, else make one; every response carries it."""
+    request = cherrypy.serving.request
+    given = request.headers.get("X-Request-ID", "")
+    request.request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+    request.started = time.perf_counter()
+    request.timings = None
+    cherrypy.serving.response.headers["X-Request-ID"] = request.request_id
+
+
+def log_request() -> None:
+    request, response = cherrypy.serving.request, cherrypy.serving.response
+    started = getattr(request, "started", None)
+    status = response.status
+    code = int(status.split()[0]) if isinstance(status, str) else status
+    access_log.info(
+        "request",
+        request_id=getattr(request, "request_id", None),
+        method=request.method,
+        path=request.path_info,
+        status=code,
+        client=request.remote.ip,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
+        timings=getattr(request, "timings", None),
+    )
+
+
+def install_tools() -> None:
+    cherrypy.tools.request_id = cherrypy.Tool("on_start_resource", assign_request_id, priority=10)
+    cherrypy.tools.access_log = cherrypy.Tool("on_end_request", log_request)

@@ -1,0 +1,171 @@
+"""The model repository (TF Serving's "source"): finds models/<name>/<version>/model.toml and labels.
+
+Knows nothing of TensorFlow: it only reads and validates configuration, so a broken config is
+reported with its file name before any graph is imported. The format is documented in docs/models.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+
+from service.imaging import RESIZE_FILTERS, CropSpec
+
+CONFIG_NAME = "model.toml"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+INPUT_KINDS = ("image", "flat", "encoded")
+
+
+class ModelConfigError(ValueError):
+    """A model directory whose config cannot be served."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    tensor: str
+    kind: str
+    height: int
+    width: int
+    channels: int
+    dtype: str
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    jpeg_quality: int = 95
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    version: int
+    directory: Path
+    graph_path: Path
+    labels: tuple[str, ...]
+    input: InputSpec
+    output_tensor: str
+    softmax: bool
+    crop: CropSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+    """What a scan found: servable specs, and the directories that could not be read (with why)."""
+
+    specs: tuple[ModelSpec, ...]
+    problems: dict[str, str]
+
+
+def scan(models_dir: Path, labels_dir: Path) -> Discovery:
+    """The highest version of every model under models_dir."""
+    specs: list[ModelSpec] = []
+    problems: dict[str, str] = {}
+    if not models_dir.is_dir():
+        return Discovery((), {str(models_dir): "the model repository is not a directory"})
+    for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        versions = sorted((int(p.name), p) for p in model_dir.iterdir()
+                          if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / CONFIG_NAME).is_file())
+        if not versions:
+            continue  # not a model directory (no numbered version with a config)
+        version, version_dir = versions[-1]
+        try:
+            specs.append(read_spec(model_dir.name, version, version_dir, labels_dir))
+        except ModelConfigError as error:
+            problems[model_dir.name] = str(error)
+    return Discovery(tuple(specs), problems)
+
+
+def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> ModelSpec:
+    config_path = version_dir / CONFIG_NAME
+    where = str(config_path)
+    if not MODEL_NAME.match(name):
+        raise ModelConfigError(f"{where}: model name {name!r} must be letters, digits, '.', '_' or '-'")
+    try:
+        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ModelConfigError(f"{where}: {error}") from None
+    try:
+        section_input = config["input"]
+        section_output = config["output"]
+        section_crop = config.get("crop", {})
+        graph_path = version_dir / config.get("graph", "frozen_graph.pb")
+        if not graph_path.is_file():
+            raise ModelConfigError(f"{where}: graph file {graph_path.name} is missing")
+        labels = read_labels(labels_dir / f"{config.get('labels', name)}.txt")
+        input_spec = _input_spec(section_input)
+        crop = _crop_spec(section_crop, input_spec)
+        return ModelSpec(
+            name=name, version=version, directory=version_dir, graph_path=graph_path, labels=labels,
+            input=input_spec, output_tensor=str(section_output["tensor"]),
+            softmax=bool(section_output.get("softmax", False)), crop=crop)
+    except KeyError as error:
+        raise ModelConfigError(f"{where}: missing key {error}") from None
+    except (TypeError, ValueError) as error:
+        raise ModelConfigError(f"{where}: {error}") from None
+
+
+def read_labels(path: Path) -> tuple[str, ...]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        raise ModelConfigError(f"labels file {path} is missing") from None
+    labels = tuple(line.strip() for line in lines if line.strip())
+    if not labels:
+        raise ModelConfigError(f"labels file {path} is empty")
+    return labels
+
+
+def _input_spec(section: dict) -> InputSpec:
+    kind = section.get("kind", "image")
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"input.kind must be one of {', '.join(INPUT_KINDS)}, got {kind!r}")
+    dtype = section.get("dtype", "float32")
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"input.dtype must be float32 or uint8, got {dtype!r}")
+    channels = int(section.get("channels", 3))
+    if channels not in (1, 3):
+        raise ValueError(f"input.channels must be 1 or 3, got {channels}")
+    mean, std = section.get("mean"), section.get("std")
+    if (mean is None) != (std is None):
+        raise ValueError("input.mean and input.std go together")
+    if mean is not None:
+        mean, std = _per_channel(mean, channels, "mean"), _per_channel(std, channels, "std")
+        if any(s == 0 for s in std):
+            raise ValueError("input.std must not contain 0")
+    spec = InputSpec(
+        tensor=str(section["tensor"]), kind=kind, height=int(section["height"]), width=int(section["width"]),
+        channels=channels, dtype=dtype, scale=float(section.get("scale", 1.0)),
+        offset=float(section.get("offset", 0.0)), mean=mean, std=std,
+        jpeg_quality=int(section.get("jpeg_quality", 95)))
+    if spec.height < 1 or spec.width < 1:
+        raise ValueError("input.height and input.width must be positive")
+    return spec
+
+
+def _per_channel(values, channels: int, key: str) -> tuple[float, ...]:
+    values = [float(v) for v in (values if isinstance(values, list) else [values])]
+    if len(values) == 1:
+        values = values * channels
+    if len(values) != channels:
+        raise ValueError(f"input.{key} needs 1 or {channels} values")
+    return tuple(values)
+
+
+def _crop_spec(section: dict, input_spec: InputSpec) -> CropSpec:
+    box = section.get("box")
+    if box is not None:
+        if not (isinstance(box, list) and len(box) == 2 and all(int(v) > 0 for v in box)):
+            raise ValueError("crop.box must be [width, height] in pixels")
+        box = (int(box[0]), int(box[1]))
+    resize = section.get("resize", "bilinear")
+    if resize not in RESIZE_FILTERS:
+        raise ValueError(f"crop.resize must be one of {', '.join(RESIZE_FILTERS)}, got {resize!r}")
+    fraction = float(section.get("fraction", 0.15))
+    if box is None and not 0 < fraction <= 1:
+        raise ValueError("crop.fraction must be in (0, 1]")
+    return CropSpec(
+        width=input_spec.width, height=input_spec.height, channels=input_spec.channels,
+        fraction=None if box is not None else fraction, min_px=int(section.get("min_px", 24)),
+        box=box, keep_aspect=bool(section.get("keep_aspect", True)), resize=resize)

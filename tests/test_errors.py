@@ -1,0 +1,170 @@
+"""Bad input gets the contract's JSON error with the right status, quickly, and the server keeps serving."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+import requests
+from PIL import Image
+
+from conftest import split_image
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == code and body["error"]
+    assert "Traceback" not in response.text
+    assert response.headers.get("X-Request-ID")
+    return body
+
+
+def raw(server, data, query="x=1&y=1", content_type="image/png"):
+    return server.post(f"/v1/classify?{query}", data=data, headers={"Content-Type": content_type})
+
+
+def test_bytes_that_are_not_an_image(server):
+    assert_error(raw(server, b"hello, not an image"), 400, "invalid_image")
+    files = {"image": ("a.png", b"\x89PNG\r\n\x1a\n garbage", "image/png")}
+    assert_error(server.post("/v1/classify", files=files, data={"x": 1, "y": 1}), 400, "invalid_image")
+
+
+def test_empty_body(server):
+    assert_error(raw(server, b""), 400, "invalid_image")
+
+
+def test_truncated_jpeg(server):
+    jpeg = split_image(size=(400, 300), fmt="JPEG")
+    assert_error(raw(server, jpeg[: len(jpeg) // 2], content_type="image/jpeg"), 400, "invalid_image")
+
+
+def test_point_outside_the_image(server):
+    body = assert_error(raw(server, split_image(), "x=200&y=10"), 400, "point_out_of_bounds")
+    assert "200x100" in body["error"]
+    assert_error(raw(server, split_image(), "x=-1&y=10"), 400, "point_out_of_bounds")
+    assert_error(raw(server, split_image(), "x=50&y=101&units=pct"), 400, "point_out_of_bounds")
+    assert_error(raw(server, split_image(), "points=[[1,1],[5,500]]"), 400, "point_out_of_bounds")
+
+
+@pytest.mark.parametrize("query", [
+    "x=1", "y=1", "x=abc&y=1", "x=nan&y=1", "x=inf&y=1", "x=1&y=1&units=inch", "x=1&y=1&top_k=0",
+    "x=1&y=1&top_k=21", "x=1&y=1&top_k=two", "points=[[1]]", "points=nope", "points=[]",
+    "x=1&y=1&points=[[1,1]]", "x=1&y=1&colour=red", "x=1&x=2&y=1",
+])
+def test_malformed_fields(server, query):
+    assert_error(raw(server, split_image(), query), 400, "bad_request")
+
+
+@pytest.mark.parametrize("payload", [
+    [1, 2], "text", {"x": 1, "y": 1}, {"image_b64": "***", "x": 1, "y": 1},
+    {"image_b64": 5, "x": 1, "y": 1}, {"path": "split.png", "image_id": "abc", "x": 1, "y": 1},
+    {"path": "split.png", "x": True, "y": 1}, {"path": "split.png", "x": "1", "y": [1]},
+    {"path": 7, "x": 1, "y": 1}, {"path": "split.png", "points": [[1, 2, 3]]},
+])
+def test_malformed_json(server, payload):
+    assert_error(server.post("/v1/classify", json=payload), 400, "bad_request")
+
+
+def test_invalid_json_text(server):
+    response = server.post("/v1/classify", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert_error(response, 400, "bad_request")
+
+
+def test_multipart_without_an_image_field(server):
+    response = server.post("/v1/classify", files={"picture": ("a.png", split_image(), "image/png")},
+                           data={"x": 1, "y": 1})
+    assert_error(response, 400, "bad_request")
+
+
+@pytest.mark.parametrize("path", [
+    "../secret.png", "nested/../../secret.png", "/etc/passwd", "escape.png", "~/x.png", "..\\x.png",
+])
+def test_paths_outside_the_image_root_are_forbidden(server, path):
+    assert_error(server.post("/v1/classify", json={"path": path, "x": 1, "y": 1}), 403, "path_forbidden")
+
+
+def test_missing_path_is_not_found(server):
+    assert_error(server.post("/v1/classify", json={"path": "nope.png", "x": 1, "y": 1}), 404, "not_found")
+
+
+def test_a_text_file_under_the_root_is_invalid_and_never_echoed(server):
+    body = assert_error(server.post("/v1/classify", json={"path": "notes.txt", "x": 1, "y": 1}), 400, "invalid_image")
+    assert "secret" not in body["error"]
+
+
+def test_unknown_model(server):
+    assert_error(raw(server, split_image(), "x=1&y=1&models=tint,nosuch"), 404, "not_found")
+
+
+def test_unknown_image_id(server):
+    response = server.post("/v1/classify", json={"image_id": "A" * 24, "x": 1, "y": 1})
+    assert_error(response, 404, "not_found")
+    response = server.post("/v1/classify", json={"image_id": "../../etc/passwd", "x": 1, "y": 1})
+    assert_error(response, 404, "not_found")
+
+
+def test_unsupported_content_type(server):
+    response = server.post("/v1/classify?x=1&y=1", data=b"x=1", headers={"Content-Type": "text/plain"})
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_image_format_not_allowed(server):
+    buffer = io.BytesIO()
+    Image.new("RGB", (10, 10)).save(buffer, format="TIFF")
+    assert_error(raw(server, buffer.getvalue(), content_type="image/tiff"), 415, "unsupported_media_type")
+
+
+def test_body_over_the_limit_is_refused_before_reading(server):
+    # The test server's limit is 2 MB.
+    assert_error(raw(server, b"\0" * 2_500_000), 413, "payload_too_large")
+
+
+def decompression_bomb(width=50_000, height=50_000) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (width * 3 + 1) * 8)  # a few rows; the decoder never gets that far
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused_from_the_header(server):
+    response = raw(server, decompression_bomb())
+    assert_error(response, 413, "image_too_large")
+    assert response.elapsed.total_seconds() < 1
+
+
+def test_unknown_route_and_wrong_method_are_json(server):
+    assert_error(server.get("/v2/nothing"), 404, "not_found")
+    response = server.get("/v1/classify")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "POST"
+
+
+def test_body_without_length_is_refused(server):
+    # A raw socket, so no client library fills in Content-Length.
+    import socket
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/classify?x=1&y=1 HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                     b"Connection: close\r\n\r\n")
+        reply = sock.recv(65536).decode("latin-1")
+    assert reply.startswith("HTTP/1.1 411") or reply.startswith("HTTP/1.1 400")
+    assert '"code"' in reply
+
+
+def test_server_keeps_serving_after_bad_input(server):
+    for data in (b"", b"junk", decompression_bomb(), split_image(fmt="JPEG")[:100]):
+        raw(server, data)
+    try:
+        server.post("/v1/classify?x=1&y=1", data=b"\x89PNG" + b"\0" * 100, headers={"Content-Type": "image/png",
+                    "Content-Length": "5"}, timeout=5)
+    except requests.RequestException:
+        pass
+    response = raw(server, split_image(), "x=10&y=10&models=tint")
+    assert response.status_code == 200
+    assert server.process.poll() is None
