@@ -15,7 +15,7 @@ class Images:
         self.engine = engine
 
     @json_endpoint
-    def index(self, *vpath, **params):
+    def default(self, *vpath, **params):
         if not vpath:
             require_method("POST")
             return self._store(params)
@@ -24,6 +24,8 @@ class Images:
             self.engine.store.delete(vpath[0])
             return {"image_id": vpath[0], "deleted": True}
         raise NotFound("no such resource")
+
+    index = default  # CherryPy calls index for the collection, default for paths below it
 
     def _store(self, params) -> dict:
         kind = body.media_type()

@@ -12,7 +12,7 @@ class Models:
         self.engine = engine
 
     @json_endpoint
-    def index(self, *vpath, **params):
+    def default(self, *vpath, **params):
         require_method("GET", "HEAD")
         statuses = self.engine.runtime.models
         if not vpath:
@@ -28,6 +28,8 @@ class Models:
             "state": status.state,
             "status": {"error_code": "OK" if status.state != "END" else "UNKNOWN", "error_message": status.error},
         }]}
+
+    index = default  # CherryPy calls index for the collection, default for paths below it
 
     @staticmethod
     def _describe(status) -> dict:

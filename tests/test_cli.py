@@ -1,0 +1,43 @@
+"""`pinpoint predict` runs the same pipeline in-process and prints the same JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import split_image
+
+
+def pinpoint(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "service", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def test_predict_prints_the_api_answer(repository, tmp_path):
+    models, labels = repository
+    image = tmp_path / "split.png"
+    image.write_bytes(split_image())
+    done = pinpoint("predict", str(image), "--x", "95", "--y", "50", "--units", "pct",
+                    "--models", str(models), "--labels", str(labels))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["predictions"][0]["point"] == {"x": 190, "y": 50}
+    assert answer["predictions"][0]["results"]["tint"][0]["label"] == "blue"
+    assert set(answer["models"]) == {"tint", "bright", "jpeg"}
+
+
+def test_predict_reports_errors_in_the_contract_shape(repository, tmp_path):
+    models, labels = repository
+    image = tmp_path / "split.png"
+    image.write_bytes(split_image())
+    done = pinpoint("predict", str(image), "--x", "500", "--y", "1", "--models", str(models), "--labels", str(labels))
+    assert done.returncode == 1
+    assert json.loads(done.stderr.strip().splitlines()[-1])["code"] == "point_out_of_bounds"
+
+
+def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("prot = 80\n")
+    done = pinpoint("serve", "--config", str(config))
+    assert done.returncode == 2 and "unknown setting 'prot'" in done.stderr

@@ -1,0 +1,127 @@
+"""The inference thread: every session.run on it, opportunistic batching, dropped work."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from service import repository as model_repository
+from service.preprocess import prepare
+from service.runtime import Runtime
+
+
+@pytest.fixture
+def specs(repository):
+    models, labels = repository
+    return repository_specs(models, labels)
+
+
+def repository_specs(models, labels):
+    found = model_repository.scan(models, labels)
+    assert not found.problems
+    return found.specs
+
+
+def feeds_for(specs, colour, count=1):
+    crops = {}
+    for spec in specs:
+        shape = (count, spec.input.height, spec.input.width, spec.input.channels)
+        pixels = np.zeros(shape, np.uint8)
+        pixels[...] = colour[: spec.input.channels] if spec.input.channels == 3 else 200
+        crops[spec.name] = prepare(spec.input, pixels)
+    return crops
+
+
+def test_session_run_happens_only_on_the_runtime_thread(specs, monkeypatch):
+    seen = []
+    original = tf.compat.v1.Session.run
+
+    def spy(self, *args, **kwargs):  # records the caller, then really runs
+        seen.append(threading.get_ident())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tf.compat.v1.Session, "run", spy)
+    runtime = Runtime(specs, max_batch=8)
+    runtime.start()
+    assert runtime.wait_ready(60)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(lambda: runtime.submit(feeds_for(specs, (200, 10, 10)), time.monotonic() + 10)
+                               .result(10)) for _ in range(40)]
+        outcomes = [f.result() for f in futures]
+    runtime.stop()
+    assert all(int(np.argmax(o.outputs["tint"][0])) == 0 for o in outcomes)  # red
+    assert seen, "session.run was never called"
+    assert set(seen) == {runtime.thread_ident}
+    assert runtime.thread_ident != threading.get_ident()
+
+
+def test_waiting_jobs_share_one_run_and_get_their_own_rows(specs, monkeypatch):
+    runs = []
+    original = tf.compat.v1.Session.run
+
+    def spy(self, fetches, feed_dict=None, **kwargs):
+        runs.append(sorted(len(v) for v in (feed_dict or {}).values()))
+        return original(self, fetches, feed_dict, **kwargs)
+
+    tint = [s for s in specs if s.name == "tint"]
+    runtime = Runtime(tuple(tint), max_batch=64)
+    runtime.start()
+    assert runtime.wait_ready(60)
+    monkeypatch.setattr(tf.compat.v1.Session, "run", spy)
+    # Hold the thread busy with one job so the next ten queue up behind it.
+    gate = threading.Event()
+    original_run_batch = runtime._run_batch
+    runtime._run_batch = lambda batch: (gate.wait(5), original_run_batch(batch))
+    colours = [(200, 10, 10), (10, 200, 10), (10, 10, 200)]
+    futures = [runtime.submit(feeds_for(tint, colours[i % 3], count=2), time.monotonic() + 10) for i in range(10)]
+    time.sleep(0.2)
+    gate.set()
+    outcomes = [f.result(10) for f in futures]
+    runtime.stop()
+    for i, outcome in enumerate(outcomes):
+        assert outcome.outputs["tint"].shape == (2, 3)
+        assert list(np.argmax(outcome.outputs["tint"], axis=1)) == [i % 3] * 2
+    assert len(runs) <= 2, runs  # the first job alone, then the other nine together
+    assert max(max(r) for r in runs) >= 18
+
+
+def test_work_whose_caller_gave_up_is_not_run(specs):
+    tint = tuple(s for s in specs if s.name == "tint")
+    runtime = Runtime(tint)
+    runtime.start()
+    assert runtime.wait_ready(60)
+    gate = threading.Event()
+    original_run_batch = runtime._run_batch
+    ran = []
+    runtime._run_batch = lambda batch: (gate.wait(5), ran.append(len(batch)), original_run_batch(batch))
+    first = runtime.submit(feeds_for(tint, (200, 10, 10)), time.monotonic() + 10)
+    time.sleep(0.1)  # the thread now holds `first`
+    cancelled = runtime.submit(feeds_for(tint, (200, 10, 10)), time.monotonic() + 10)
+    expired = runtime.submit(feeds_for(tint, (200, 10, 10)), time.monotonic() + 0.05)
+    assert cancelled.cancel()
+    time.sleep(0.1)
+    gate.set()
+    assert first.result(10).outputs["tint"].shape == (1, 3)
+    with pytest.raises(Exception) as error:
+        expired.result(10)
+    assert getattr(error.value, "code", None) == "timeout"
+    runtime.stop()
+
+
+def test_a_broken_model_fails_alone(repository, tmp_path):
+    models, labels = repository
+    import shutil
+    shutil.copytree(models, tmp_path / "models")
+    (tmp_path / "models" / "bright" / "1" / "frozen_graph.pb").write_bytes(b"not a graph")
+    found = model_repository.scan(tmp_path / "models", labels)
+    runtime = Runtime(found.specs)
+    runtime.start()
+    assert runtime.wait_ready(60)
+    assert runtime.models["bright"].state == "END" and "GraphDef" in runtime.models["bright"].error
+    assert runtime.models["tint"].state == "AVAILABLE"
+    runtime.stop()
