@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import concurrent.futures
-import math
 import time
 import uuid
 from pathlib import Path
@@ -93,6 +92,12 @@ class Engine:
 
         outcome = self._infer(feeds, deadline)
         errors = dict(outcome.errors)
+        for status in statuses:
+            rows = outcome.outputs.get(status.name)
+            if rows is not None and rows.shape[1] != len(status.spec.labels):
+                errors[status.name] = (f"the model gave {rows.shape[1]} scores for {len(status.spec.labels)} labels;"
+                                       " its labels file does not match the graph")
+                del outcome.outputs[status.name]
         if len(errors) == len(statuses):
             raise ModelUnavailable("every model failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
         predictions = []
@@ -204,6 +209,3 @@ def _top_k(row: np.ndarray, labels: Sequence[str], k: int, softmax: bool) -> lis
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 2)
 
-
-def is_finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
