@@ -168,3 +168,25 @@ def test_server_keeps_serving_after_bad_input(server):
     response = raw(server, split_image(), "x=10&y=10&models=tint")
     assert response.status_code == 200
     assert server.process.poll() is None
+
+
+def test_mutated_images_never_get_a_server_error(server):
+    """A small seeded fuzz: flipped, cut and spliced bytes of real files give 200 or a 4xx JSON error."""
+    import random
+    rng = random.Random(2)
+    seeds = [split_image(fmt=fmt) for fmt in ("PNG", "JPEG", "GIF", "WEBP", "BMP")]
+    for _ in range(150):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 8)):
+            position = rng.randrange(len(data))
+            choice = rng.random()
+            if choice < 0.5:
+                data[position] = rng.randrange(256)
+            elif choice < 0.8:
+                del data[position:position + rng.randint(1, 64)]
+            else:
+                data[position:position] = rng.randbytes(rng.randint(1, 64))
+        response = raw(server, bytes(data), "x=10&y=10&models=tint")
+        assert response.status_code < 500, response.text
+        assert response.status_code == 200 or response.json()["code"]
+    assert raw(server, split_image(), "x=10&y=10").status_code == 200

@@ -1,0 +1,3 @@
+from service.train.cli import main
+
+raise SystemExit(main())

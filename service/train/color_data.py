@@ -1,0 +1,140 @@
+"""Generated training patches for the colour model: the window around a point of a photograph.
+
+A patch is drawn at a random "window" size (as a crop of a small or large photo would be), given
+light, shadow, texture, a colour cast, blur, noise and JPEG, then resized to the model input with
+the same Pillow filter Pinpoint uses. Often a different surface intrudes from an edge (the point
+is on an object, not in the middle of a swatch), so the label is always the colour at the centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.train import metal, photo, texture
+from service.train.palette import COLOR_LABELS, MULTI_HUES, SURFACES, sample_colour
+
+METALS = ("silver", "gold", "rose gold", "copper")
+ACHROMATIC = ("black", "white", "grey", "neutral")
+
+
+def surface(rng: np.random.Generator, label: str, h: int, w: int) -> np.ndarray:
+    """A lit, textured surface that a person would call `label` (any label except the two patterns)."""
+    body = sample_colour(rng, label)
+    if label in METALS:
+        return metal.render(rng, body, h, w)
+    # Light and texture change lightness; achromatic names depend on lightness, so they get less.
+    gentle = label in ACHROMATIC
+    amplitude = rng.uniform(0, 0.06 if gentle else 0.18) if rng.random() < 0.8 else 0.0
+    image = body * (1 + amplitude * texture.random_texture(rng, h, w))[..., None]
+    image = image * photo.lighting(rng, h, w, rng.uniform(0, 0.08 if gentle else 0.22))
+    if rng.random() < 0.25 and label not in ("white",):
+        image = image + 0.9 * photo.gloss(rng, h, w) * (1 - image)  # glossy paint or plastic
+    return image.astype(np.float32)
+
+
+def region_map(rng: np.random.Generator, h: int, w: int, regions: int) -> np.ndarray:
+    """Integer map of `regions` areas: stripes, cells or blobs, all small enough to meet at the centre."""
+    yy, xx = photo.coordinates(h, w)
+    layout = rng.random()
+    if layout < 0.35:  # stripes of a print or a flag
+        angle = rng.uniform(0, np.pi)
+        u = np.cos(angle) * xx + np.sin(angle) * yy + 0.1 * photo.smooth_field(rng, h, w, 3)
+        period = rng.uniform(0.25, 0.7)
+        return (np.floor(u / period).astype(int) % regions)
+    if layout < 0.75:  # a patchwork of cells, one near the centre
+        seeds = rng.uniform(-0.9, 0.9, (regions + int(rng.integers(0, 4)), 2)).astype(np.float32)
+        seeds[0] = rng.uniform(-0.2, 0.2, 2)
+        distance = (yy[..., None] - seeds[:, 0]) ** 2 + (xx[..., None] - seeds[:, 1]) ** 2
+        return np.argmin(distance, axis=-1) % regions
+    # blobs of several colours on a ground
+    index = np.zeros((h, w), dtype=int)
+    for k in range(1, regions):
+        for _ in range(int(rng.integers(1, 4))):
+            cy, cx = rng.uniform(-0.7, 0.7, 2)
+            radius = rng.uniform(0.2, 0.5)
+            blob = (yy - cy) ** 2 + (xx - cx) ** 2 + 0.05 * photo.smooth_field(rng, h, w, 3) < radius ** 2
+            index[blob] = k
+    return index
+
+
+def centre_is_mixed(index: np.ndarray, regions: int) -> bool:
+    h, w = index.shape
+    centre = index[h // 4: h - h // 4, w // 4: w - w // 4]
+    shares = np.bincount(centre.ravel(), minlength=regions) / centre.size
+    return int((shares >= 0.15).sum()) >= 2
+
+
+def multi_colour(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Two to four clearly different hues sharing the centre of the window."""
+    regions = int(rng.integers(2, 5))
+    names = list(rng.choice(MULTI_HUES, size=regions, replace=False))
+    if rng.random() < 0.3:
+        names[-1] = str(rng.choice(("white", "black")))  # prints often mix colours with white or black
+    for _ in range(20):
+        index = region_map(rng, h, w, regions)
+        if centre_is_mixed(index, regions):
+            break
+    colours = np.stack([sample_colour(rng, name) for name in names])
+    image = colours[index]
+    image = image * (1 + rng.uniform(0, 0.1) * texture.random_texture(rng, h, w))[..., None]
+    return (image * photo.lighting(rng, h, w, rng.uniform(0, 0.15))).astype(np.float32)
+
+
+def black_and_white(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Greyscale photo content or a black-and-white print: both dark and light tones, no colour."""
+    if rng.random() < 0.6:
+        grey = texture.material_crop(rng, h, w)
+    else:
+        index = region_map(rng, h, w, 2)
+        grey = index.astype(np.float32)
+        if rng.random() < 0.5:
+            grey = 1 - grey
+    low, high = np.percentile(grey, [rng.uniform(2, 20), rng.uniform(80, 98)])
+    grey = np.clip((grey - low) / max(high - low, 1e-3), 0, 1)
+    dark, light = rng.uniform(0.0, 0.15), rng.uniform(0.8, 1.0)
+    grey = dark + (light - dark) * grey ** rng.uniform(0.7, 1.4)
+    image = np.repeat(grey[..., None], 3, axis=-1)
+    return (image * (1 + rng.uniform(-0.03, 0.03, 3))).astype(np.float32)
+
+
+def render(rng: np.random.Generator, label: str, h: int, w: int) -> np.ndarray:
+    if label == "multi-colour":
+        return multi_colour(rng, h, w)
+    if label == "black and white":
+        return black_and_white(rng, h, w)
+    return surface(rng, label, h, w)
+
+
+def intrude(rng: np.random.Generator, image: np.ndarray, label: str) -> np.ndarray:
+    """Let another surface cover an edge or corner of the window, never the centre."""
+    h, w = image.shape[:2]
+    yy, xx = photo.coordinates(h, w)
+    angle = rng.uniform(0, 2 * np.pi)
+    distance = np.cos(angle) * xx + np.sin(angle) * yy
+    edge = rng.uniform(0.35, 0.85)
+    mask = (1 / (1 + np.exp(-(distance - edge) / rng.uniform(0.01, 0.08))))[..., None].astype(np.float32)
+    other = str(rng.choice([name for name in SURFACES if name != label]))
+    return image * (1 - mask) + surface(rng, other, h, w) * mask
+
+
+def patch(rng: np.random.Generator, label: str, size: int, resize: str = "bilinear") -> np.ndarray:
+    """One uint8 size×size×3 training patch of `label`, as Pinpoint's crop would hand it over."""
+    window = int(rng.integers(size - size // 4, size * 2 + 1))
+    image = render(rng, label, window, window)
+    if label not in ("multi-colour", "black and white") and rng.random() < 0.45:
+        image = intrude(rng, image, label)
+    if rng.random() < 0.3 and label not in ("white", "black and white"):
+        image = image * photo.shadow(rng, window, window, rng.uniform(0.2, 0.6))
+    if label != "black and white":
+        image = photo.colour_cast(rng, image, 0.07)
+    pixels = photo.camera(rng, image, blur=1.3, noise=0.03, jpeg=0.6)
+    return photo.resize_like_crop(pixels, size, resize)
+
+
+def dataset(seed: int, per_label: int, size: int, resize: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
+    """per_label patches of every label, uint8 [N, size, size, 3] and int labels [N], shuffled."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(COLOR_LABELS)), per_label)
+    rng.shuffle(labels)
+    images = np.stack([patch(rng, COLOR_LABELS[k], size, resize) for k in labels])
+    return images, labels.astype(np.int32)
