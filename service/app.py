@@ -16,6 +16,8 @@ from service.config import Settings
 from service.engine import Engine
 from service.observe import configure_logging, install_tools
 from service.plugin import EnginePlugin
+from service.ratelimit import MemoryBuckets
+from service import protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -35,21 +37,13 @@ class Root:
         self.v1 = V1(engine)
 
 
-def refuse_large_body(max_bytes: int) -> None:
-    """Refuse from Content-Length before a byte of the body is read (streamed bodies stop at the limit)."""
-    length = cherrypy.serving.request.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > max_bytes:
-        cherrypy.serving.response.headers["Connection"] = "close"  # the unread body is not drained
-        raise cherrypy.HTTPError(413, f"the body is larger than {max_bytes} bytes")
-
-
 def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     """Configure CherryPy for these settings and mount the application at /."""
     install_tools()
+    protect.install(protect.Guard(settings, MemoryBuckets()))
     # CherryPy pads short error bodies with spaces for Internet Explorer 5; our errors are JSON for programs.
     cherrypy._cperror._ie_friendly_error_sizes.clear()
     cherrypy.log.access_log.propagate = False  # our access line (observe.log_request) replaces it
-    cherrypy.tools.body_limit = cherrypy.Tool("before_request_body", refuse_large_body, priority=20)
     cherrypy.config.update({
         "server.socket_host": settings.host,
         "server.socket_port": settings.port,
@@ -68,8 +62,8 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
         "/": {
             "tools.request_id.on": True,
             "tools.access_log.on": True,
+            "tools.guard.on": True,
             "tools.body_limit.on": True,
-            "tools.body_limit.max_bytes": settings.max_body_bytes,
             "request.body.maxbytes": settings.max_body_bytes,
             "request.error_response": unhandled_error,
             "error_page.default": error_page,
@@ -95,9 +89,9 @@ def _page(*args, **kwargs):
 def serve(settings: Settings) -> None:
     """Run in the foreground until SIGTERM/SIGINT."""
     configure_logging(settings.log_level, settings.log_format)
-    if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening_beyond_loopback", host=settings.host,
-                    hint="put Pinpoint behind a reverse proxy; see docs/api.md")
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_keys:
+        log.warning("listening_beyond_loopback_without_auth", host=settings.host,
+                    hint="configure api_keys, or bind to 127.0.0.1 behind a reverse proxy; see docs/security.md")
     engine = Engine(settings)
     mount(engine, settings)
     EnginePlugin(cherrypy.engine, engine).subscribe()

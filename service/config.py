@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
+import re
 import os
 import tomllib
 from importlib import resources
@@ -36,10 +38,16 @@ class Settings:
     deadline_ms: float
     max_batch: int
     queue_size: int
+    fuse_models: bool
     intra_op_threads: int
     inter_op_threads: int
     log_level: str
     log_format: str
+    rate_limit_per_s: float
+    rate_limit_burst: int
+    trusted_proxies: tuple[str, ...]
+    api_keys: dict[str, str]  # name -> SHA-256 hex digest of the secret
+    rate_limit_keys: dict[str, tuple[float, int]]  # key name -> (per second, burst)
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -54,7 +62,12 @@ def _coerce(key: str, value: Any, example: Any) -> Any:
     """Bring a value from TOML, the environment or a flag to the type of its shipped default."""
     if isinstance(value, str) and not isinstance(example, str):
         text = value.strip()
-        if isinstance(example, list):
+        if isinstance(example, dict):
+            try:
+                value = json.loads(text)  # environment tables are JSON: PINPOINT_API_KEYS='{"a": "…"}'
+            except ValueError:
+                raise ConfigError(f"{key}: expected a JSON object") from None
+        elif isinstance(example, list):
             # Environment lists are JSON (`["JPEG","PNG"]`) or comma-separated (`JPEG,PNG`).
             value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
         elif isinstance(example, bool):
@@ -70,6 +83,8 @@ def _coerce(key: str, value: Any, example: Any) -> Any:
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if isinstance(example, list) and not isinstance(value, list):
         raise ConfigError(f"{key}: expected a list, got {value!r}")
+    if isinstance(example, dict) and not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a table, got {value!r}")
     if isinstance(example, str) and not isinstance(value, str):
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     return value
@@ -112,6 +127,22 @@ def _build(values: dict[str, Any]) -> Settings:
         positive(key)
     if values["log_format"] not in ("json", "console", "auto"):
         raise ConfigError(f"log_format must be json, console or auto, got {values['log_format']!r}")
+    if values["rate_limit_per_s"] < 0 or values["rate_limit_burst"] < 1:
+        raise ConfigError("rate_limit_per_s must be >= 0 and rate_limit_burst >= 1")
+    api_keys = {str(name): str(digest).lower() for name, digest in values["api_keys"].items()}
+    for name, digest in api_keys.items():
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ConfigError(f"api_keys.{name} must be a SHA-256 hex digest (64 hex characters), not the key itself")
+    rate_limit_keys = {}
+    for name, limit in values["rate_limit_keys"].items():
+        if not (isinstance(limit, list) and len(limit) == 2 and all(isinstance(v, (int, float)) for v in limit)):
+            raise ConfigError(f"rate_limit_keys.{name} must be [per_second, burst]")
+        rate_limit_keys[str(name)] = (float(limit[0]), int(limit[1]))
+    for cidr in values["trusted_proxies"]:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(f"trusted_proxies: {cidr!r} is not an address or network") from None
     root = str(values["image_root"]).strip()
     return Settings(
         host=values["host"],
@@ -131,8 +162,14 @@ def _build(values: dict[str, Any]) -> Settings:
         deadline_ms=float(values["deadline_ms"]),
         max_batch=int(values["max_batch"]),
         queue_size=int(values["queue_size"]),
+        fuse_models=bool(values["fuse_models"]),
         intra_op_threads=int(values["intra_op_threads"]),
         inter_op_threads=int(values["inter_op_threads"]),
         log_level=str(values["log_level"]).lower(),
         log_format=values["log_format"],
+        rate_limit_per_s=float(values["rate_limit_per_s"]),
+        rate_limit_burst=int(values["rate_limit_burst"]),
+        trusted_proxies=tuple(values["trusted_proxies"]),
+        api_keys=api_keys,
+        rate_limit_keys=rate_limit_keys,
     )

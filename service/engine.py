@@ -20,7 +20,7 @@ from service import imaging, paths, repository
 from service.config import Settings, load_settings
 from service.errors import BadRequest, ModelUnavailable, NotFound, PointOutOfBounds, Timeout
 from service.preprocess import prepare
-from service.runtime import Runtime
+from service.runtime import Outcome, Runtime
 from service.store import ImageStore
 
 log = structlog.get_logger("pinpoint.engine")
@@ -38,7 +38,7 @@ class Engine:
         self.config_problems = discovery.problems
         self.runtime = Runtime(discovery.specs, max_batch=settings.max_batch, queue_size=settings.queue_size,
                                intra_op_threads=settings.intra_op_threads,
-                               inter_op_threads=settings.inter_op_threads)
+                               inter_op_threads=settings.inter_op_threads, fuse_models=settings.fuse_models)
         self.store = ImageStore(settings.upload_dir, settings.upload_max_total_bytes, settings.upload_retention_s)
         self.limits = imaging.ImageLimits(settings.max_pixels, settings.max_side, settings.formats)
 
@@ -162,15 +162,22 @@ class Engine:
             feeds[spec.name] = prepare(spec.input, crops[spec.crop])
         return feeds
 
-    def _infer(self, feeds, deadline: float):
-        future = self.runtime.submit(feeds, deadline)
+    def _infer(self, feeds, deadline: float) -> Outcome:
+        """Wait for the runtime until the deadline; a model still running then is reported, not awaited."""
+        job = self.runtime.submit(feeds, deadline)
         try:
-            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+            return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
-            future.cancel()  # dropped from the queue if it has not started
-            raise Timeout("the request missed its deadline") from None
+            job.future.cancel()  # dropped from the queue if it has not started
         except concurrent.futures.CancelledError:
             raise ModelUnavailable("the runtime stopped before answering") from None
+        outputs, errors = dict(job.results), dict(job.errors)
+        if not outputs:
+            raise Timeout("the request missed its deadline")
+        for name in feeds:
+            if name not in outputs and name not in errors:
+                errors[name] = "the model missed the request's deadline"
+        return Outcome(outputs, errors, (time.monotonic() - job.queued_at) * 1000, 0.0)
 
 
 def _check_options(units: str, top_k: int, points) -> None:

@@ -47,11 +47,15 @@ class Outcome:
 
 
 @dataclasses.dataclass
-class _Job:
+class Job:
+    """Work for the inference thread; results and errors fill in model by model as runs finish."""
+
     feeds: dict[str, np.ndarray]  # model -> prepared inputs, N rows each
     deadline: float  # time.monotonic() after which nobody waits for the answer
-    future: Future
-    queued_at: float
+    future: Future = dataclasses.field(default_factory=Future)
+    queued_at: float = dataclasses.field(default_factory=time.monotonic)
+    results: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def crops(self) -> int:
@@ -60,14 +64,15 @@ class _Job:
 
 class Runtime:
     def __init__(self, specs: tuple[ModelSpec, ...], *, max_batch: int = 32, queue_size: int = 256,
-                 intra_op_threads: int = 2, inter_op_threads: int = 1):
+                 intra_op_threads: int = 2, inter_op_threads: int = 1, fuse_models: bool = False):
         self.max_batch = max_batch
+        self.fuse_models = fuse_models
         self.models = {spec.name: ModelStatus(spec, spec.name, spec.version) for spec in specs}
         self._intra, self._inter = intra_op_threads, inter_op_threads
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
-        self._carry: _Job | None = None
+        self._carry: Job | None = None
         self.thread_ident: int | None = None
 
     # ---- lifecycle (called by the engine plugin) ----
@@ -91,15 +96,16 @@ class Runtime:
         self._ready.clear()
 
     # ---- request threads ----
-    def submit(self, feeds: dict[str, np.ndarray], deadline: float) -> Future:
+    def submit(self, feeds: dict[str, np.ndarray], deadline: float) -> Job:
+        """Queue the work; job.future resolves to an Outcome once every model has answered."""
         if not self._ready.is_set():
             raise ModelUnavailable("the models are still loading", retry_after=1)
-        job = _Job(feeds, deadline, Future(), time.monotonic())
+        job = Job(feeds, deadline)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             raise Overloaded("the inference queue is full", retry_after=1) from None
-        return job.future
+        return job
 
     # ---- the inference thread ----
     def _main(self) -> None:
@@ -155,7 +161,7 @@ class Runtime:
         blank = np.full((1, spec.height, spec.width, spec.channels), 128, np.uint8)
         self._run_model(servable, prepare(spec, blank))
 
-    def _take_batch(self) -> list[_Job] | None:
+    def _take_batch(self) -> list[Job] | None:
         first = self._carry if self._carry is not None else self._queue.get()
         self._carry = None
         if first is _STOP:
@@ -173,7 +179,7 @@ class Runtime:
             crops += job.crops
         return batch
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _run_batch(self, batch: list[Job]) -> None:
         now = time.monotonic()
         live = []
         for job in batch:
@@ -186,50 +192,51 @@ class Runtime:
         if not live:
             return
         started = time.perf_counter()
-        outputs, errors = self._run_models(live)
-        run_ms = (time.perf_counter() - started) * 1000
-        offsets: dict[str, int] = {}
-        for job in live:
-            job_outputs, job_errors = {}, {}
-            for name, rows in job.feeds.items():
-                if name in errors:
-                    job_errors[name] = errors[name]
-                    continue
-                start = offsets.get(name, 0)
-                job_outputs[name] = outputs[name][start:start + len(rows)]
-                offsets[name] = start + len(rows)
-            job.future.set_result(Outcome(job_outputs, job_errors, (now - job.queued_at) * 1000, run_ms))
-
-    def _run_models(self, jobs: list[_Job]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-        """One session.run for every batched model in the batch; per-model runs only to isolate a failure."""
         feeds: dict[str, list[np.ndarray]] = {}
-        for job in jobs:
+        for job in live:
             for name, rows in job.feeds.items():
                 feeds.setdefault(name, []).append(rows)
+        for group in self._groups(feeds):
+            outputs, errors = self._run_group({name: np.concatenate(feeds[name]) for name in group})
+            _deliver(live, group, outputs, errors)  # callers at their deadline take what has arrived
+        run_ms = (time.perf_counter() - started) * 1000
+        for job in live:
+            job.future.set_result(Outcome(dict(job.results), dict(job.errors), (now - job.queued_at) * 1000, run_ms))
+
+    def _groups(self, feeds: dict[str, list]) -> list[list[str]]:
+        """Which models share a session.run: all batched ones when fused, else one model per run."""
+        batched = [name for name in feeds if name in self._servables and self._servables[name].batched]
+        others = [[name] for name in feeds if name not in batched]
+        if self.fuse_models and batched:
+            return [batched, *others]
+        return [[name] for name in batched] + others
+
+    def _run_group(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """One session.run for the group; per-model runs only to find which model failed."""
         outputs, errors = {}, {}
-        joint = {}
-        for name, parts in feeds.items():
-            servable = self._servables.get(name)
-            if servable is None or self.models[name].state != "AVAILABLE":
+        for name in list(feeds):
+            if name not in self._servables or self.models[name].state != "AVAILABLE":
                 errors[name] = f"model {name} is not available"
-            elif servable.batched:
-                joint[name] = np.concatenate(parts)
-            else:
-                outputs[name], error = self._try(servable, np.concatenate(parts))
+                del feeds[name]
+        if len(feeds) == 1:
+            (name, rows), = feeds.items()
+            outputs[name], error = self._try(self._servables[name], rows)
+            if error:
+                errors[name] = error
+            return outputs, errors
+        if not feeds:
+            return outputs, errors
+        try:
+            fetched = self._session.run(
+                {name: self._servables[name].output for name in feeds},
+                {self._servables[name].input: rows for name, rows in feeds.items()})
+            for name, rows in feeds.items():
+                outputs[name] = _rows(fetched[name], len(rows))
+        except Exception:
+            for name, rows in feeds.items():
+                outputs[name], error = self._try(self._servables[name], rows)
                 if error:
                     errors[name] = error
-        if joint:
-            try:
-                fetched = self._session.run(
-                    {name: self._servables[name].output for name in joint},
-                    {self._servables[name].input: rows for name, rows in joint.items()})
-                for name, rows in joint.items():
-                    outputs[name] = _rows(fetched[name], len(rows))
-            except Exception:
-                for name, rows in joint.items():  # find which model failed; the others still answer
-                    outputs[name], error = self._try(self._servables[name], rows)
-                    if error:
-                        errors[name] = error
         return outputs, errors
 
     def _try(self, servable, rows: np.ndarray) -> tuple[np.ndarray | None, str]:
@@ -245,15 +252,30 @@ class Runtime:
         # A scalar input (classic retrain.py graphs) takes one image per run.
         return np.stack([_rows(self._session.run(servable.output, {servable.input: row}), 1)[0] for row in rows])
 
-    def _drain_all(self) -> list[_Job]:
-        jobs = [self._carry] if isinstance(self._carry, _Job) else []
+    def _drain_all(self) -> list[Job]:
+        jobs = [self._carry] if isinstance(self._carry, Job) else []
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 return jobs
-            if isinstance(job, _Job):
+            if isinstance(job, Job):
                 jobs.append(job)
+
+
+def _deliver(jobs: list[Job], models: list[str], outputs: dict[str, np.ndarray], errors: dict[str, str]) -> None:
+    """Hand each job its own rows of the batched outputs, in the order the jobs were batched."""
+    for name in models:
+        start = 0
+        for job in jobs:
+            rows = job.feeds.get(name)
+            if rows is None:
+                continue
+            if name in errors:
+                job.errors[name] = errors[name]
+            else:
+                job.results[name] = outputs[name][start:start + len(rows)]
+            start += len(rows)
 
 
 def _rows(output: np.ndarray, count: int) -> np.ndarray:

@@ -112,6 +112,6 @@ def server(tmp_path_factory, repository, image_root) -> Server:
     models, labels = repository
     tmp = tmp_path_factory.mktemp("server")
     running = start_server(tmp, models, labels, "--image-root", str(image_root),
-                           env={"PINPOINT_MAX_BODY_BYTES": str(2_000_000)})
+                           env={"PINPOINT_MAX_BODY_BYTES": str(2_000_000), "PINPOINT_RATE_LIMIT_PER_S": "0"})
     yield running
     stop_server(running)

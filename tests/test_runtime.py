@@ -46,12 +46,12 @@ def test_session_run_happens_only_on_the_runtime_thread(specs, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(tf.compat.v1.Session, "run", spy)
-    runtime = Runtime(specs, max_batch=8)
+    runtime = Runtime(specs, max_batch=8, fuse_models=True)
     runtime.start()
     assert runtime.wait_ready(60)
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(lambda: runtime.submit(feeds_for(specs, (200, 10, 10)), time.monotonic() + 10)
-                               .result(10)) for _ in range(40)]
+                               .future.result(10)) for _ in range(40)]
         outcomes = [f.result() for f in futures]
     runtime.stop()
     assert all(int(np.argmax(o.outputs["tint"][0])) == 0 for o in outcomes)  # red
@@ -81,7 +81,7 @@ def test_waiting_jobs_share_one_run_and_get_their_own_rows(specs, monkeypatch):
     futures = [runtime.submit(feeds_for(tint, colours[i % 3], count=2), time.monotonic() + 10) for i in range(10)]
     time.sleep(0.2)
     gate.set()
-    outcomes = [f.result(10) for f in futures]
+    outcomes = [f.future.result(10) for f in futures]
     runtime.stop()
     for i, outcome in enumerate(outcomes):
         assert outcome.outputs["tint"].shape == (2, 3)
@@ -103,12 +103,12 @@ def test_work_whose_caller_gave_up_is_not_run(specs):
     time.sleep(0.1)  # the thread now holds `first`
     cancelled = runtime.submit(feeds_for(tint, (200, 10, 10)), time.monotonic() + 10)
     expired = runtime.submit(feeds_for(tint, (200, 10, 10)), time.monotonic() + 0.05)
-    assert cancelled.cancel()
+    assert cancelled.future.cancel()
     time.sleep(0.1)
     gate.set()
-    assert first.result(10).outputs["tint"].shape == (1, 3)
+    assert first.future.result(10).outputs["tint"].shape == (1, 3)
     with pytest.raises(Exception) as error:
-        expired.result(10)
+        expired.future.result(10)
     assert getattr(error.value, "code", None) == "timeout"
     runtime.stop()
 

@@ -40,6 +40,20 @@ class Classify:
         else:
             raise body.unsupported(kind)
         request = cherrypy.serving.request
-        answer = self.engine.classify(**source, **classify_args(fields), request_id=request.request_id)
+        answer = self.engine.classify(**source, **classify_args(fields), request_id=request.request_id,
+                                      deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms")))
         request.timings = answer["timings_ms"]
         return answer
+
+    def _deadline_ms(self, header: str | None) -> float:
+        """A caller may shorten its deadline with X-Deadline-Ms, never lengthen it past the configured one."""
+        configured = self.engine.settings.deadline_ms
+        if header is None:
+            return configured
+        try:
+            wanted = float(header)
+        except ValueError:
+            raise BadRequest("X-Deadline-Ms must be a number of milliseconds") from None
+        if not wanted > 0 or wanted != wanted:
+            raise BadRequest("X-Deadline-Ms must be positive")
+        return min(wanted, configured)

@@ -33,6 +33,7 @@ STATUS = {
 }
 # CherryPy raises these itself (routing, body reading); they get the contract's code too.
 CODE_FOR_STATUS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                   429: "rate_limited",
                    405: "method_not_allowed", 411: "bad_request", 413: "payload_too_large",
                    414: "bad_request", 415: "unsupported_media_type", 500: "internal_error"}
 
@@ -49,6 +50,16 @@ def render(error: PinpointError) -> bytes:
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return body(error.message, error.code)
+
+
+def refuse(error: PinpointError) -> None:
+    """Answer with this error from a tool, before the body is read or the handler runs."""
+    request = cherrypy.serving.request
+    cherrypy.serving.response.body = render(error)
+    request.handler = None
+    request.process_request_body = False
+    if request.headers.get("Content-Length", "0") not in ("", "0") or "Transfer-Encoding" in request.headers:
+        cherrypy.serving.response.headers["Connection"] = "close"  # the unread body must not pass for a request
 
 
 def json_endpoint(handler):

@@ -1,0 +1,68 @@
+"""Keras model -> frozen GraphDef + model.toml + labels file, the layout docs/models.md defines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "probs"
+
+
+def frozen_graph_def(model, height: int, width: int, channels: int = 3) -> tf.compat.v1.GraphDef:
+    """Variables folded into constants, inference mode (BatchNorm uses its moving averages, dropout
+    is off), input placeholder `input:0` and output `probs:0` so model.toml can name them."""
+    spec = tf.TensorSpec([None, height, width, channels], tf.float32, name=INPUT_NAME)
+
+    @tf.function(input_signature=[spec])
+    def serve(images):
+        return tf.identity(model(images, training=False), name=OUTPUT_NAME)
+
+    frozen = convert_variables_to_constants_v2(serve.get_concrete_function())
+    graph_def = frozen.graph.as_graph_def()
+    # Keep only what computes `probs` (drops the function's trailing Identity and any leftovers).
+    return tf.compat.v1.graph_util.extract_sub_graph(graph_def, [OUTPUT_NAME])
+
+
+def write_model(graph_def, version_dir: Path, config_toml: str) -> Path:
+    version_dir.mkdir(parents=True, exist_ok=True)
+    graph_path = version_dir / "frozen_graph.pb"
+    graph_path.write_bytes(graph_def.SerializeToString())
+    (version_dir / "model.toml").write_text(config_toml, encoding="utf-8")
+    return graph_path
+
+
+def write_labels(labels, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{label}\n" for label in labels), encoding="utf-8")
+
+
+def model_toml(*, labels_name: str, size: int, scale: float, offset: float, fraction: float,
+               min_px: int, resize: str, comment: str) -> str:
+    return f"""# {comment}
+# Written by `python -m service.train`; the format is docs/models.md.
+graph = "frozen_graph.pb"
+labels = "{labels_name}"
+
+[input]
+tensor = "{INPUT_NAME}:0"
+kind = "image"
+height = {size}
+width = {size}
+channels = 3
+dtype = "float32"
+scale = {scale!r}
+offset = {offset!r}
+
+[output]
+tensor = "{OUTPUT_NAME}:0"
+softmax = false
+
+[crop]
+fraction = {fraction!r}
+min_px = {min_px}
+keep_aspect = true
+resize = "{resize}"
+"""
