@@ -14,6 +14,7 @@ from service.api.images import Images
 from service.api.models import Models
 from service.config import Settings
 from service.engine import Engine
+from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import EnginePlugin
 from service.ratelimit import MemoryBuckets
@@ -49,6 +50,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
         "server.socket_port": settings.port,
         "server.thread_pool": settings.threads,
         "server.socket_timeout": settings.socket_timeout,
+        "server.socket_queue_size": 512,  # the listen backlog: CherryPy's 5 drops connects in any burst
         "server.max_request_body_size": 0,  # enforced below, so the refusal is the contract's JSON
         "engine.autoreload.on": False,
         "checker.on": False,
@@ -94,6 +96,7 @@ def serve(settings: Settings) -> None:
                     hint="configure api_keys, or bind to 127.0.0.1 behind a reverse proxy; see docs/security.md")
     engine = Engine(settings)
     mount(engine, settings)
+    cherrypy.server.httpserver = HTTPServer(cherrypy.server)
     EnginePlugin(cherrypy.engine, engine).subscribe()
     if hasattr(cherrypy.engine, "signal_handler"):
         cherrypy.engine.signal_handler.subscribe()

@@ -52,6 +52,18 @@ box = [16, 16]
 keep_aspect = false
 resize = "box"
 """,
+    "slow": """
+graph = "frozen_graph.pb"
+[input]
+tensor = "input:0"
+kind = "image"
+height = 8
+width = 8
+channels = 3
+scale = 0.00392156862745098
+[output]
+tensor = "probs:0"
+""",
     "jpeg": """
 graph = "frozen_graph.pb"
 [input]
@@ -67,7 +79,8 @@ fraction = 0.1
 min_px = 8
 """,
 }
-LABELS = {"tint": "red\ngreen\nblue\n", "bright": "dark\nbright\n", "jpeg": "red\ngreen\nblue\n"}
+LABELS = {"tint": "red\ngreen\nblue\n", "bright": "dark\nbright\n", "jpeg": "red\ngreen\nblue\n",
+          "slow": "red\ngreen\nblue\n"}
 
 
 def _tint() -> tf1.GraphDef:
@@ -102,10 +115,25 @@ def _jpeg() -> tf1.GraphDef:
     return graph.as_graph_def()
 
 
-BUILDERS = {"tint": _tint, "bright": _bright, "jpeg": _jpeg}
+def _slow(repeats: int = 30) -> tf1.GraphDef:
+    """`tint` plus a pile of matrix products (tens of ms a run): something to overload and time out."""
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf1.placeholder(tf.float32, [None, 8, 8, 3], name="input")
+        mean = tf.reduce_mean(images, axis=[1, 2])
+        # Tied to the input so TensorFlow cannot fold the work away at load time.
+        work = tf.ones([512, 512]) * (1.0 + 0.0 * tf.reduce_sum(mean))
+        for _ in range(repeats):
+            work = tf.tanh(tf.matmul(work, work) / 512.0)
+        tf.nn.softmax(mean * 12.0 + 0.0 * tf.reduce_mean(work), name="probs")
+    return graph.as_graph_def()
 
 
-def write_repository(root: Path, names=tuple(BUILDERS)) -> tuple[Path, Path]:
+BUILDERS = {"tint": _tint, "bright": _bright, "jpeg": _jpeg, "slow": _slow}
+DEFAULT_MODELS = ("tint", "bright", "jpeg")
+
+
+def write_repository(root: Path, names=DEFAULT_MODELS) -> tuple[Path, Path]:
     """models/<name>/1/{model.toml,frozen_graph.pb} and labels/<name>.txt under root."""
     models, labels = root / "models", root / "labels"
     labels.mkdir(parents=True, exist_ok=True)

@@ -24,11 +24,17 @@ def surface(rng: np.random.Generator, label: str, h: int, w: int) -> np.ndarray:
         return metal.render(rng, body, h, w)
     # Light and texture change lightness; achromatic names depend on lightness, so they get less.
     gentle = label in ACHROMATIC
-    amplitude = rng.uniform(0, 0.06 if gentle else 0.18) if rng.random() < 0.8 else 0.0
+    amplitude = 0.0
+    if rng.random() < 0.8:
+        amplitude = rng.uniform(0, 0.06) if gentle else rng.uniform(0, 0.35) ** 1.5 * 1.2
     image = body * (1 + amplitude * texture.random_texture(rng, h, w))[..., None]
     image = image * photo.lighting(rng, h, w, rng.uniform(0, 0.08 if gentle else 0.22))
-    if rng.random() < 0.25 and label not in ("white",):
-        image = image + 0.9 * photo.gloss(rng, h, w) * (1 - image)  # glossy paint or plastic
+    if not gentle and rng.random() < 0.35:
+        # Folds of fabric and curves of painted objects: strong shading that is *not* metal, so the
+        # model does not call every shaded orange sleeve copper.
+        image = image * photo.folds(rng, h, w, rng.uniform(0.15, 0.45))
+    if rng.random() < 0.3 and label != "white":
+        image = image + rng.uniform(0.5, 1.0) * photo.gloss(rng, h, w) * (1 - image)  # glossy paint or plastic
     return image.astype(np.float32)
 
 

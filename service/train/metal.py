@@ -46,7 +46,13 @@ def render(rng: np.random.Generator, body: np.ndarray, h: int, w: int) -> np.nda
     lit = np.minimum(brightness, 1.0) * body
     over = np.clip((brightness - 1.0) / 0.5, 0, 1)
     image = lit + over * (highlight - lit)
-    if rng.random() < 0.4:  # the surroundings' colours show faintly in the reflection
-        tint = 1 + 0.12 * np.stack([smooth_field(rng, h, w, 2) for _ in range(3)], axis=-1)
+    if rng.random() < 0.6:
+        # The surroundings show in the reflection: chrome next to a red saucer reflects red and
+        # brown, yet is still silver. Sometimes faint, sometimes a whole coloured band.
+        tint = 1 + rng.uniform(0.05, 0.3) * np.stack([smooth_field(rng, h, w, 2) for _ in range(3)], axis=-1)
         image = image * tint
+        if rng.random() < 0.4:
+            band = (np.abs(u - rng.uniform(-1, 1)) < rng.uniform(0.1, 0.4))[..., None]
+            reflected = rng.uniform(0.1, 0.8, 3).astype(np.float32) * np.minimum(brightness, 1.0)
+            image = np.where(band, 0.5 * image + 0.5 * reflected, image)
     return image.astype(np.float32)

@@ -46,6 +46,15 @@ def shadow(rng: np.random.Generator, h: int, w: int, depth: float, keep_centre: 
     return (1 - depth * inside).astype(np.float32)[..., None]
 
 
+def folds(rng: np.random.Generator, h: int, w: int, depth: float) -> np.ndarray:
+    """Soft shading bands (cloth folds, a curved surface), darkening by up to `depth`."""
+    yy, xx = coordinates(h, w)
+    angle = rng.uniform(0, np.pi)
+    u = np.cos(angle) * xx + np.sin(angle) * yy + 0.3 * smooth_field(rng, h, w, 3)
+    waves = 0.5 + 0.5 * np.sin(u * rng.uniform(2, 8) + rng.uniform(0, 2 * np.pi))
+    return (1 - depth * waves ** rng.uniform(1, 3)).astype(np.float32)[..., None]
+
+
 def colour_cast(rng: np.random.Generator, image: np.ndarray, amount: float) -> np.ndarray:
     """White balance that is a little off, per channel, as in most phone and studio photos."""
     gains = 1 + rng.uniform(-amount, amount, 3).astype(np.float32)
@@ -57,6 +66,8 @@ def gloss(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     yy, xx = coordinates(h, w)
     cy, cx = rng.uniform(-0.9, 0.9, 2)
     ry, rx = rng.uniform(0.04, 0.25, 2)
+    if rng.random() < 0.4:  # a streak, as along a tube or the rim of a lens
+        ry, rx = (ry * 4, rx / 3) if rng.random() < 0.5 else (ry / 3, rx * 4)
     return np.exp(-(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)).astype(np.float32)[..., None]
 
 

@@ -1,0 +1,80 @@
+"""The real-photo check: points on photographs that ship inside scikit-image, labelled by a person.
+
+The fixture (tests/data/real_points.json) lists {model, image, x, y, label, note}; `image` names a
+skimage.data function. None of these photographs is used to train the colour model (the texture
+photos in texture.MATERIAL_IMAGES are, so none of those is in the check).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from service.train import pipeline
+
+DEFAULT_POINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "real_points.json"
+
+
+@functools.lru_cache(maxsize=None)
+def load_image(name: str) -> Image.Image:
+    """A scikit-image sample as an RGB PIL image, with alpha flattened on white as Pinpoint does.
+
+    `name` is a skimage.data function; `name[i]` picks item i of one that returns a tuple
+    (stereo_motorcycle[1] is the right-hand view of the stereo pair)."""
+    import skimage.data
+
+    function, _, index = name.partition("[")
+    pixels = getattr(skimage.data, function)()
+    if isinstance(pixels, tuple):
+        pixels = pixels[int(index.rstrip("]") or 0)]
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        pixels = (np.clip(pixels.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
+    image = Image.fromarray(pixels)
+    if image.mode == "RGBA":
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image)
+    return image.convert("RGB")
+
+
+def load_points(path: Path | None, model: str) -> list[dict]:
+    path = Path(path or DEFAULT_POINTS)
+    return [p for p in json.loads(path.read_text(encoding="utf-8"))["points"] if p["model"] == model]
+
+
+def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict],
+          use_engine: bool | None = None) -> tuple[np.ndarray, list[str], str]:
+    """Scores [len(points), labels], the label list, and which pipeline produced them."""
+    by_image: dict[str, list[int]] = {}
+    for row, point in enumerate(points):
+        by_image.setdefault(point["image"], []).append(row)
+    use_engine = pipeline.engine_available() if use_engine is None else use_engine
+    labels = pipeline.read_labels(labels_dir, _labels_name(models_dir, model))
+    scores = np.zeros((len(points), len(labels)), dtype=np.float32)
+    if use_engine:
+        from service.engine import Engine
+
+        with Engine.open(models_dir=str(models_dir), labels_dir=str(labels_dir)) as engine:
+            for name, rows in by_image.items():
+                data = pipeline.png_bytes(load_image(name))
+                answer = engine.classify(data, points=[(points[r]["x"], points[r]["y"]) for r in rows],
+                                         units="px", models=[model], top_k=len(labels))
+                for r, prediction in zip(rows, answer["predictions"]):
+                    for result in prediction["results"][model]:
+                        scores[r, labels.index(result["label"])] = result["score"]
+        return scores, labels, "service.engine.Engine"
+    with pipeline.FrozenModel(models_dir, labels_dir, model) as frozen:
+        for name, rows in by_image.items():
+            scores[rows] = frozen.classify_points(load_image(name), [(points[r]["x"], points[r]["y"]) for r in rows])
+    return scores, labels, "service.train.pipeline (documented crop rules)"
+
+
+def _labels_name(models_dir: Path, model: str) -> str:
+    import tomllib
+
+    config = tomllib.loads((pipeline.version_dir(models_dir, model) / "model.toml").read_text(encoding="utf-8"))
+    return config.get("labels", model)
