@@ -7,6 +7,7 @@ from pathlib import Path
 import cherrypy
 import structlog
 
+from service.api.body import form_processors
 from service.api.classify import Classify
 from service.api.errors import error_page, unhandled_error
 from service.api.health import Health
@@ -67,6 +68,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "tools.guard.on": True,
             "tools.body_limit.on": True,
             "request.body.maxbytes": settings.max_body_bytes,
+            "request.body.processors": form_processors(),
             "request.error_response": unhandled_error,
             "error_page.default": error_page,
             "tools.trailing_slash.on": False,

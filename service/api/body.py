@@ -68,3 +68,28 @@ def unsupported(kind: str) -> UnsupportedMediaType:
     return UnsupportedMediaType(
         f"Content-Type {kind or '(none)'} is not accepted: send multipart/form-data, application/json, "
         "or the image itself (image/* or application/octet-stream)")
+
+
+def _refusing_malformed(processor):
+    """CherryPy's form parsers raise ValueError on malformed bodies (a bad boundary, a header without
+    a colon); that is the client's mistake, so it is a 400, not a 500."""
+
+    def process(entity):
+        try:
+            processor(entity)
+        except cherrypy.HTTPError:
+            raise
+        except (ValueError, TypeError, UnicodeError, IndexError, KeyError) as error:
+            raise cherrypy.HTTPError(400, f"the form body is malformed: {str(error)[:100]}") from None
+
+    return process
+
+
+def form_processors() -> dict:
+    from cherrypy import _cpreqbody
+
+    return {
+        "application/x-www-form-urlencoded": _refusing_malformed(_cpreqbody.process_urlencoded),
+        "multipart/form-data": _refusing_malformed(_cpreqbody.process_multipart_form_data),
+        "multipart": _refusing_malformed(_cpreqbody.process_multipart),
+    }

@@ -32,7 +32,7 @@ def limit_threads(threads: int) -> None:
 
 def train(model, images: np.ndarray, labels: np.ndarray, *, scale: float, offset: float, epochs: int,
           batch_size: int, learning_rate: float, seed: int, label_smoothing: float = 0.05,
-          rotate: bool = False, log=print) -> dict:
+          rotate: bool = False, max_steps: int | None = None, log=print) -> dict:
     """Adam with a cosine-decayed learning rate; returns the history and the wall time."""
     import keras
     import tensorflow as tf
@@ -51,7 +51,9 @@ def train(model, images: np.ndarray, labels: np.ndarray, *, scale: float, offset
             .batch(batch_size, drop_remainder=True)
             .map(prepare, num_parallel_calls=1, deterministic=True)
             .prefetch(2))
-    steps = max(1, epochs * (len(images) // batch_size))
+    if max_steps is not None:  # smoke runs: a fixed number of optimizer steps, one pass
+        data, epochs = data.repeat().take(max_steps), 1
+    steps = max_steps or max(1, epochs * (len(images) // batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),

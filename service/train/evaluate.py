@@ -1,0 +1,113 @@
+"""Measure a served model: top-1/top-5 and a per-label table, on generated or real-photo points.
+
+    python -m service.train.evaluate color                   # held-out generated set + real photos
+    python -m service.train.evaluate theme --data generated --per-label 200
+    python -m service.train.evaluate color --data real --set holdout
+
+It loads the frozen graph from models/<name>/<version>/ exactly as committed (not the Keras model),
+so these are the numbers of what Pinpoint serves. The model cards quote this command's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def accuracy_table(scores: np.ndarray, truth: np.ndarray, labels: list[str], title: str) -> str:
+    """Markdown: overall top-1/top-5, then per label n, top-1, top-5 and the most common mistake."""
+    ranked = np.argsort(-scores, axis=1)
+    top1 = ranked[:, 0] == truth
+    top5 = (ranked[:, :5] == truth[:, None]).any(axis=1)
+    lines = [f"**{title}**: {len(truth)} examples, top-1 **{top1.mean():.1%}**, top-5 **{top5.mean():.1%}**", "",
+             "| label | n | top-1 | top-5 | most often mistaken for |", "|---|---:|---:|---:|---|"]
+    for k, label in enumerate(labels):
+        rows = truth == k
+        if not rows.any():
+            continue
+        wrong = ranked[rows & ~top1, 0]
+        mistakes = ""
+        if len(wrong):
+            counts = np.bincount(wrong, minlength=len(labels))
+            mistakes = ", ".join(f"{labels[j]} ({counts[j]})" for j in np.argsort(-counts)[:2] if counts[j])
+        lines.append(f"| {label} | {rows.sum()} | {top1[rows].mean():.0%} | {top5[rows].mean():.0%} | {mistakes} |")
+    return "\n".join(lines)
+
+
+def point_table(points: list[dict], scores: np.ndarray, labels: list[str]) -> str:
+    lines = ["| set | image | x, y | label | answer (top-3) | ok |", "|---|---|---|---|---|---|"]
+    for point, row in zip(points, scores):
+        top = np.argsort(-row)[:3]
+        answer = ", ".join(f"{labels[k]} {row[k]:.2f}" for k in top)
+        ok = "yes" if labels[top[0]] == point["label"] else "**no**"
+        lines.append(f"| {point.get('set', '')} | {point['image']} | {point['x']}, {point['y']} | {point['label']} "
+                     f"| {answer} | {ok} |")
+    return "\n".join(lines)
+
+
+def generated_report(models_dir: Path, labels_dir: Path, name: str, per_label: int, seed: int) -> str:
+    from service.train import demos, pipeline
+
+    demo = demos.get(name)
+    images, truth = demo.dataset(seed, per_label)
+    with pipeline.FrozenModel(models_dir, labels_dir, name) as model:
+        scores = model.probabilities(images)
+        labels = model.labels
+    return accuracy_table(scores, truth, labels,
+                          f"Held-out generated set (seed {seed}, {per_label} per label, never trained on)")
+
+
+def real_report(models_dir: Path, labels_dir: Path, name: str, points_path: Path | None, which: str,
+                use_engine: bool | None, details: bool) -> str:
+    from service.train import realcheck
+
+    points = [p for p in realcheck.load_points(points_path, name) if which == "all" or p.get("set") == which]
+    if not points:
+        return f"(no real-photo points for {name} in set {which!r})"
+    scores, labels, how = realcheck.score(models_dir, labels_dir, name, points, use_engine)
+    truth = np.array([labels.index(p["label"]) for p in points])
+    sections = []
+    for subset in (["dev", "holdout"] if which == "all" else [which]):
+        rows = np.array([p.get("set") == subset for p in points])
+        if rows.any():
+            sections.append(accuracy_table(scores[rows], truth[rows], labels,
+                                           f"Real photographs, {subset} points (through {how})"))
+    if details:
+        sections.append(point_table(points, scores, labels))
+    return "\n\n".join(sections)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.train.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="color or theme (a demo model; generated sets need its generator)")
+    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository (default models/)")
+    parser.add_argument("--labels", type=Path, default=Path("labels"), help="labels directory (default labels/)")
+    parser.add_argument("--data", choices=("generated", "real", "all"), default="all")
+    parser.add_argument("--per-label", type=int, default=200, help="generated examples per label (default 200)")
+    parser.add_argument("--seed", type=int, default=None, help="generated set seed (default: the held-out seed)")
+    parser.add_argument("--points", type=Path, default=None, help="real-photo points JSON (default tests/data/real_points.json)")
+    parser.add_argument("--set", choices=("dev", "holdout", "all"), default="all", help="which real-photo points")
+    parser.add_argument("--engine", dest="engine", action="store_true", default=None,
+                        help="require service.engine for real photos (default: use it when present)")
+    parser.add_argument("--no-engine", dest="engine", action="store_false", help="use this package's crop code")
+    parser.add_argument("--details", action="store_true", help="also list every real-photo point and its answer")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from service.train import demos
+
+    seed = demos.HELD_OUT_SEED if args.seed is None else args.seed
+    reports = [f"## {args.model}: models/{args.model} evaluated by `python -m service.train.evaluate`"]
+    if args.data in ("generated", "all"):
+        reports.append(generated_report(args.models, args.labels, args.model, args.per_label, seed))
+    if args.data in ("real", "all"):
+        reports.append(real_report(args.models, args.labels, args.model, args.points, args.set, args.engine, args.details))
+    print("\n\n".join(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
