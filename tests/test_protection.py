@@ -208,3 +208,10 @@ def test_idle_connections_do_not_starve_the_workers(server):
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_server_paths_are_refused_without_an_image_root(guarded):
+    response = guarded.post("/v1/classify", json={"path": "split.png", "x": 1, "y": 1},
+                            headers={"X-API-Key": "bulk-key"})
+    body = assert_error(response, 403, "path_forbidden")
+    assert "no image root" in body["error"]
