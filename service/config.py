@@ -31,6 +31,8 @@ class Settings:
     upload_dir: Path
     upload_max_total_bytes: int
     upload_retention_s: float
+    decoded_cache_bytes: int
+    draft_decode: bool
     max_body_bytes: int
     max_pixels: int
     max_side: int
@@ -155,6 +157,8 @@ def _build(values: dict[str, Any]) -> Settings:
         upload_dir=Path(values["upload_dir"]).resolve(),
         upload_max_total_bytes=int(values["upload_max_total_bytes"]),
         upload_retention_s=float(values["upload_retention_s"]),
+        decoded_cache_bytes=int(values["decoded_cache_bytes"]),
+        draft_decode=bool(values["draft_decode"]),
         max_body_bytes=int(values["max_body_bytes"]),
         max_pixels=int(values["max_pixels"]),
         max_side=int(values["max_side"]),

@@ -21,6 +21,7 @@ from service.config import Settings, load_settings
 from service.errors import BadRequest, ModelUnavailable, NotFound, PointOutOfBounds, Timeout
 from service.preprocess import prepare
 from service.runtime import Outcome, Runtime
+from service.cache import DecodedCache, file_identity
 from service.store import ImageStore
 
 log = structlog.get_logger("pinpoint.engine")
@@ -41,6 +42,7 @@ class Engine:
                                inter_op_threads=settings.inter_op_threads, fuse_models=settings.fuse_models)
         self.store = ImageStore(settings.upload_dir, settings.upload_max_total_bytes, settings.upload_retention_s)
         self.limits = imaging.ImageLimits(settings.max_pixels, settings.max_side, settings.formats)
+        self.cache = DecodedCache(settings.decoded_cache_bytes)
 
     @classmethod
     @contextlib.contextmanager
@@ -68,8 +70,9 @@ class Engine:
     def ready(self) -> bool:
         return self.runtime.ready and all(s.state == "AVAILABLE" for s in self.runtime.models.values())
 
-    def decode(self, data: bytes) -> imaging.DecodedImage:
-        return imaging.decode(data, self.limits)
+    def validate(self, data: bytes) -> imaging.DecodedImage:
+        """Prove the bytes decode within the limits: a JPEG is decoded at 1/8 scale, which is enough."""
+        return imaging.decode(data, self.limits, reduce=8)
 
     def classify(self, image: bytes | None = None, *, points: Sequence[Sequence[float]], units: str = "px",
                  models: Sequence[str] | None = None, top_k: int = 5, path: str | None = None,
@@ -80,9 +83,8 @@ class Engine:
         _check_options(units, top_k, points)
         statuses = self._select_models(models)
 
-        data = self._read_source(image, path, image_id)
         decode_started = time.perf_counter()
-        decoded = self.decode(data)
+        decoded = self._decoded(image, path, image_id, [s.spec.crop for s in statuses])
         decode_ms = (time.perf_counter() - decode_started) * 1000
 
         pixel_points = [_to_pixels(i, point, units, decoded.width, decoded.height) for i, point in enumerate(points)]
@@ -140,17 +142,32 @@ class Engine:
             raise ModelUnavailable("no requested model is available" if chosen else "no models are served")
         return available
 
-    def _read_source(self, image: bytes | None, path: str | None, image_id: str | None) -> bytes:
+    def _decoded(self, image: bytes | None, path: str | None, image_id: str | None,
+                 crops: list[imaging.CropSpec]) -> imaging.DecodedImage:
+        """The image's pixels, decoded no larger than the crops need, from the cache for server files."""
         given = [name for name, value in (("image", image), ("path", path), ("image_id", image_id))
                  if value is not None]
         if len(given) != 1:
             raise BadRequest("give exactly one image source: an image, a path or an image_id"
                              + (f" (got {', '.join(given)})" if given else ""))
-        if path is not None:
-            return paths.read_limited(paths.confine(self.settings.image_root, path), self.settings.max_body_bytes)
-        if image_id is not None:
-            return self.store.get(image_id)
-        return image
+        if image is not None:
+            return self._decode_bytes(image, crops)
+        file = (paths.confine(self.settings.image_root, path) if path is not None
+                else self.store.path(image_id))
+        try:
+            key = (file_identity(file.stat()), frozenset(crops))
+        except FileNotFoundError:
+            raise NotFound("the image is gone") from None
+        decoded = self.cache.get(key)
+        if decoded is None:
+            decoded = self._decode_bytes(paths.read_limited(file, self.settings.max_body_bytes), crops)
+            self.cache.put(key, decoded)
+        return decoded
+
+    def _decode_bytes(self, data: bytes, crops: list[imaging.CropSpec]) -> imaging.DecodedImage:
+        header = imaging.probe(data, self.limits)
+        reduce = imaging.reduction(crops, header.width, header.height) if self.settings.draft_decode else 1
+        return imaging.decode_header(header, reduce)
 
     def _feeds(self, decoded: imaging.DecodedImage, points, specs) -> dict[str, np.ndarray]:
         """Each distinct crop is cut once and shared by every model that asks for the same one."""

@@ -11,7 +11,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 
@@ -33,17 +33,36 @@ class ImageLimits:
 
 
 @dataclasses.dataclass(frozen=True)
-class DecodedImage:
-    rgb: Image.Image  # mode "RGB", orientation applied
+class Header:
+    """What an image's header says, read without decoding a pixel."""
+
+    image: Image.Image  # opened, not loaded
     format: str
+    width: int  # as displayed, after EXIF orientation
+    height: int
+    orientation: int = 1  # EXIF orientation, 1 = as stored
 
     @property
-    def width(self) -> int:
-        return self.rgb.width
+    def reducible(self) -> bool:
+        """JPEG decoders can scale by 1/2, 1/4 or 1/8 while decoding (Pillow's draft mode)."""
+        return self.format in ("JPEG", "MPO")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedImage:
+    rgb: Image.Image  # mode "RGB", orientation applied; possibly decoded at reduced scale
+    format: str
+    width: int  # full size as displayed: the coordinates callers speak in
+    height: int
 
     @property
-    def height(self) -> int:
-        return self.rgb.height
+    def scale(self) -> tuple[float, float]:
+        """Decoded pixels per displayed pixel, along x and y (1.0 unless decoded at reduced scale)."""
+        return self.rgb.width / self.width, self.rgb.height / self.height
+
+    @property
+    def nbytes(self) -> int:
+        return self.rgb.width * self.rgb.height * 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +79,8 @@ class CropSpec:
     resize: str = "bilinear"
 
 
-def decode(data: bytes, limits: ImageLimits) -> DecodedImage:
-    """Bytes of an image file -> RGB image, or an InvalidImage / ImageTooLarge / Unsupported error."""
+def probe(data: bytes, limits: ImageLimits) -> Header:
+    """Open the image and check it against the limits from its header alone (so bombs cost nothing)."""
     if not data:
         raise InvalidImage("the image is empty")
     try:
@@ -81,28 +100,71 @@ def decode(data: bytes, limits: ImageLimits) -> DecodedImage:
     if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
         raise ImageTooLarge(
             f"the image is {width}x{height}; at most {limits.max_side} px a side and {limits.max_pixels} pixels are allowed")
+    orientation = _orientation(image)
+    if orientation in _TRANSPOSING:
+        width, height = height, width
+    return Header(image=image, format=image.format, width=width, height=height, orientation=orientation)
+
+
+def decode_header(header: Header, reduce: int = 1) -> DecodedImage:
+    """Decode the pixels, at 1/reduce scale where the format allows it (JPEG), as RGB."""
+    image = header.image
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if reduce > 1 and header.reducible:
+                stored_w, stored_h = image.size
+                image.draft(None, (-(-stored_w // reduce), -(-stored_h // reduce)))
             image.load()  # the first frame of animated files
-            image = _oriented(image)
+            image = _oriented(image, header.orientation)
             rgb = _to_rgb(image)
     except Image.DecompressionBombError:
         raise ImageTooLarge("the image has more pixels than allowed") from None
     except (OSError, ValueError, SyntaxError, EOFError, TypeError, IndexError, KeyError, ZeroDivisionError):
         # Truncated or corrupt data surfaces here, as any of these from Pillow's decoders.
         raise InvalidImage("the image data is truncated or corrupt") from None
-    return DecodedImage(rgb=rgb, format=image.format or "")
+    return DecodedImage(rgb=rgb, format=header.format, width=header.width, height=header.height)
 
 
-def _oriented(image: Image.Image) -> Image.Image:
-    fmt = image.format
+def decode(data: bytes, limits: ImageLimits, reduce: int = 1) -> DecodedImage:
+    """Bytes of an image file -> RGB image, or an InvalidImage / ImageTooLarge / Unsupported error."""
+    return decode_header(probe(data, limits), reduce)
+
+
+def reduction(specs, width: int, height: int, margin: float = 1.0) -> int:
+    """The largest JPEG scale-down (1, 2, 4 or 8) that still leaves every crop window at least
+    `margin` times the pixels its model's input needs: the resize is then still a reduction, and the
+    crops change by well under one grey level on average (tests/test_fast_path.py)."""
+    allowed = 8.0
+    for spec in specs:
+        left, top, right, bottom = crop_box(spec, width, height, width / 2, height / 2)
+        allowed = min(allowed, (right - left) / (spec.width * margin), (bottom - top) / (spec.height * margin))
+    reduce = 1
+    while reduce * 2 <= allowed:
+        reduce *= 2
+    return reduce
+
+
+_TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def _orientation(image: Image.Image) -> int:
     try:
-        oriented = ImageOps.exif_transpose(image)
-    except Exception:  # a malformed EXIF block should not cost the caller the image
-        return image
-    oriented.format = fmt
-    return oriented
+        return int(image.getexif().get(0x0112, 1))
+    except Exception:  # a malformed EXIF block: the image is shown as stored
+        return 1
+
+
+_TRANSPOSE = {  # EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose)
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _oriented(image: Image.Image, orientation: int) -> Image.Image:
+    method = _TRANSPOSE.get(orientation)
+    return image.transpose(method) if method is not None else image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -144,8 +206,12 @@ def crop_box(spec: CropSpec, width: int, height: int, x: float, y: float) -> tup
 
 
 def crop(image: DecodedImage, spec: CropSpec, x: float, y: float) -> np.ndarray:
-    """The region around (x, y) resized to the spec: uint8 array of shape (height, width, channels)."""
-    box = crop_box(spec, image.width, image.height, x, y)
+    """The region around (x, y) resized to the spec: uint8 array of shape (height, width, channels).
+
+    The window is placed in displayed coordinates, then mapped onto the pixels actually decoded."""
+    left, top, right, bottom = crop_box(spec, image.width, image.height, x, y)
+    scale_x, scale_y = image.scale
+    box = (left * scale_x, top * scale_y, right * scale_x, bottom * scale_y)
     region = image.rgb.resize((spec.width, spec.height), RESIZE_FILTERS[spec.resize], box=box)
     if spec.channels == 1:
         return np.asarray(region.convert("L"), dtype=np.uint8)[:, :, np.newaxis]

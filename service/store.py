@@ -47,14 +47,21 @@ class ImageStore:
         return image_id
 
     def get(self, image_id: str) -> bytes:
+        try:
+            return self.path(image_id).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no stored image {image_id!r}") from None
+
+    def path(self, image_id: str) -> Path:
+        """The file of a stored, unexpired image (NotFound otherwise)."""
         path = self._path(image_id)
         try:
             if time.time() - path.stat().st_mtime > self.retention_s:
                 path.unlink(missing_ok=True)
                 raise FileNotFoundError
-            return path.read_bytes()
         except FileNotFoundError:
             raise NotFound(f"no stored image {image_id!r}") from None
+        return path
 
     def delete(self, image_id: str) -> None:
         try:

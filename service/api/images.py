@@ -37,7 +37,7 @@ class Images:
             raise body.unsupported(kind)
         if params:
             raise BadRequest(f"unknown field(s): {', '.join(sorted(params))}")
-        decoded = self.engine.decode(data)  # refuse what could never be classified, before keeping it
+        decoded = self.engine.validate(data)  # refuse what could never be classified, before keeping it
         image_id = self.engine.store.put(data)
         cherrypy.serving.response.status = 201
         return {"image_id": image_id, "width": decoded.width, "height": decoded.height, "format": decoded.format}
