@@ -160,3 +160,22 @@ def test_each_request_is_one_json_log_line(server):
     assert len(lines) == 1
     assert lines[0]["status"] == 200 and lines[0]["path"] == "/v1/classify"
     assert lines[0]["timings"]["total"] > 0
+
+
+def test_a_large_multipart_upload_streams_through(server):
+    import os
+    noisy = Image.frombytes("RGB", (900, 600), os.urandom(900 * 600 * 3))  # incompressible: ~1.6 MB as PNG
+    buffer = io.BytesIO()
+    noisy.save(buffer, format="PNG")
+    assert 1_000_000 < len(buffer.getvalue()) < 2_000_000
+    response = server.post("/v1/classify", files={"image": ("noise.png", buffer.getvalue(), "image/png")},
+                           data={"x": 450, "y": 300, "models": "tint"})
+    assert response.status_code == 200 and response.json()["image"]["width"] == 900
+
+
+def test_multipart_fields_are_checked_like_any_other(server):
+    files = {"image": ("s.png", split_image(), "image/png")}
+    twice = server.post("/v1/classify", files=files, data=[("x", "1"), ("x", "2"), ("y", "1")])
+    assert twice.status_code == 400 and "more than once" in twice.json()["error"]
+    unknown = server.post("/v1/classify", files=files, data={"x": 1, "y": 1, "colour": "red"})
+    assert unknown.status_code == 400 and "colour" in unknown.json()["error"]
