@@ -64,7 +64,7 @@ class Job:
 
 class Runtime:
     def __init__(self, specs: tuple[ModelSpec, ...], *, max_batch: int = 32, queue_size: int = 256,
-                 intra_op_threads: int = 2, inter_op_threads: int = 1, fuse_models: bool = False):
+                 intra_op_threads: int = 2, inter_op_threads: int = 1, fuse_models: bool = True):
         self.max_batch = max_batch
         self.fuse_models = fuse_models
         self.models = {spec.name: ModelStatus(spec, spec.name, spec.version) for spec in specs}
@@ -200,7 +200,8 @@ class Runtime:
         for job in live:
             for name, rows in job.feeds.items():
                 feeds.setdefault(name, []).append(rows)
-        for group in self._groups(feeds):
+        slack_ms = (min(job.deadline for job in live) - time.monotonic()) * 1000
+        for group in self._groups(feeds, slack_ms):
             group_started = time.perf_counter()
             outputs, errors = self._run_group({name: np.concatenate(feeds[name]) for name in group})
             _deliver(live, group, outputs, errors)  # callers at their deadline take what has arrived
@@ -209,19 +210,30 @@ class Runtime:
         for job in live:
             job.future.set_result(Outcome(dict(job.results), dict(job.errors), (now - job.queued_at) * 1000, run_ms))
 
-    def _groups(self, feeds: dict[str, list]) -> list[list[str]]:
-        """Which models share a session.run (all batched ones when fused, else one model per run),
-        cheapest first, so that at a tight deadline the most models have answered."""
+    def _groups(self, feeds: dict[str, list], slack_ms: float) -> list[list[str]]:
+        """Which models share a session.run, in which order.
+
+        Fused, one run fetches every batched model: the cheapest way through. But its answers all
+        arrive at its end, so when the tightest deadline in the batch leaves less than twice the
+        run's expected time, the models run one by one, cheapest first, and whoever is cut off at the
+        deadline still gets the models that finished (a partial answer)."""
         batched = [name for name in feeds if name in self._servables and self._servables[name].batched]
         others = [[name] for name in feeds if name not in batched]
-        groups = [batched, *others] if self.fuse_models and batched else [[name] for name in batched] + others
+        expected_ms = sum(self._cost_ms.get(name, 0.0) for name in batched)
+        if self.fuse_models and batched and slack_ms > 2 * expected_ms:
+            groups = [batched, *others]
+        else:
+            groups = [[name] for name in batched] + others
         return sorted(groups, key=lambda group: sum(self._cost_ms.get(name, 0.0) for name in group))
 
     def _note_cost(self, group: list[str], elapsed_ms: float) -> None:
-        """A moving average of each model's run time, shared out over the models run together."""
+        """A moving average of each model's run time; a fused run's time is shared out in proportion
+        to what each model was expected to cost, so the estimates stay comparable."""
+        expected = {name: self._cost_ms.get(name, 0.0) for name in group}
+        total = sum(expected.values())
         for name in group:
+            share = elapsed_ms * (expected[name] / total if total > 0 else 1 / len(group))
             previous = self._cost_ms.get(name)
-            share = elapsed_ms / len(group)
             self._cost_ms[name] = share if previous is None else 0.8 * previous + 0.2 * share
 
     def _run_group(self, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
