@@ -125,3 +125,22 @@ def test_a_broken_model_fails_alone(repository, tmp_path):
     assert runtime.models["bright"].state == "END" and "GraphDef" in runtime.models["bright"].error
     assert runtime.models["tint"].state == "AVAILABLE"
     runtime.stop()
+
+
+def test_models_share_one_session_run_when_the_deadline_allows(specs, monkeypatch):
+    batched = tuple(s for s in specs if s.name in ("tint", "bright"))
+    runtime = Runtime(batched, fuse_models=True)
+    runtime.start()
+    assert runtime.wait_ready(60)
+    runs = []
+    original = tf.compat.v1.Session.run
+
+    def spy(self, fetches, *args, **kwargs):
+        runs.append(sorted(fetches) if isinstance(fetches, dict) else ["single"])
+        return original(self, fetches, *args, **kwargs)
+
+    monkeypatch.setattr(tf.compat.v1.Session, "run", spy)
+    outcome = runtime.submit(feeds_for(batched, (200, 10, 10), count=3), time.monotonic() + 10).future.result(10)
+    runtime.stop()
+    assert runs == [["bright", "tint"]]  # one run fetched both models
+    assert outcome.outputs["tint"].shape == (3, 3) and outcome.outputs["bright"].shape == (3, 2)
