@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test clean
+.PHONY: serve test bench clean
 
 # Reinstall only when the package metadata changes; the install is editable, so code edits need none.
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -17,6 +17,11 @@ serve: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
+
+# Load comes from wrk (Debian's package), a C client that leaves the cores to the server.
+bench: $(VENV)/.installed
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/pinpoint bench --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--units", default="px", choices=("px", "pct"))
     predict.add_argument("--only", dest="models_subset", help="comma-separated models (default: all)")
     predict.add_argument("--top-k", dest="top_k", type=int, default=5)
+    bench = commands.add_parser("bench", help="measure throughput and latency with wrk; write docs/benchmarks.md")
+    _common(bench)
+    bench.add_argument("--out", default="docs/benchmarks.md", help="where to write the report")
+    bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
+    bench.add_argument("--memory-requests", dest="memory_requests", type=int, default=20_000)
     return parser
 
 
@@ -63,6 +68,14 @@ def main(argv=None) -> int:
         return 0
     if args.command == "predict":
         return _predict(args, settings)
+    if args.command == "bench":
+        from service.bench.run import main as bench
+
+        if args.models:
+            os.environ["PINPOINT_MODELS"] = str(settings.models)  # the servers it starts serve the same models
+        if args.labels:
+            os.environ["PINPOINT_LABELS"] = str(settings.labels)
+        return bench(Path(args.out), settings, seconds=args.seconds, memory_requests=args.memory_requests)
     return 2
 
 
