@@ -16,6 +16,7 @@ from service.api.models import Models
 from service.config import Settings
 from service.engine import Engine
 from service.httpserver import HTTPServer
+from service.metrics import Metrics
 from service.observe import configure_logging, install_tools
 from service.plugin import EnginePlugin
 from service.ratelimit import MemoryBuckets
@@ -33,16 +34,19 @@ class V1:
 
 
 class Root:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, metrics: Metrics):
         health = Health(engine)
         self.healthz, self.readyz = health.healthz, health.readyz
+        self.metrics = metrics.page
         self.v1 = V1(engine)
 
 
 def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     """Configure CherryPy for these settings and mount the application at /."""
     install_tools()
-    protect.install(protect.Guard(settings, MemoryBuckets()))
+    metrics = Metrics(engine)
+    metrics.install()
+    protect.install(protect.Guard(settings, MemoryBuckets(), on_refused=metrics.rate_limited.inc))
     # CherryPy pads short error bodies with spaces for Internet Explorer 5; our errors are JSON for programs.
     cherrypy._cperror._ie_friendly_error_sizes.clear()
     cherrypy.log.access_log.propagate = False  # our access line (observe.log_request) replaces it
@@ -63,6 +67,8 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     })
     config = {
         "/": {
+            "tools.metrics_start.on": True,
+            "tools.metrics_end.on": True,
             "tools.request_id.on": True,
             "tools.access_log.on": True,
             "tools.guard.on": True,
@@ -76,7 +82,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
         "/index.html": {"tools.staticfile.on": True, "tools.staticfile.filename": str(STATIC_DIR / "index.html")},
         "/static": {"tools.staticdir.on": True, "tools.staticdir.dir": str(STATIC_DIR)},
     }
-    root = Root(engine)
+    root = Root(engine, metrics)
     root.index = _page
     app = cherrypy.tree.mount(root, "/", config)
     app.log.access_log.propagate = False

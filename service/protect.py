@@ -25,9 +25,10 @@ OPEN_PATHS = ("/healthz", "/readyz")
 class Guard:
     """Who is calling (API key or address), whether they may, and how often."""
 
-    def __init__(self, settings: Settings, buckets: Buckets):
+    def __init__(self, settings: Settings, buckets: Buckets, on_refused=None):
         self.settings = settings
         self.buckets = buckets
+        self.on_refused = on_refused  # called once per request refused by the rate limiter
         # Compare digests, so neither the secrets nor their length are held or leaked by timing.
         self.key_digests = {bytes.fromhex(digest): name for name, digest in settings.api_keys.items()}
         self.proxies = [ipaddress.ip_network(cidr, strict=False) for cidr in settings.trusted_proxies]
@@ -79,6 +80,8 @@ class Guard:
         headers["RateLimit-Remaining"] = str(decision.remaining)
         headers["RateLimit-Reset"] = str(math.ceil(decision.reset_s))
         if not decision.allowed:
+            if self.on_refused is not None:
+                self.on_refused()
             log.info("rate_limited", client=client, request_id=getattr(request, "request_id", None))
             refuse(PinpointError(f"rate limit exceeded: {rate:g} requests/s, bursts of {burst}",
                                  code="rate_limited", retry_after=decision.retry_after_s))

@@ -74,6 +74,7 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._carry: Job | None = None
         self._cost_ms: dict[str, float] = {}
+        self.on_batch = None  # optional callable(crops, run_ms), e.g. for metrics
         self.thread_ident: int | None = None
 
     # ---- lifecycle (called by the engine plugin) ----
@@ -87,6 +88,10 @@ class Runtime:
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
 
     def stop(self, timeout: float = 30.0) -> None:
         if self._thread is None:
@@ -207,6 +212,8 @@ class Runtime:
             _deliver(live, group, outputs, errors)  # callers at their deadline take what has arrived
             self._note_cost(group, (time.perf_counter() - group_started) * 1000)
         run_ms = (time.perf_counter() - started) * 1000
+        if self.on_batch is not None:
+            self.on_batch(sum(job.crops for job in live), run_ms)
         for job in live:
             job.future.set_result(Outcome(dict(job.results), dict(job.errors), (now - job.queued_at) * 1000, run_ms))
 

@@ -93,6 +93,8 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(guarded):
     assert int(answers[0].headers["RateLimit-Remaining"]) in (1, 2)
     time.sleep(1.1)  # a token comes back each second
     assert guarded.get("/v1/models", headers=headers).status_code == 200
+    from test_metrics import scrape, value
+    assert value(scrape(guarded), "pinpoint_rate_limited_total") >= 1
 
 
 def test_per_key_overrides_raise_the_limit(guarded):

@@ -1,0 +1,93 @@
+"""Prometheus metrics at /metrics: requests, latencies by stage, batching, queue, models, refusals.
+
+Each application gets its own registry, so several engines in one process (tests, benchmarks) never
+collide. Route labels are the API's routes, never raw paths, so a scan of random URLs cannot blow up
+the number of series.
+"""
+
+from __future__ import annotations
+
+import time
+
+import cherrypy
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from service.engine import Engine
+
+ROUTES = ("/v1/classify", "/v1/images", "/v1/models", "/healthz", "/readyz", "/metrics")
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def route(path: str) -> str:
+    for known in ROUTES:
+        if path == known or path.startswith(known + "/") or (known == "/v1/models" and path.startswith(known)):
+            return known
+    return "/" if path in ("/", "/index.html") or path.startswith("/static/") else "other"
+
+
+class Metrics:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.registry = registry = CollectorRegistry()
+        self.requests = Counter("pinpoint_requests", "HTTP requests answered", ["route", "method", "status"],
+                                registry=registry)
+        self.latency = Histogram("pinpoint_request_duration_seconds", "Time to answer a request", ["route"],
+                                 buckets=LATENCY_BUCKETS, registry=registry)
+        self.stages = Histogram("pinpoint_stage_duration_seconds",
+                                "Time per classify stage: decode, crop, queue (wait), infer", ["stage"],
+                                buckets=LATENCY_BUCKETS, registry=registry)
+        self.batch = Histogram("pinpoint_batch_crops", "Crops per session.run batch",
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=registry)
+        self.in_flight = Gauge("pinpoint_in_flight_requests", "Requests being handled", registry=registry)
+        self.rate_limited = Counter("pinpoint_rate_limited", "Requests refused by the rate limiter",
+                                    registry=registry)
+        queue = Gauge("pinpoint_queue_depth", "Inference jobs waiting", registry=registry)
+        queue.set_function(lambda: engine.runtime.queue_depth)
+        registry.register(_ModelCollector(engine))
+        engine.runtime.on_batch = lambda crops, run_ms: self.batch.observe(crops)
+
+    # ---- CherryPy hooks ----
+    def request_started(self) -> None:
+        cherrypy.serving.request.metrics_started = time.perf_counter()
+        self.in_flight.inc()
+
+    def request_ended(self) -> None:
+        request, response = cherrypy.serving.request, cherrypy.serving.response
+        started = getattr(request, "metrics_started", None)
+        if started is None:
+            return
+        self.in_flight.dec()
+        label = route(request.path_info)
+        status = str(response.status).split()[0]
+        self.requests.labels(label, request.method, status).inc()
+        self.latency.labels(label).observe(time.perf_counter() - started)
+        for stage, ms in (getattr(request, "timings", None) or {}).items():
+            if stage != "total":
+                self.stages.labels(stage).observe(ms / 1000)
+
+    def install(self) -> None:
+        cherrypy.tools.metrics_start = cherrypy.Tool("on_start_resource", self.request_started, priority=5)
+        cherrypy.tools.metrics_end = cherrypy.Tool("on_end_request", self.request_ended)
+
+    @cherrypy.expose
+    def page(self, *args, **kwargs) -> bytes:
+        cherrypy.serving.response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return generate_latest(self.registry)
+
+
+class _ModelCollector:
+    """Model states and load times, read from the runtime at scrape time."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def collect(self):
+        info = GaugeMetricFamily("pinpoint_model_info", "Served models (1 = this state)", labels=["model", "version", "state"])
+        load = GaugeMetricFamily("pinpoint_model_load_seconds", "Time to import and warm each model",
+                                 labels=["model", "version"])
+        for status in self.engine.runtime.models.values():
+            info.add_metric([status.name, str(status.version), status.state], 1)
+            load.add_metric([status.name, str(status.version)], status.load_ms / 1000)
+        yield info
+        yield load

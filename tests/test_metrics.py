@@ -1,0 +1,54 @@
+"""GET /metrics: Prometheus text that parses, with counters that match the requests sent."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import split_image
+
+
+def scrape(server) -> dict:
+    response = server.get("/metrics")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_counters_match_the_requests_sent(server):
+    before = scrape(server)
+    for _ in range(7):
+        server.post("/v1/classify?x=1&y=1&models=tint", data=split_image(), headers={"Content-Type": "image/png"})
+    for _ in range(3):
+        server.post("/v1/classify?x=999&y=1", data=split_image(), headers={"Content-Type": "image/png"})
+    after = scrape(server)
+    ok = dict(name="pinpoint_requests_total", route="/v1/classify", method="POST")
+    assert value(after, **ok, status="200") - value(before, **ok, status="200") == 7
+    assert value(after, **ok, status="400") - value(before, **ok, status="400") == 3
+    count = "pinpoint_request_duration_seconds_count"
+    assert value(after, count, route="/v1/classify") - value(before, count, route="/v1/classify") == 10
+    for stage in ("decode", "crop", "queue", "infer"):
+        assert value(after, "pinpoint_stage_duration_seconds_count", stage=stage) - \
+            value(before, "pinpoint_stage_duration_seconds_count", stage=stage) == 7
+    assert value(after, "pinpoint_batch_crops_count") - value(before, "pinpoint_batch_crops_count") >= 7
+
+
+def test_models_queue_and_in_flight_are_reported(server):
+    samples = scrape(server)
+    assert value(samples, "pinpoint_model_info", model="tint", version="1", state="AVAILABLE") == 1
+    assert value(samples, "pinpoint_model_load_seconds", model="tint", version="1") > 0
+    assert value(samples, "pinpoint_queue_depth") == 0
+    assert value(samples, "pinpoint_in_flight_requests") == 1  # the scrape itself
+
+
+def test_random_paths_do_not_create_series(server):
+    for i in range(20):
+        server.get(f"/no/such/path/{i}")
+    routes = {dict(labels).get("route") for (name, labels) in scrape(server) if name == "pinpoint_requests_total"}
+    assert routes <= {"/v1/classify", "/v1/images", "/v1/models", "/healthz", "/readyz", "/metrics", "/", "other"}
