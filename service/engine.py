@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import concurrent.futures
 import time
+import threading
 import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -32,17 +33,60 @@ MAX_TOP_K = 20
 
 class Engine:
     def __init__(self, settings: Settings):
+        self.on_batch = None  # passed to every runtime this engine makes (metrics)
+        self.draining = False  # set on shutdown: /readyz says 503 while in-flight work finishes
+        self._leases: dict[int, int] = {}  # id(runtime) -> requests using it, so a reload can wait for them
+        self._lease_lock = threading.Condition()
+        self._configure(settings)
+        self.runtime = self._new_runtime(settings)
+
+    def _configure(self, settings: Settings) -> None:
         self.settings = settings
-        discovery = repository.scan(settings.models, settings.labels)
-        for model, problem in discovery.problems.items():
-            log.error("model_config_invalid", model=model, error=problem)
-        self.config_problems = discovery.problems
-        self.runtime = Runtime(discovery.specs, max_batch=settings.max_batch, queue_size=settings.queue_size,
-                               intra_op_threads=settings.intra_op_threads,
-                               inter_op_threads=settings.inter_op_threads, fuse_models=settings.fuse_models)
         self.store = ImageStore(settings.upload_dir, settings.upload_max_total_bytes, settings.upload_retention_s)
         self.limits = imaging.ImageLimits(settings.max_pixels, settings.max_side, settings.formats)
         self.cache = DecodedCache(settings.decoded_cache_bytes)
+
+    def _new_runtime(self, settings: Settings) -> Runtime:
+        discovery = repository.scan(settings.models, settings.labels)
+        for model, problem in discovery.problems.items():
+            log.error("model_config_invalid", model=model, error=problem)
+        runtime = Runtime(discovery.specs, max_batch=settings.max_batch, queue_size=settings.queue_size,
+                          intra_op_threads=settings.intra_op_threads,
+                          inter_op_threads=settings.inter_op_threads, fuse_models=settings.fuse_models)
+        runtime.on_batch = lambda crops, run_ms: self.on_batch and self.on_batch(crops, run_ms)
+        return runtime
+
+    def reload(self, settings: Settings, ready_timeout: float = 300) -> None:
+        """Serve a fresh scan of the model repository, with these settings, without dropping a request:
+        the new runtime loads and warms beside the old one, takes over, and the old one stops once the
+        requests that were using it have their answers."""
+        runtime = self._new_runtime(settings)
+        runtime.start()
+        if not runtime.wait_ready(ready_timeout):
+            runtime.stop()
+            raise ModelUnavailable("the reloaded models did not load in time")
+        old = self.runtime
+        self._configure(settings)
+        self.runtime = runtime
+        with self._lease_lock:
+            self._lease_lock.wait_for(lambda: self._leases.get(id(old), 0) == 0, timeout=settings.deadline_ms / 1000 + 5)
+        old.stop()
+        log.info("reloaded", models={name: status.version for name, status in runtime.models.items()})
+
+    @contextlib.contextmanager
+    def _lease(self) -> Iterator[Runtime]:
+        """The current runtime, held for one request."""
+        with self._lease_lock:
+            runtime = self.runtime
+            self._leases[id(runtime)] = self._leases.get(id(runtime), 0) + 1
+        try:
+            yield runtime
+        finally:
+            with self._lease_lock:
+                self._leases[id(runtime)] -= 1
+                if not self._leases[id(runtime)]:
+                    del self._leases[id(runtime)]
+                self._lease_lock.notify_all()
 
     @classmethod
     @contextlib.contextmanager
@@ -68,7 +112,9 @@ class Engine:
 
     @property
     def ready(self) -> bool:
-        return self.runtime.ready and all(s.state == "AVAILABLE" for s in self.runtime.models.values())
+        runtime = self.runtime
+        return (not self.draining and runtime.ready
+                and all(s.state == "AVAILABLE" for s in runtime.models.values()))
 
     def validate(self, data: bytes) -> imaging.DecodedImage:
         """Prove the bytes decode within the limits: a JPEG is decoded at 1/8 scale, which is enough."""
@@ -78,10 +124,16 @@ class Engine:
                  models: Sequence[str] | None = None, top_k: int = 5, path: str | None = None,
                  image_id: str | None = None, deadline_ms: float | None = None,
                  request_id: str | None = None) -> dict:
+        with self._lease() as runtime:  # one runtime for the whole request, even across a reload
+            return self._classify(runtime, image, points=points, units=units, models=models, top_k=top_k,
+                                  path=path, image_id=image_id, deadline_ms=deadline_ms, request_id=request_id)
+
+    def _classify(self, runtime: Runtime, image, *, points, units, models, top_k, path, image_id, deadline_ms,
+                  request_id) -> dict:
         started = time.perf_counter()
         deadline = time.monotonic() + (deadline_ms or self.settings.deadline_ms) / 1000
         _check_options(units, top_k, points)
-        statuses = self._select_models(models)
+        statuses = self._select_models(runtime, models)
 
         decode_started = time.perf_counter()
         decoded = self._decoded(image, path, image_id, [s.spec.crop for s in statuses])
@@ -92,7 +144,7 @@ class Engine:
         feeds = self._feeds(decoded, pixel_points, [s.spec for s in statuses])
         crop_ms = (time.perf_counter() - crop_started) * 1000
 
-        outcome = self._infer(feeds, deadline)
+        outcome = self._infer(runtime, feeds, deadline)
         errors = dict(outcome.errors)
         for status in statuses:
             rows = outcome.outputs.get(status.name)
@@ -126,8 +178,8 @@ class Engine:
         }
 
     # ---- steps ----
-    def _select_models(self, names: Sequence[str] | None):
-        served = self.runtime.models
+    def _select_models(self, runtime: Runtime, names: Sequence[str] | None):
+        served = runtime.models
         if names:
             unknown = [name for name in names if name not in served]
             if unknown:
@@ -135,7 +187,7 @@ class Engine:
             chosen = [served[name] for name in dict.fromkeys(names)]
         else:
             chosen = list(served.values())
-        if not self.runtime.ready:
+        if not runtime.ready:
             raise ModelUnavailable("the models are still loading", retry_after=1)
         available = [status for status in chosen if status.state == "AVAILABLE"]
         if not available:
@@ -179,9 +231,9 @@ class Engine:
             feeds[spec.name] = prepare(spec.input, crops[spec.crop])
         return feeds
 
-    def _infer(self, feeds, deadline: float) -> Outcome:
+    def _infer(self, runtime: Runtime, feeds, deadline: float) -> Outcome:
         """Wait for the runtime until the deadline; a model still running then is reported, not awaited."""
-        job = self.runtime.submit(feeds, deadline)
+        job = runtime.submit(feeds, deadline)
         try:
             return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:

@@ -45,7 +45,7 @@ class Metrics:
         queue = Gauge("pinpoint_queue_depth", "Inference jobs waiting", registry=registry)
         queue.set_function(lambda: engine.runtime.queue_depth)
         registry.register(_ModelCollector(engine))
-        engine.runtime.on_batch = lambda crops, run_ms: self.batch.observe(crops)
+        engine.on_batch = lambda crops, run_ms: self.batch.observe(crops)
 
     # ---- CherryPy hooks ----
     def request_started(self) -> None:
