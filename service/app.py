@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cherrypy
 import structlog
+from cherrypy.process import plugins
 
 from service.api.body import form_processors
 from service.api.classify import Classify
@@ -55,7 +56,8 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
         "server.socket_port": settings.port,
         "server.thread_pool": settings.threads,
         "server.socket_timeout": settings.socket_timeout,
-        "server.socket_queue_size": 512,  # the listen backlog: CherryPy's 5 drops connects in any burst
+        "server.socket_queue_size": 512,
+        "server.shutdown_timeout": settings.drain_timeout_s,  # in-flight requests may finish this long  # the listen backlog: CherryPy's 5 drops connects in any burst
         "server.max_request_body_size": 0,  # enforced below, so the refusal is the contract's JSON
         "engine.autoreload.on": False,
         "checker.on": False,
@@ -96,19 +98,27 @@ def _page(*args, **kwargs):
     return cherrypy.lib.static.serve_file(str(STATIC_DIR / "index.html"), content_type="text/html")
 
 
-def serve(settings: Settings) -> None:
-    """Run in the foreground until SIGTERM/SIGINT."""
-    configure_logging(settings.log_level, settings.log_format)
+def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> None:
+    """Run until SIGTERM/SIGINT: in the foreground, or detached as a daemon with a pidfile."""
+    log_format = "json" if daemonize and settings.log_format == "auto" else settings.log_format
+    configure_logging(settings.log_level, log_format)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_keys:
         log.warning("listening_beyond_loopback_without_auth", host=settings.host,
                     hint="configure api_keys, or bind to 127.0.0.1 behind a reverse proxy; see docs/security.md")
     engine = Engine(settings)
     mount(engine, settings)
     cherrypy.server.httpserver = HTTPServer(cherrypy.server)
-    EnginePlugin(cherrypy.engine, engine).subscribe()
-    if hasattr(cherrypy.engine, "signal_handler"):
-        cherrypy.engine.signal_handler.subscribe()
+    bus = cherrypy.engine
+    if daemonize:
+        # Fork before anything starts: the Daemonizer runs at priority 65, the engine at 70.
+        plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()
+        plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
+    EnginePlugin(bus, engine, reread_settings).subscribe()
+    if hasattr(bus, "signal_handler"):
+        # CherryPy re-executes the whole process on SIGHUP; a reload here is the graceful one instead.
+        bus.signal_handler.handlers["SIGHUP"] = bus.graceful
+        bus.signal_handler.subscribe()
     log.info("serving", url=f"http://{settings.host}:{settings.port}/", models=str(settings.models),
-             image_root=str(settings.image_root) if settings.image_root else None)
-    cherrypy.engine.start()
-    cherrypy.engine.block()
+             image_root=str(settings.image_root) if settings.image_root else None, daemon=daemonize)
+    bus.start()
+    bus.block()

@@ -35,6 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--threads", type=int, help="HTTP worker threads (default 10)")
     serve.add_argument("--image-root", dest="image_root", help="allow `path` requests for images under this directory")
+    serve.add_argument("--daemonize", action="store_true", help=argparse.SUPPRESS)  # what `pinpoint start` runs
+
+    for name, text in (("start", "start the server as a background daemon (pidfile, log file)"),
+                       ("restart", "stop the daemon, then start it")):
+        daemon = commands.add_parser(name, help=text)
+        _common(daemon)
+        daemon.add_argument("--host")
+        daemon.add_argument("--port", type=int)
+        daemon.add_argument("--threads", type=int)
+        daemon.add_argument("--image-root", dest="image_root")
+    for name, text in (("stop", "stop the daemon: drain in-flight requests, then exit"),
+                       ("status", "is the daemon running? (LSB exit codes: 0 yes, 1 dead with pidfile, 3 no)"),
+                       ("reload", "re-read settings and the model repository without dropping requests (SIGHUP)")):
+        _common(commands.add_parser(name, help=text))
 
     predict = commands.add_parser("predict", help="classify a point of an image in-process, no server")
     _common(predict)
@@ -64,8 +78,19 @@ def main(argv=None) -> int:
     if args.command == "serve":
         from service.app import serve
 
-        serve(settings)
+        serve(settings, daemonize=args.daemonize, reread_settings=lambda: _settings(args))
         return 0
+    if args.command in ("start", "stop", "status", "restart", "reload"):
+        from service import daemon
+
+        forwarded = list(argv if argv is not None else sys.argv[1:])
+        forwarded.remove(args.command)
+        if args.command == "restart":
+            stopped = daemon.stop(settings)
+            return stopped if stopped else daemon.start(settings, forwarded)
+        if args.command == "start":
+            return daemon.start(settings, forwarded)
+        return getattr(daemon, args.command)(settings)
     if args.command == "predict":
         return _predict(args, settings)
     if args.command == "bench":

@@ -25,6 +25,10 @@ class Settings:
     port: int
     threads: int
     socket_timeout: float
+    drain_timeout_s: float
+    drain_delay_s: float
+    pidfile: Path
+    log_file: Path
     models: Path
     labels: Path
     image_root: Path | None
@@ -47,6 +51,8 @@ class Settings:
     log_format: str
     rate_limit_per_s: float
     rate_limit_burst: int
+    rate_limit_backend: str
+    rate_limit_fail_open: bool
     trusted_proxies: tuple[str, ...]
     api_keys: dict[str, str]  # name -> SHA-256 hex digest of the secret
     rate_limit_keys: dict[str, tuple[float, int]]  # key name -> (per second, burst)
@@ -129,6 +135,11 @@ def _build(values: dict[str, Any]) -> Settings:
         positive(key)
     if values["log_format"] not in ("json", "console", "auto"):
         raise ConfigError(f"log_format must be json, console or auto, got {values['log_format']!r}")
+    backend = str(values["rate_limit_backend"])
+    if backend != "memory" and not backend.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"rate_limit_backend must be 'memory' or a redis:// URL, got {backend!r}")
+    if values["drain_timeout_s"] <= 0 or values["drain_delay_s"] < 0:
+        raise ConfigError("drain_timeout_s must be positive and drain_delay_s not negative")
     if values["rate_limit_per_s"] < 0 or values["rate_limit_burst"] < 1:
         raise ConfigError("rate_limit_per_s must be >= 0 and rate_limit_burst >= 1")
     api_keys = {str(name): str(digest).lower() for name, digest in values["api_keys"].items()}
@@ -151,6 +162,10 @@ def _build(values: dict[str, Any]) -> Settings:
         port=int(values["port"]),
         threads=int(values["threads"]),
         socket_timeout=float(values["socket_timeout"]),
+        drain_timeout_s=float(values["drain_timeout_s"]),
+        drain_delay_s=float(values["drain_delay_s"]),
+        pidfile=Path(values["pidfile"]).resolve(),
+        log_file=Path(values["log_file"]).resolve(),
         models=Path(values["models"]).resolve(),
         labels=Path(values["labels"]).resolve(),
         image_root=Path(root).resolve() if root else None,
@@ -173,6 +188,8 @@ def _build(values: dict[str, Any]) -> Settings:
         log_format=values["log_format"],
         rate_limit_per_s=float(values["rate_limit_per_s"]),
         rate_limit_burst=int(values["rate_limit_burst"]),
+        rate_limit_backend=str(values["rate_limit_backend"]),
+        rate_limit_fail_open=bool(values["rate_limit_fail_open"]),
         trusted_proxies=tuple(values["trusted_proxies"]),
         api_keys=api_keys,
         rate_limit_keys=rate_limit_keys,
