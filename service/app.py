@@ -20,7 +20,7 @@ from service.httpserver import HTTPServer
 from service.metrics import Metrics
 from service.observe import configure_logging, install_tools
 from service.plugin import EnginePlugin
-from service.ratelimit import MemoryBuckets
+from service.ratelimit import MemoryBuckets, RedisBuckets
 from service import protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -42,12 +42,25 @@ class Root:
         self.v1 = V1(engine)
 
 
+def buckets_for(settings: Settings, metrics: Metrics):
+    """Rate-limit buckets in this process, or in Redis when replicas must share them."""
+    if settings.rate_limit_backend == "memory":
+        return MemoryBuckets()
+
+    def backend_failed(error):
+        metrics.rate_limit_backend_errors.inc()
+        log.warning("rate_limit_backend_unreachable", error=str(error)[:200],
+                    fail_open=settings.rate_limit_fail_open)
+
+    return RedisBuckets(settings.rate_limit_backend, settings.rate_limit_fail_open, on_error=backend_failed)
+
+
 def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     """Configure CherryPy for these settings and mount the application at /."""
     install_tools()
     metrics = Metrics(engine)
     metrics.install()
-    protect.install(protect.Guard(settings, MemoryBuckets(), on_refused=metrics.rate_limited.inc))
+    protect.install(protect.Guard(settings, buckets_for(settings, metrics), on_refused=metrics.rate_limited.inc))
     # CherryPy pads short error bodies with spaces for Internet Explorer 5; our errors are JSON for programs.
     cherrypy._cperror._ie_friendly_error_sizes.clear()
     cherrypy.log.access_log.propagate = False  # our access line (observe.log_request) replaces it

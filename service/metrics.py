@@ -42,6 +42,9 @@ class Metrics:
         self.in_flight = Gauge("pinpoint_in_flight_requests", "Requests being handled", registry=registry)
         self.rate_limited = Counter("pinpoint_rate_limited", "Requests refused by the rate limiter",
                                     registry=registry)
+        self.rate_limit_backend_errors = Counter(
+            "pinpoint_rate_limit_backend_errors", "Rate-limit checks that could not reach the shared backend",
+            registry=registry)
         queue = Gauge("pinpoint_queue_depth", "Inference jobs waiting", registry=registry)
         queue.set_function(lambda: engine.runtime.queue_depth)
         registry.register(_ModelCollector(engine))

@@ -59,3 +59,50 @@ def _decision(allowed: bool, tokens: float, rate: float, burst: int) -> Decision
         reset_s=missing / rate if rate > 0 else 0.0,
         retry_after_s=0.0 if allowed else (1.0 - tokens) / rate if rate > 0 else 1.0,
     )
+
+
+# Atomic in Redis: read, refill, take, write. Time comes from the Redis server, so replicas whose
+# clocks disagree still share one consistent bucket.
+_TAKE = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+local full_in = (burst - tokens) / math.max(rate, 0.000001)
+redis.call('PEXPIRE', KEYS[1], math.ceil(full_in * 1000) + 1000)
+return {allowed, tostring(tokens)}
+"""
+
+
+class RedisBuckets:
+    """Buckets shared by every replica through one Redis. When Redis cannot be reached the request is
+    let through (fail open) or refused (fail closed), as configured; either way it is logged and counted."""
+
+    def __init__(self, url: str, fail_open: bool = True, on_error=None, prefix: str = "pinpoint:bucket:"):
+        import redis  # only needed when this backend is chosen
+
+        self._errors = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+        self._take = self._client.register_script(_TAKE)
+        self.fail_open = fail_open
+        self.on_error = on_error
+        self.prefix = prefix
+
+    def take(self, key: str, rate: float, burst: int) -> Decision:
+        try:
+            allowed, tokens = self._take(keys=[self.prefix + key], args=[rate, burst])
+        except self._errors as error:
+            if self.on_error is not None:
+                self.on_error(error)
+            # Failing open: as if the bucket were full. Failing closed: as if it were empty.
+            return _decision(self.fail_open, float(burst - 1) if self.fail_open else 0.0, rate, burst)
+        return _decision(bool(allowed), float(tokens), rate, burst)
