@@ -48,6 +48,7 @@ def assign_request_id() -> None:
     request.request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
     request.started = time.perf_counter()
     request.timings = None
+    request.models = None
     cherrypy.serving.response.headers["X-Request-ID"] = request.request_id
 
 
@@ -65,6 +66,7 @@ def log_request() -> None:
         client=request.remote.ip,
         duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
         timings=getattr(request, "timings", None),
+        models=getattr(request, "models", None),
     )
 
 

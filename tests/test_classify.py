@@ -160,6 +160,7 @@ def test_each_request_is_one_json_log_line(server):
     assert len(lines) == 1
     assert lines[0]["status"] == 200 and lines[0]["path"] == "/v1/classify"
     assert lines[0]["timings"]["total"] > 0
+    assert lines[0]["models"] == {"bright": 1, "jpeg": 1, "tint": 1} and lines[0]["client"] == "127.0.0.1"
 
 
 def test_a_large_multipart_upload_streams_through(server):

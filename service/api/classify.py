@@ -43,6 +43,7 @@ class Classify:
         answer = self.engine.classify(**source, **classify_args(fields), request_id=request.request_id,
                                       deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms")))
         request.timings = answer["timings_ms"]
+        request.models = {name: model["version"] for name, model in answer["models"].items()}
         return answer
 
     def _deadline_ms(self, header: str | None) -> float:
