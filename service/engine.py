@@ -19,7 +19,7 @@ import structlog
 
 from service import imaging, paths, repository
 from service.config import Settings, load_settings
-from service.errors import BadRequest, ModelUnavailable, NotFound, PointOutOfBounds, Timeout
+from service.errors import BadRequest, ModelUnavailable, NotFound, PinpointError, PointOutOfBounds, Timeout
 from service.preprocess import prepare
 from service.runtime import Outcome, Runtime
 from service.cache import DecodedCache, file_identity
@@ -27,6 +27,16 @@ from service.store import ImageStore
 
 log = structlog.get_logger("pinpoint.engine")
 
+def _sample(fmt: str) -> bytes:
+    import io
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+_SAMPLES = [_sample(fmt) for fmt in ("JPEG", "PNG")]
 MAX_POINTS = 256
 MAX_TOP_K = 20
 
@@ -106,6 +116,12 @@ class Engine:
 
     def start(self) -> None:
         self.runtime.start()
+        # Pillow loads its decoders lazily: pay that here rather than in the first request.
+        for sample in _SAMPLES:
+            try:
+                imaging.decode(sample, self.limits)
+            except PinpointError:
+                pass  # a format this server does not accept
 
     def stop(self) -> None:
         self.runtime.stop()

@@ -150,6 +150,7 @@ class Runtime:
             status.load_ms = round(status.load_ms + (time.perf_counter() - started) * 1000, 1)
             log.info("model_loaded", model=name, version=status.version, state=status.state,
                      load_ms=status.load_ms, labels=len(status.spec.labels))
+        self._warm_up_fused()
         self._ready.set()
         try:
             while True:
@@ -169,6 +170,20 @@ class Runtime:
         spec = servable.spec.input
         blank = np.full((1, spec.height, spec.width, spec.channels), 128, np.uint8)
         self._run_model(servable, prepare(spec, blank))
+
+    def _warm_up_fused(self) -> None:
+        """TensorFlow prepares each distinct set of fetches on its first run: do the fused one now too."""
+        from service.preprocess import prepare
+
+        available = [s for name, s in self._servables.items()
+                     if s.batched and self.models[name].state == "AVAILABLE"]
+        if not self.fuse_models or len(available) < 2:
+            return
+        feeds = {}
+        for servable in available:
+            spec = servable.spec.input
+            feeds[servable.name] = prepare(spec, np.full((1, spec.height, spec.width, spec.channels), 128, np.uint8))
+        self._run_group(feeds)
 
     def _take_batch(self) -> list[Job] | None:
         first = self._carry if self._carry is not None else self._queue.get()
