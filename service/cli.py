@@ -1,4 +1,5 @@
-"""The `pinpoint` command: serve over HTTP, or predict in-process with the same pipeline."""
+"""The `pinpoint` command: serve over HTTP, or predict in-process with the same pipeline; run the
+daemon, the benchmark, and the demo models' training and evaluation."""
 
 from __future__ import annotations
 
@@ -64,12 +65,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="docs/benchmarks.md", help="where to write the report")
     bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     bench.add_argument("--memory-requests", dest="memory_requests", type=int, default=20_000)
+    # The demo models' own tools; their options are theirs (`pinpoint train-demo --help`).
+    for name, text in (("train-demo", "train the demo models (python -m service.train)"),
+                       ("evaluate", "accuracy of a demo model (python -m service.train.evaluate)")):
+        commands.add_parser(name, help=text, add_help=False)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv[:1] == ["train-demo"]:
+        from service.train.cli import main as train
+
+        return train(argv[1:])
+    if argv[:1] == ["evaluate"]:
+        from service.train.evaluate import main as evaluate
+
+        return evaluate(argv[1:])
+    args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
     except (ConfigError, OSError) as error:
@@ -83,7 +97,7 @@ def main(argv=None) -> int:
     if args.command in ("start", "stop", "status", "restart", "reload"):
         from service import daemon
 
-        forwarded = list(argv if argv is not None else sys.argv[1:])
+        forwarded = list(argv)
         forwarded.remove(args.command)
         if args.command == "restart":
             stopped = daemon.stop(settings)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.train import metal, photo, texture
+from service.train import metal, photo, prints, texture
 from service.train.palette import COLOR_LABELS, MULTI_HUES, SURFACES, sample_colour
 
 METALS = ("silver", "gold", "rose gold", "copper")
 ACHROMATIC = ("black", "white", "grey", "neutral")
+# Share of each label in the *training* set. Metal is rare at a clicked point and looks like glossy
+# paint under some light, so the model sees it less often and needs more evidence to answer it.
+TRAINING_SHARE = {"gold": 0.5, "rose gold": 0.4, "copper": 0.4, "silver": 0.8}
 
 
 def surface(rng: np.random.Generator, label: str, h: int, w: int) -> np.ndarray:
@@ -35,7 +38,31 @@ def surface(rng: np.random.Generator, label: str, h: int, w: int) -> np.ndarray:
         image = image * photo.folds(rng, h, w, rng.uniform(0.15, 0.45))
     if rng.random() < 0.3 and label != "white":
         image = image + rng.uniform(0.5, 1.0) * photo.gloss(rng, h, w) * (1 - image)  # glossy paint or plastic
+    if label == "black" and rng.random() < 0.25:
+        image = specks(rng, image)  # dust, glitter, a night sky: still black
     return image.astype(np.float32)
+
+
+def specks(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    for _ in range(int(rng.integers(1, 6))):
+        y, x = int(rng.integers(h)), int(rng.integers(w))
+        radius = int(rng.integers(0, 2))
+        image[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1] = rng.uniform(0.3, 1.0, 3)
+    return image
+
+
+def marks(rng: np.random.Generator, image: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """A few printed letters on the surface (a label, a logo): the surface keeps its name."""
+    from PIL import Image, ImageDraw
+
+    h, w = image.shape[:2]
+    canvas = Image.new("L", (w, h), 0)
+    size = max(6, int(h * rng.uniform(0.2, 0.45)))
+    ImageDraw.Draw(canvas).text((rng.uniform(-w / 2, w / 3), rng.uniform(-size / 2, h - size)),
+                                prints._word(rng), fill=255, font=prints.font(size))
+    coverage = (np.asarray(canvas, dtype=np.float32) / 255)[..., None]
+    return image * (1 - coverage) + ink * coverage
 
 
 def region_map(rng: np.random.Generator, h: int, w: int, regions: int) -> np.ndarray:
@@ -88,8 +115,11 @@ def multi_colour(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 def black_and_white(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Greyscale photo content or a black-and-white print: both dark and light tones, no colour."""
-    if rng.random() < 0.6:
+    choice = rng.random()
+    if choice < 0.45:
         grey = texture.material_crop(rng, h, w)
+    elif choice < 0.7:  # print and handwriting: dark letters on paper
+        grey = prints.text(rng, max(h, w))[:h, :w].mean(axis=-1)
     else:
         index = region_map(rng, h, w, 2)
         grey = index.astype(np.float32)
@@ -112,13 +142,26 @@ def render(rng: np.random.Generator, label: str, h: int, w: int) -> np.ndarray:
 
 
 def intrude(rng: np.random.Generator, image: np.ndarray, label: str) -> np.ndarray:
-    """Let another surface cover an edge or corner of the window, never the centre."""
+    """Put the labelled surface in a scene: another surface covers an edge, surrounds it (a small
+    object clicked on: a lens on a tank), or crosses it as a thin line (a seam, a stripe on a logo).
+    The point itself always stays on the labelled surface."""
     h, w = image.shape[:2]
     yy, xx = photo.coordinates(h, w)
-    angle = rng.uniform(0, 2 * np.pi)
-    distance = np.cos(angle) * xx + np.sin(angle) * yy
-    edge = rng.uniform(0.35, 0.85)
-    mask = (1 / (1 + np.exp(-(distance - edge) / rng.uniform(0.01, 0.08))))[..., None].astype(np.float32)
+    layout = rng.random()
+    if layout < 0.55:  # an edge or corner
+        angle = rng.uniform(0, 2 * np.pi)
+        distance = np.cos(angle) * xx + np.sin(angle) * yy
+        edge, softness = rng.uniform(0.3, 0.85), rng.uniform(0.01, 0.08)
+    elif layout < 0.8:  # the labelled surface is an object in the middle of the window
+        stretch = rng.uniform(0.7, 1.4)
+        radius = np.sqrt((yy * stretch) ** 2 + (xx / stretch) ** 2) + 0.1 * photo.smooth_field(rng, h, w, 3)
+        distance, edge, softness = radius, rng.uniform(0.45, 0.8), rng.uniform(0.01, 0.05)
+    else:  # a thin line that misses the centre by a little
+        angle = rng.uniform(0, np.pi)
+        offset = rng.uniform(0.12, 0.6) * rng.choice([-1, 1])
+        across = np.abs(np.cos(angle) * xx + np.sin(angle) * yy - offset)
+        distance, edge, softness = -across, -rng.uniform(0.03, 0.1), 0.01
+    mask = (1 / (1 + np.exp(-(distance - edge) / softness)))[..., None].astype(np.float32)
     other = str(rng.choice([name for name in SURFACES if name != label]))
     return image * (1 - mask) + surface(rng, other, h, w) * mask
 
@@ -127,8 +170,10 @@ def patch(rng: np.random.Generator, label: str, size: int, resize: str = "biline
     """One uint8 size×size×3 training patch of `label`, as Pinpoint's crop would hand it over."""
     window = int(rng.integers(size - size // 4, size * 2 + 1))
     image = render(rng, label, window, window)
-    if label not in ("multi-colour", "black and white") and rng.random() < 0.45:
+    if label not in ("multi-colour", "black and white") and rng.random() < 0.5:
         image = intrude(rng, image, label)
+    if label not in ("multi-colour", "black and white") and rng.random() < 0.12:
+        image = marks(rng, image, sample_colour(rng, str(rng.choice(("black", "white", "red", "blue")))))
     if rng.random() < 0.3 and label not in ("white", "black and white"):
         image = image * photo.shadow(rng, window, window, rng.uniform(0.2, 0.6))
     if label != "black and white":
@@ -137,10 +182,13 @@ def patch(rng: np.random.Generator, label: str, size: int, resize: str = "biline
     return photo.resize_like_crop(pixels, size, resize)
 
 
-def dataset(seed: int, per_label: int, size: int, resize: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
-    """per_label patches of every label, uint8 [N, size, size, 3] and int labels [N], shuffled."""
+def dataset(seed: int, per_label: int, size: int, resize: str = "bilinear",
+            training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """per_label patches of every label (times TRAINING_SHARE when training), uint8
+    [N, size, size, 3] and int labels [N], shuffled."""
     rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(COLOR_LABELS)), per_label)
+    counts = [int(round(per_label * (TRAINING_SHARE.get(name, 1.0) if training else 1.0))) for name in COLOR_LABELS]
+    labels = np.repeat(np.arange(len(COLOR_LABELS)), counts)
     rng.shuffle(labels)
     images = np.stack([patch(rng, COLOR_LABELS[k], size, resize) for k in labels])
     return images, labels.astype(np.int32)

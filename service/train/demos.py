@@ -29,8 +29,8 @@ class Demo:
     rotate: bool              # rot90 augmentation (no "up" in the data)
     comment: str
 
-    def dataset(self, seed: int, per_label: int) -> tuple[np.ndarray, np.ndarray]:
-        return _generator(self.name)(seed, per_label, self.size, self.resize)
+    def dataset(self, seed: int, per_label: int, training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        return _generator(self.name)(seed, per_label, self.size, self.resize, training=training)
 
     def network(self):
         from service.train import networks
@@ -62,8 +62,8 @@ def _theme() -> Demo:
     return Demo(
         name="theme", labels=THEME_LABELS, size=96, scale=2 / 255, offset=-1.0,
         fraction=0.25, min_px=96, resize="bilinear",
-        per_label=1000, epochs=10, batch_size=64, learning_rate=4e-3, rotate=True,
-        comment="Pinpoint demo theme model: the print or surface around a point (MobileNetV2 0.35, 96x96).")
+        per_label=1200, epochs=14, batch_size=64, learning_rate=4e-3, rotate=True,
+        comment="Pinpoint demo theme model: the print or surface around a point (separable CNN, 96x96).")
 
 
 def get(name: str) -> Demo:

@@ -62,16 +62,16 @@ def generated_report(models_dir: Path, labels_dir: Path, name: str, per_label: i
 
 
 def real_report(models_dir: Path, labels_dir: Path, name: str, points_path: Path | None, which: str,
-                use_engine: bool | None, details: bool) -> str:
+                details: bool) -> str:
     from service.train import realcheck
 
     points = [p for p in realcheck.load_points(points_path, name) if which == "all" or p.get("set") == which]
     if not points:
         return f"(no real-photo points for {name} in set {which!r})"
-    scores, labels, how = realcheck.score(models_dir, labels_dir, name, points, use_engine)
+    scores, labels, how = realcheck.score(models_dir, labels_dir, name, points)
     truth = np.array([labels.index(p["label"]) for p in points])
     sections = []
-    for subset in (["dev", "holdout"] if which == "all" else [which]):
+    for subset in (list(dict.fromkeys(p.get("set") for p in points)) if which == "all" else [which]):
         rows = np.array([p.get("set") == subset for p in points])
         if rows.any():
             sections.append(accuracy_table(scores[rows], truth[rows], labels,
@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-label", type=int, default=200, help="generated examples per label (default 200)")
     parser.add_argument("--seed", type=int, default=None, help="generated set seed (default: the held-out seed)")
     parser.add_argument("--points", type=Path, default=None, help="real-photo points JSON (default tests/data/real_points.json)")
-    parser.add_argument("--set", choices=("dev", "holdout", "all"), default="all", help="which real-photo points")
-    parser.add_argument("--engine", dest="engine", action="store_true", default=None,
-                        help="require service.engine for real photos (default: use it when present)")
-    parser.add_argument("--no-engine", dest="engine", action="store_false", help="use this package's crop code")
+    parser.add_argument("--set", default="all", help="which real-photo points: dev, holdout, holdout2 or all (default)")
     parser.add_argument("--details", action="store_true", help="also list every real-photo point and its answer")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -104,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data in ("generated", "all"):
         reports.append(generated_report(args.models, args.labels, args.model, args.per_label, seed))
     if args.data in ("real", "all"):
-        reports.append(real_report(args.models, args.labels, args.model, args.points, args.set, args.engine, args.details))
+        reports.append(real_report(args.models, args.labels, args.model, args.points, args.set, args.details))
     print("\n\n".join(reports))
     return 0
 

@@ -38,6 +38,7 @@ def train(model, images: np.ndarray, labels: np.ndarray, *, scale: float, offset
     import tensorflow as tf
 
     classes = int(model.output_shape[-1])
+    batch_size = min(batch_size, len(images))
 
     def prepare(batch_images, batch_labels):
         values = tf.cast(batch_images, tf.float32) * scale + offset

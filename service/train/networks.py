@@ -10,9 +10,9 @@ import keras
 from keras import layers
 
 
-def _conv(x, filters: int, kernel: int = 3, strides: int = 1):
+def _conv(x, filters: int, kernel: int = 3, strides: int = 1, momentum: float = 0.99):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=momentum)(x)
     return layers.ReLU()(x)
 
 
@@ -42,11 +42,20 @@ def color_net(size: int, classes: int) -> keras.Model:
 
 
 def theme_net(size: int, classes: int) -> keras.Model:
-    """Keras MobileNetV2 (alpha 0.35, random initialisation): the architecture a real product
-    would serve, so Pinpoint's latency and batching numbers are realistic, at ~0.4 M parameters."""
-    base = keras.applications.MobileNetV2(
-        input_shape=(size, size, 3), alpha=0.35, include_top=False, weights=None, pooling="avg")
+    """A MobileNet-style CNN: one full 3×3 convolution, then seven depthwise-separable 3×3
+    convolutions with BatchNorm and ReLU, halving the resolution four times (96 → 6), then global
+    average pooling. ~85 k parameters, ~12 M multiply-adds per 96×96 crop.
+
+    Keras MobileNetV2 (alpha 0.35, random init) was tried first: on 2 cores it trains at half the
+    speed and, from scratch in the same budget, reached 77% held-out against this network's 90%+.
+    BatchNorm momentum 0.9 (not Keras's 0.99) so the moving averages that the frozen graph uses
+    have caught up with the weights after a few thousand steps."""
     inputs = keras.Input((size, size, 3), name="input")
-    hidden = layers.Dropout(0.2)(base(inputs))
+    x = _conv(inputs, 24, strides=2, momentum=0.9)
+    for filters, strides in [(32, 1), (48, 2), (64, 1), (96, 2), (128, 1), (160, 2), (192, 1)]:
+        x = layers.SeparableConv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.ReLU()(x)
+    hidden = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(x))
     outputs = layers.Dense(classes, activation="softmax", name="probs")(hidden)
     return keras.Model(inputs, outputs, name="theme")

@@ -66,7 +66,7 @@ def checks(rng: np.random.Generator, size: int) -> np.ndarray:
     u, v = frame(rng, size, scale, straight_angle(rng) if rng.random() < 0.85 else rng.uniform(-0.35, 0.35))
     kind = rng.random()
     if kind < 0.35:  # checkerboard / buffalo check: hard squares
-        period = rng.uniform(5, 24)
+        period = rng.uniform(5, 30)
         colours = palette(rng, 2)
         return colours[((np.floor(u / period) + np.floor(v / period)) % 2).astype(int)]
     if kind < 0.7:  # gingham: one band colour over a ground, darker where the bands cross
@@ -119,10 +119,10 @@ def geometric(rng: np.random.Generator, size: int) -> np.ndarray:
     if kind == 0:  # chevron / zigzag bands
         zig = v + np.abs(np.mod(u, period) - period / 2) * rng.uniform(0.8, 2.0)
         return colours[band_index(zig, rng.uniform(3, 12, int(rng.integers(2, 4))))]
-    if kind == 1:  # triangles: each square cell cut on its diagonal
-        cu, cv = np.floor(u / period), np.floor(v / period)
+    if kind == 1:  # triangles: each square cell cut on its diagonal, the two halves always differ
+        cu, cv = np.floor(u / period), np.floor(v / period)  # (or it would be a checkerboard: checks)
         upper = (np.mod(u, period) > np.mod(v, period)).astype(int)
-        return colours[((cu * 3 + cv * 5 + upper * 2) % int(rng.integers(2, 5))).astype(int)]
+        return colours[((cu * 3 + cv * 5 + upper) % int(rng.integers(3, 5))).astype(int)]
     if kind == 2:  # diamonds / argyle: an elongated rotated lattice
         stretch = rng.uniform(1.3, 2.0)
         a, b = (u + v * stretch) / period, (u - v * stretch) / period

@@ -1,11 +1,9 @@
-"""Run a committed model the way Pinpoint serves it, for evaluation and tests.
+"""Run a committed frozen model on already-cropped patches, for evaluation, training checks and tests.
 
-Points on real photos go through `service.engine.Engine` when the service provides it, so the
-real-photo check measures what users get. Without it (or for already-cropped generated patches)
-this module follows the same documented rules itself: model.toml's [crop] window centred on the
-point and shifted inside the image, centre-cropped to the input aspect, resized with the named
-Pillow filter, normalised with scale/offset or mean/std, fed to the frozen graph in a
-tf.compat.v1 Session.
+Generated patches are made at the model's input size, so they skip the crop: this normalises them
+by model.toml (scale/offset or mean/std) and feeds the frozen graph in a tf.compat.v1 Session.
+Points on whole photographs go through `service.engine.Engine` instead (realcheck.py), so they
+are cropped exactly as Pinpoint crops.
 """
 
 from __future__ import annotations
@@ -28,33 +26,6 @@ def version_dir(models_dir: Path, name: str) -> Path:
 def read_labels(labels_dir: Path, name: str) -> list[str]:
     lines = (Path(labels_dir) / f"{name}.txt").read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip()]
-
-
-def crop_box(config: dict, width: int, height: int, x: float, y: float) -> tuple[float, float, float, float]:
-    crop, size = config.get("crop", {}), config["input"]
-    if "box" in crop:
-        win_w, win_h = float(crop["box"][0]), float(crop["box"][1])
-    else:
-        fraction, min_px = float(crop.get("fraction", 0.15)), int(crop.get("min_px", 24))
-        win_w, win_h = max(fraction * width, min_px), max(fraction * height, min_px)
-    win_w, win_h = min(win_w, width), min(win_h, height)
-    if crop.get("keep_aspect", True):
-        aspect = size["width"] / size["height"]
-        if win_w / win_h > aspect:
-            win_w = win_h * aspect
-        else:
-            win_h = win_w / aspect
-    left = min(max(x - win_w / 2, 0.0), width - win_w)
-    top = min(max(y - win_h / 2, 0.0), height - win_h)
-    return left, top, left + win_w, top + win_h
-
-
-def crop(config: dict, image: Image.Image, x: float, y: float) -> np.ndarray:
-    """uint8 [H, W, 3] crop of an RGB PIL image around (x, y) in pixels."""
-    size = config["input"]
-    box = crop_box(config, image.width, image.height, x, y)
-    resample = Image.Resampling[config.get("crop", {}).get("resize", "bilinear").upper()]
-    return np.asarray(image.resize((size["width"], size["height"]), resample, box=box), dtype=np.uint8)
 
 
 class FrozenModel:
@@ -93,10 +64,6 @@ class FrozenModel:
             scores /= scores.sum(axis=1, keepdims=True)
         return scores
 
-    def classify_points(self, image: Image.Image, points) -> np.ndarray:
-        crops = np.stack([crop(self.config, image, x, y) for x, y in points])
-        return self.probabilities(crops)
-
     def close(self) -> None:
         self.session.close()
 
@@ -112,26 +79,3 @@ def png_bytes(image: Image.Image) -> bytes:
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
-
-def engine_available() -> bool:
-    try:
-        from service.engine import Engine  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def classify_with_engine(models_dir: Path, labels_dir: Path, name: str, labels: list[str],
-                         image: Image.Image, points) -> np.ndarray:
-    """Scores [len(points), len(labels)] from Pinpoint's own in-process pipeline (top-k answers;
-    labels outside the answered top-k get score 0)."""
-    from service.engine import Engine
-
-    with Engine.open(models_dir=str(models_dir), labels_dir=str(labels_dir)) as engine:
-        answer = engine.classify(png_bytes(image), points=[tuple(p) for p in points], units="px",
-                                 models=[name], top_k=len(labels))
-    scores = np.zeros((len(points), len(labels)), dtype=np.float32)
-    for row, prediction in enumerate(answer["predictions"]):
-        for result in prediction["results"][name]:
-            scores[row, labels.index(result["label"])] = result["score"]
-    return scores

@@ -46,31 +46,25 @@ def load_points(path: Path | None, model: str) -> list[dict]:
     return [p for p in json.loads(path.read_text(encoding="utf-8"))["points"] if p["model"] == model]
 
 
-def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict],
-          use_engine: bool | None = None) -> tuple[np.ndarray, list[str], str]:
-    """Scores [len(points), labels], the label list, and which pipeline produced them."""
+def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) -> tuple[np.ndarray, list[str], str]:
+    """Scores [len(points), labels], the label list, and which pipeline produced them: Pinpoint's
+    own (decode, crop, resize, batching), so the check measures what a user clicking gets."""
+    from service.engine import Engine
+
     by_image: dict[str, list[int]] = {}
     for row, point in enumerate(points):
         by_image.setdefault(point["image"], []).append(row)
-    use_engine = pipeline.engine_available() if use_engine is None else use_engine
     labels = pipeline.read_labels(labels_dir, _labels_name(models_dir, model))
     scores = np.zeros((len(points), len(labels)), dtype=np.float32)
-    if use_engine:
-        from service.engine import Engine
-
-        with Engine.open(models_dir=str(models_dir), labels_dir=str(labels_dir)) as engine:
-            for name, rows in by_image.items():
-                data = pipeline.png_bytes(load_image(name))
-                answer = engine.classify(data, points=[(points[r]["x"], points[r]["y"]) for r in rows],
-                                         units="px", models=[model], top_k=len(labels))
-                for r, prediction in zip(rows, answer["predictions"]):
-                    for result in prediction["results"][model]:
-                        scores[r, labels.index(result["label"])] = result["score"]
-        return scores, labels, "service.engine.Engine"
-    with pipeline.FrozenModel(models_dir, labels_dir, model) as frozen:
+    with Engine.open(models_dir=str(models_dir), labels_dir=str(labels_dir)) as engine:
         for name, rows in by_image.items():
-            scores[rows] = frozen.classify_points(load_image(name), [(points[r]["x"], points[r]["y"]) for r in rows])
-    return scores, labels, "service.train.pipeline (documented crop rules)"
+            data = pipeline.png_bytes(load_image(name))
+            answer = engine.classify(data, points=[(points[r]["x"], points[r]["y"]) for r in rows],
+                                     units="px", models=[model], top_k=len(labels))
+            for r, prediction in zip(rows, answer["predictions"]):
+                for result in prediction["results"][model]:
+                    scores[r, labels.index(result["label"])] = result["score"]
+    return scores, labels, "service.engine.Engine"
 
 
 def _labels_name(models_dir: Path, model: str) -> str:

@@ -75,6 +75,8 @@ def patch(rng: np.random.Generator, label: str, size: int, resize: str = "biline
     """One uint8 size×size×3 patch of theme `label`, as Pinpoint's crop would hand it over."""
     window = int(rng.integers(size, size * 5 // 3 + 1))
     image = GENERATORS[label](rng, window).astype(np.float32)
+    if rng.random() < 0.12:  # digital product images, scans and screenshots are clean
+        return photo.resize_like_crop(photo.to_uint8(image), size, resize)
     if label != "solid" and rng.random() < 0.3:
         image = image * photo.folds(rng, window, window, rng.uniform(0.05, 0.3))
     image = image * photo.lighting(rng, window, window, rng.uniform(0, 0.3))
@@ -85,8 +87,10 @@ def patch(rng: np.random.Generator, label: str, size: int, resize: str = "biline
     return photo.resize_like_crop(pixels, size, resize)
 
 
-def dataset(seed: int, per_label: int, size: int, resize: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
-    """per_label patches of every theme, uint8 [N, size, size, 3] and int labels [N], shuffled."""
+def dataset(seed: int, per_label: int, size: int, resize: str = "bilinear",
+            training: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """per_label patches of every theme, uint8 [N, size, size, 3] and int labels [N], shuffled
+    (training and held-out sets differ only by seed)."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(len(THEME_LABELS)), per_label)
     rng.shuffle(labels)

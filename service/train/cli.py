@@ -1,0 +1,87 @@
+"""`python -m service.train`: train the demo models and write everything `make serve` needs.
+
+    python -m service.train                       # both models, seed 0, into models/ and labels/
+    python -m service.train --only theme          # one model
+    python -m service.train --quick --out-models /tmp/m --out-labels /tmp/l   # a smoke run
+
+For each model: generate the training set, train, freeze to models/<name>/1/frozen_graph.pb with
+model.toml, write labels/<name>.txt, check the frozen graph against the Keras model, evaluate it
+(held-out generated set and real-photo points) and write the model card models/<name>/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def train_one(name: str, args, log=print) -> dict:
+    from service.train import demos, fit, freeze, pipeline
+
+    demo = demos.get(name)
+    per_label = args.per_label or (8 if args.quick else demo.per_label)
+    epochs = args.epochs or (1 if args.quick else demo.epochs)
+    started = time.monotonic()
+    log(f"[{name}] generating {per_label} patches per label ({len(demo.labels)} labels), seed {args.seed}")
+    images, labels = demo.dataset(args.seed, per_label, training=True)
+    generated = time.monotonic() - started
+    log(f"[{name}] {len(images)} patches in {generated:.0f} s; training {epochs} epochs")
+    fit.seed_everything(args.seed)
+    model = demo.network()
+    result = fit.train(model, images, labels, scale=demo.scale, offset=demo.offset, epochs=epochs,
+                       batch_size=demo.batch_size, learning_rate=demo.learning_rate, seed=args.seed,
+                       rotate=demo.rotate, max_steps=args.steps, log=log)
+    graph_def = freeze.frozen_graph_def(model, demo.size, demo.size)
+    version_dir = args.out_models / name / "1"
+    graph_path = freeze.write_model(graph_def, version_dir, freeze.model_toml(
+        labels_name=name, size=demo.size, scale=demo.scale, offset=demo.offset, fraction=demo.fraction,
+        min_px=demo.min_px, resize=demo.resize, comment=demo.comment))
+    freeze.write_labels(demo.labels, args.out_labels / f"{name}.txt")
+    # The frozen graph must answer what the trained model answers, or serving would differ from training.
+    sample = images[:32]
+    with pipeline.FrozenModel(args.out_models, args.out_labels, name) as frozen:
+        served = frozen.probabilities(sample)
+    trained = model.predict(sample.astype(np.float32) * demo.scale + demo.offset, verbose=0)
+    gap = float(np.abs(served - trained).max())
+    if gap > 1e-3:
+        raise SystemExit(f"[{name}] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
+    seconds = time.monotonic() - started
+    log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total")
+    return {"name": name, "per_label": per_label, "epochs": epochs, "examples": len(images),
+            "generate_s": generated, "train_s": result["seconds"], "total_s": seconds,
+            "parameters": model.count_params(), "graph_bytes": graph_path.stat().st_size,
+            "final_accuracy": result["history"].get("accuracy", [float("nan")])[-1]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--out-models", type=Path, default=Path("models"), help="model repository to write (default models/)")
+    parser.add_argument("--out-labels", type=Path, default=Path("labels"), help="labels directory to write (default labels/)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the shuffling (default 0)")
+    parser.add_argument("--only", choices=("color", "theme"), help="train one model only")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 8 patches per label, one epoch, no model card")
+    parser.add_argument("--steps", type=int, default=None, help="stop after this many optimizer steps")
+    parser.add_argument("--per-label", type=int, default=None, help="training patches per label (default: per model)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: per model)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads TensorFlow may use (default 2)")
+    parser.add_argument("--no-card", action="store_true", help="do not evaluate and write models/<name>/README.md")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from service.train import cards, fit
+
+    fit.limit_threads(args.threads)
+    started = time.monotonic()
+    runs = []
+    for name in ([args.only] if args.only else ["color", "theme"]):
+        run = train_one(name, args)
+        runs.append(run)
+        if not (args.quick or args.no_card):
+            path = cards.write_card(args.out_models, args.out_labels, run, seed=args.seed)
+            print(f"[{name}] model card {path}")
+    total = time.monotonic() - started
+    print("done in {:.0f} s: {}".format(total, ", ".join(f"{r['name']} {r['total_s']:.0f} s" for r in runs)))
+    return 0
