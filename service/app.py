@@ -69,8 +69,8 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
         "server.socket_port": settings.port,
         "server.thread_pool": settings.threads,
         "server.socket_timeout": settings.socket_timeout,
-        "server.socket_queue_size": 512,
-        "server.shutdown_timeout": settings.drain_timeout_s,  # in-flight requests may finish this long  # the listen backlog: CherryPy's 5 drops connects in any burst
+        "server.socket_queue_size": 512,  # the listen backlog: CherryPy's 5 drops connects in any burst
+        "server.shutdown_timeout": settings.drain_timeout_s,  # in-flight requests may finish this long
         "server.max_request_body_size": 0,  # enforced below, so the refusal is the contract's JSON
         "engine.autoreload.on": False,
         "checker.on": False,
