@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import platform
 import statistics
 import tempfile
@@ -19,8 +21,9 @@ from service.engine import Engine
 SMALL, LARGE = "640x360.jpg", "12mp.jpg"
 
 
-def in_process(engine: Engine, image: bytes, where: list, concurrency: int, seconds: float) -> tuple[float, float]:
-    """(requests per second, p50 ms) of engine.classify called from `concurrency` threads."""
+def in_process(engine: Engine, image: bytes, where: list, concurrency: int,
+               seconds: float) -> tuple[float, float, float]:
+    """(requests per second, p50 ms, CPU % of one core) of engine.classify called from `concurrency` threads."""
     latencies: list[float] = []
     stop_at = time.perf_counter() + seconds
 
@@ -34,12 +37,18 @@ def in_process(engine: Engine, image: bytes, where: list, concurrency: int, seco
 
     engine.classify(image, points=where)  # warm
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    started = time.perf_counter()
+    cpu_before, started = _cpu_seconds(), time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return len(latencies) / (time.perf_counter() - started), statistics.median(latencies)
+    elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, statistics.median(latencies), 100 * (_cpu_seconds() - cpu_before) / elapsed
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def decode_costs(image: bytes, settings) -> tuple[float, float, int]:
@@ -80,21 +89,36 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
             limits[(name, count, concurrency)] = in_process(engine, data, inputs.points(size, count),
                                                             concurrency, seconds)
         engine.stop()
+        # The pipeline's own gain from batching, without HTTP: the same load with batches of one.
+        engine = Engine(dataclasses.replace(settings, max_batch=1))
+        engine.start()
+        engine.runtime.wait_ready(120)
+        data, size = images[SMALL]
+        limits[(SMALL, 1, 32, "off")] = in_process(engine, data, inputs.points(size, 1), 32, seconds)
+        engine.stop()
         decode_full, decode_reduced, reduce = decode_costs(images[LARGE][0], settings)
 
-        def measure(server, label, name, count, kind, concurrency, batching="on"):
+        def measure(server, label, name, count, kind, concurrency, batching="on", request=None):
             data, size = images[name]
-            path, body, content_type = inputs.request(kind, data, name, size, count)
-            result = wrk.run(server.url, path, body, content_type, concurrency, seconds)
-            limit = limits.get((name, count, concurrency))
+            path, body, content_type = request or inputs.request(kind, data, name, size, count)
+            cpu_before = server.cpu_seconds()
+            result = wrk.run(server.url, path, body, content_type, concurrency, seconds,
+                             method="POST" if body else "GET")
+            cpu = 100 * (server.cpu_seconds() - cpu_before) / result.seconds
+            limit = limits.get((name, count, concurrency) if batching == "on" else (name, count, concurrency, "off"))
             rows.append({"label": label, "image": name, "points": count, "input": kind, "c": concurrency,
-                         "batching": batching, "result": result, "limit": limit})
+                         "batching": batching, "result": result, "limit": limit, "cpu": cpu})
             print(f"  {label:34s} c={concurrency:<3d} {result.throughput:8.1f} req/s  p50 {result.p50:7.2f} ms"
-                  f"  non-2xx {result.non2xx}", flush=True)
+                  f"  non-2xx {result.non2xx}  server CPU {cpu:.0f}%", flush=True)
             return result
 
         print("server: defaults ...", flush=True)
         with ServerProcess(work, {}, ["--image-root", str(work)]) as server:
+            # What HTTP alone costs: a request with no work behind it, and an upload parsed then refused.
+            measure(server, "GET /healthz (HTTP alone)", SMALL, 0, "none", 8, request=("/healthz", b"", ""))
+            unknown = inputs.multipart(images[SMALL][0], {"x": "1", "y": "1", "models": "none-such"})
+            measure(server, "640x360 upload parsed, no model (404)", SMALL, 0, "multipart", 8,
+                    request=("/v1/classify", *unknown))
             for c in (1, 8, 32):
                 measure(server, "640x360, 1 point, multipart", SMALL, 1, "multipart", c)
             for c in (1, 8, 32):

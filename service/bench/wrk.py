@@ -14,7 +14,7 @@ LUA = r"""
 local function read(path)
   local handle = assert(io.open(path, "rb")); local data = handle:read("*all"); handle:close(); return data
 end
-wrk.method = "POST"
+wrk.method = "{method}"
 wrk.path = read("{path_file}")
 wrk.body = read("{body_file}")
 wrk.headers["Content-Type"] = read("{type_file}")
@@ -51,14 +51,14 @@ def available() -> bool:
 
 
 def run(url: str, path: str, body: bytes, content_type: str, connections: int, seconds: float,
-        threads: int = 1) -> Result:
+        threads: int = 1, method: str = "POST") -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         files = {"path_file": Path(tmp) / "path", "body_file": Path(tmp) / "body", "type_file": Path(tmp) / "type"}
         files["path_file"].write_text(path)
         files["body_file"].write_bytes(body)
         files["type_file"].write_text(content_type)
         script = Path(tmp) / "request.lua"
-        script.write_text(LUA.format(**{k: str(v) for k, v in files.items()}))
+        script.write_text(LUA.format(method=method, **{k: str(v) for k, v in files.items()}))
         done = subprocess.run(
             ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
              "-s", str(script), url],

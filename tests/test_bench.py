@@ -1,0 +1,69 @@
+"""`pinpoint bench`'s parts: wrk really drives a server, and the report states targets and bounds.
+
+The full benchmark takes minutes and its numbers are the machine's, so it is `make bench`, not a
+test; these tests check that its tools measure what they say on a short run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from service.bench import inputs, report, wrk
+from service.config import load_settings
+
+needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
+
+
+@needs_wrk
+def test_wrk_posts_the_exact_upload_and_reads_back_counts_and_latencies(server):
+    image = inputs.photo((320, 180))
+    body, content_type = inputs.multipart(image, {"x": "50", "y": "50", "units": "pct"})
+    result = wrk.run(server.url, "/v1/classify", body, content_type, connections=2, seconds=1)
+    assert result.requests > 0 and result.non2xx == 0 and result.socket_errors == 0
+    assert 0 < result.p50 <= result.p90 <= result.p99
+    assert result.throughput == pytest.approx(result.requests / result.seconds)
+
+
+@needs_wrk
+def test_wrk_counts_refusals_as_non_2xx(server):
+    result = wrk.run(server.url, "/v1/classify", b"not an image", "image/jpeg", connections=1, seconds=1)
+    assert result.requests > 0 and result.non2xx == result.requests
+
+
+@needs_wrk
+def test_wrk_can_get(server):
+    result = wrk.run(server.url, "/healthz", b"", "", connections=1, seconds=1, method="GET")
+    assert result.requests > 0 and result.non2xx == 0
+
+
+def _row(label, c, rate, p50=5.0, batching="on", cpu=150.0, limit=None):
+    result = wrk.Result(requests=int(rate * 10), seconds=10.0, non2xx=0, socket_errors=0,
+                        p50=p50, p90=p50 * 1.5, p99=p50 * 2, mean=p50)
+    return {"label": label, "image": "640x360.jpg", "points": 1, "input": "multipart", "c": c,
+            "batching": batching, "result": result, "limit": limit, "cpu": cpu}
+
+
+def test_report_marks_each_target_and_explains_the_ceiling_with_the_runs_numbers(tmp_path: Path):
+    limits = {("640x360.jpg", 1, 1): (400.0, 2.5, 110.0), ("640x360.jpg", 1, 8): (800.0, 10.0, 160.0),
+              ("640x360.jpg", 1, 32): (800.0, 40.0, 150.0), ("640x360.jpg", 1, 32, "off"): (400.0, 80.0, 140.0)}
+    rows = [_row("GET /healthz (HTTP alone)", 8, 2000.0, cpu=110.0),
+            _row("640x360 upload parsed, no model (404)", 8, 1200.0, cpu=115.0),
+            _row("640x360, 1 point, multipart", 1, 300.0, p50=3.0, limit=limits[("640x360.jpg", 1, 1)]),
+            _row("640x360, 1 point, multipart", 8, 480.0, limit=limits[("640x360.jpg", 1, 8)]),
+            _row("640x360, 1 point, multipart", 32, 470.0, limit=limits[("640x360.jpg", 1, 32)]),
+            _row("640x360, 1 point, multipart", 32, 460.0, batching="off")]
+    settings = dataclasses.replace(load_settings(None), models=Path(__file__).resolve().parents[1] / "models")
+    out = tmp_path / "benchmarks.md"
+    report.write(out, rows, limits, settings, decode=(45.0, 14.0, 8), memory=(670.0, 672.0, 690.0, 20_000),
+                 versions={"python": "3.11"})
+    text = out.read_text()
+    assert "| 640x360 JPEG, 1 point, multipart, c=8: ≥ 70% of the in-process limit | 60% (480 vs 800 req/s) | **missed** |" in text
+    assert "in-process 2.00× (800 vs 400 req/s)" in text
+    assert "| 12 MP JPEG, small crops: decode ≤ 1/3 of a full decode | 0.31 (14.0 vs 45.0 ms, 1/8 scale) | met |" in text
+    # The ceiling: 1 / (1.25 ms pipeline + 0.83 ms HTTP) = 480 req/s, 60% of the limit.
+    assert "= 480 req/s, 60% of the in-process limit" in text
+    assert "| 640x360.jpg | 1 | 32 | off | 400.0 | 80.00 | 140% |" in text
