@@ -1,12 +1,16 @@
-"""`pinpoint predict` runs the same pipeline in-process and prints the same JSON."""
+"""`pinpoint predict` runs the same pipeline in-process and prints the same JSON; the other commands
+that need no server (evaluate, train-demo) answer as documented."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import split_image
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def pinpoint(*args, cwd=None):
@@ -41,3 +45,14 @@ def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path):
     config.write_text("prot = 80\n")
     done = pinpoint("serve", "--config", str(config))
     assert done.returncode == 2 and "unknown setting 'prot'" in done.stderr
+
+
+def test_evaluate_prints_accuracy_tables_for_a_demo_model():
+    done = pinpoint("evaluate", "color", "--data", "generated", "--per-label", "2", cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "Held-out generated set" in done.stdout and "| label | n | top-1 | top-5 |" in done.stdout
+
+
+def test_train_demo_is_the_training_command():
+    done = pinpoint("train-demo", "--help")
+    assert done.returncode == 0 and "--only" in done.stdout and "--quick" in done.stdout
