@@ -80,22 +80,16 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
         images = inputs.write_images(work)
 
         print("in-process limit ...", flush=True)
-        engine = Engine(settings)
-        engine.start()
-        engine.runtime.wait_ready(120)
-        for name, count, concurrency in [(SMALL, 1, 1), (SMALL, 1, 8), (SMALL, 1, 32), (SMALL, 16, 1),
-                                         (SMALL, 16, 8), (LARGE, 1, 1), (LARGE, 1, 8), (LARGE, 16, 1)]:
-            data, size = images[name]
-            limits[(name, count, concurrency)] = in_process(engine, data, inputs.points(size, count),
-                                                            concurrency, seconds)
-        engine.stop()
+        with Engine.open(settings=settings) as engine:
+            for name, count, concurrency in [(SMALL, 1, 1), (SMALL, 1, 8), (SMALL, 1, 32), (SMALL, 16, 1),
+                                             (SMALL, 16, 8), (LARGE, 1, 1), (LARGE, 1, 8), (LARGE, 16, 1)]:
+                data, size = images[name]
+                limits[(name, count, concurrency)] = in_process(engine, data, inputs.points(size, count),
+                                                                concurrency, seconds)
         # The pipeline's own gain from batching, without HTTP: the same load with batches of one.
-        engine = Engine(dataclasses.replace(settings, max_batch=1))
-        engine.start()
-        engine.runtime.wait_ready(120)
-        data, size = images[SMALL]
-        limits[(SMALL, 1, 32, "off")] = in_process(engine, data, inputs.points(size, 1), 32, seconds)
-        engine.stop()
+        with Engine.open(settings=dataclasses.replace(settings, max_batch=1)) as engine:
+            data, size = images[SMALL]
+            limits[(SMALL, 1, 32, "off")] = in_process(engine, data, inputs.points(size, 1), 32, seconds)
         decode_full, decode_reduced, reduce = decode_costs(images[LARGE][0], settings)
 
         def measure(server, label, name, count, kind, concurrency, batching="on", request=None):
