@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import cherrypy
@@ -104,6 +105,23 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     return app
 
 
+class AddressInUse(OSError):
+    pass
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Refuse plainly, before TensorFlow loads, when another process holds the address: otherwise
+    CherryPy finds out only once the engine has started, and says so in a traceback."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as cheroot binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise AddressInUse(f"cannot listen on {host}:{port}: {error.strerror}; is another server "
+                               "running there (`pinpoint status`)? Choose another with --port.") from None
+
+
 @cherrypy.expose
 def _page(*args, **kwargs):
     if args:
@@ -115,6 +133,7 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
     """Run until SIGTERM/SIGINT: in the foreground, or detached as a daemon with a pidfile."""
     log_format = "json" if daemonize and settings.log_format == "auto" else settings.log_format
     configure_logging(settings.log_level, log_format)
+    check_address_free(settings.host, settings.port)
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_keys:
         log.warning("listening_beyond_loopback_without_auth", host=settings.host,
                     hint="configure api_keys, or bind to 127.0.0.1 behind a reverse proxy; see docs/security.md")

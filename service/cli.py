@@ -90,9 +90,13 @@ def main(argv=None) -> int:
         print(f"pinpoint: {error}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        from service.app import serve
+        from service.app import AddressInUse, serve
 
-        serve(settings, daemonize=args.daemonize, reread_settings=lambda: _settings(args))
+        try:
+            serve(settings, daemonize=args.daemonize, reread_settings=lambda: _settings(args))
+        except AddressInUse as error:
+            print(f"pinpoint: {error}", file=sys.stderr)
+            return 2
         return 0
     if args.command in ("start", "stop", "status", "restart", "reload"):
         from service import daemon

@@ -56,3 +56,11 @@ def test_evaluate_prints_accuracy_tables_for_a_demo_model():
 def test_train_demo_is_the_training_command():
     done = pinpoint("train-demo", "--help")
     assert done.returncode == 0 and "--only" in done.stdout and "--quick" in done.stdout
+
+
+def test_serve_on_a_taken_port_says_so_at_once(server):
+    port = server.url.rsplit(":", 1)[1]
+    done = pinpoint("serve", "--port", port)
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr
