@@ -120,7 +120,8 @@ def write(out: Path, rows, limits, settings, decode, memory, versions) -> None:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + (f", {wrk_version[0]}" if wrk_version else ""),
         f"- models: {', '.join(sorted(p.name for p in settings.models.iterdir() if p.is_dir()))} from `{settings.models.name}/`;"
         f" server defaults ({settings.threads} HTTP threads, max_batch {settings.max_batch}, "
-        f"intra-op {settings.intra_op_threads}, inter-op {settings.inter_op_threads})",
+        f"intra-op {settings.intra_op_threads}, inter-op {settings.inter_op_threads}); rate limits off and log level "
+        "`warning` (no access log lines)",
         "- images: scikit-image's `coffee` photograph as a 640×360 JPEG and as a 4000×3000 (12 MP) JPEG",
         "",
         "## Targets",
