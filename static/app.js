@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, models: [], point: null };
+const state = { file: null, stored: null, models: [], point: null };
 
 // ---- served models ----
 async function loadModels() {
@@ -23,7 +23,7 @@ async function loadModels() {
     const boxes = body.models.map((model) => {
       const label = document.createElement("label");
       const box = Object.assign(document.createElement("input"), { type: "checkbox", value: model.name, checked: true });
-      box.addEventListener("change", () => state.point && classifyUpload());
+      box.addEventListener("change", () => state.point && classifyPoint());
       label.append(box, model.name);
       return label;
     });
@@ -49,6 +49,7 @@ function useFile(file) {
     return;
   }
   state.file = file;
+  state.stored = storeImage(file);
   state.point = null;
   const image = $("image");
   if (image.src) URL.revokeObjectURL(image.src);
@@ -59,6 +60,18 @@ function useFile(file) {
   $("results").replaceChildren();
   $("meta").textContent = "";
   setStatus(`${file.name}: click on the image to classify a point.`);
+  state.stored.catch((error) => showError(`${file.name} cannot be classified: ${error.message}`));
+}
+
+// The image goes to the server once (POST /v1/images), as a product would send it; each click then
+// names it by id, and the server answers from its decoded copy instead of decoding it again.
+async function storeImage(file) {
+  const form = new FormData();
+  form.append("image", file);
+  const response = await fetch("/v1/images", { method: "POST", body: form });
+  const body = await response.json();
+  if (!response.ok) throw new Error(`${body.error} [${response.status} ${body.code}]`);
+  return body.image_id;
 }
 
 $("file").addEventListener("change", (event) => useFile(event.target.files[0]));
@@ -87,7 +100,7 @@ $("image").addEventListener("click", (event) => {
   const y = Math.min(image.naturalHeight - 1, Math.max(0, (event.clientY - box.top) * image.naturalHeight / box.height));
   state.point = { x: Math.round(x), y: Math.round(y) };
   placeMarker();
-  classifyUpload();
+  classifyPoint();
 });
 
 function placeMarker() {
@@ -100,16 +113,28 @@ function placeMarker() {
   $("point").textContent = `Point (${state.point.x}, ${state.point.y}) of ${image.naturalWidth}×${image.naturalHeight}`;
 }
 
-async function classifyUpload() {
+async function classifyPoint() {
   if (!state.file || !state.point) return;
-  const form = new FormData();
-  form.append("image", state.file);
-  form.append("x", state.point.x);
-  form.append("y", state.point.y);
-  form.append("top_k", 5);
+  let imageId;
+  try {
+    imageId = await state.stored;
+  } catch (error) {
+    showError(`The image cannot be classified: ${error.message}`);
+    return;
+  }
+  const document_ = { image_id: imageId, x: state.point.x, y: state.point.y, top_k: 5 };
   const models = chosenModels();
-  if (models) form.append("models", models);
-  await classify({ method: "POST", body: form });
+  if (models) document_.models = models;
+  const answer = await classify(jsonRequest(document_));
+  if (answer === "not_found" && imageId === await state.stored) {
+    state.stored = storeImage(state.file);  // expired or deleted on the server: store it again, once
+    document_.image_id = await state.stored.catch(() => null);
+    if (document_.image_id) await classify(jsonRequest(document_));
+  }
+}
+
+function jsonRequest(document_) {
+  return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(document_) };
 }
 
 // ---- a path on the server ----
@@ -124,10 +149,11 @@ $("path-form").addEventListener("submit", async (event) => {
   };
   const models = chosenModels();
   if (models) document_.models = models;
-  await classify({ method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(document_) });
+  await classify(jsonRequest(document_));
 });
 
 // ---- asking and showing ----
+// Shows the answer or the error; returns the error code, if any.
 async function classify(request) {
   setStatus("Classifying…");
   const started = performance.now();
@@ -137,16 +163,17 @@ async function classify(request) {
     body = await response.json();
   } catch (error) {
     showError(`The server could not be reached: ${error.message}`);
-    return;
+    return "unreachable";
   }
   if (!response.ok) {
     const hint = body.code === "path_forbidden" ? " (is the server started with --image-root, and is the path inside it?)" : "";
     showError(`${body.error}${hint} [${response.status} ${body.code}]`);
     $("results").replaceChildren();
-    return;
+    return body.code;
   }
   setStatus("");
   render(body, performance.now() - started);
+  return null;
 }
 
 function render(answer, elapsedMs) {

@@ -21,8 +21,8 @@ def test_assets_are_served_with_their_types(server):
 
 def test_the_script_speaks_the_api(server):
     script = server.get("/static/app.js").text
-    for piece in ('fetch("/v1/classify"', 'fetch("/v1/models")', 'form.append("image"', "predictions[0]",
-                  ".results", "naturalWidth", "path_forbidden", "answer.errors"):
+    for piece in ('fetch("/v1/classify"', 'fetch("/v1/models")', 'fetch("/v1/images"', 'form.append("image"',
+                  "image_id", "predictions[0]", ".results", "naturalWidth", "path_forbidden", "answer.errors"):
         assert piece in script, piece
 
 
