@@ -115,9 +115,10 @@ function placeMarker() {
 
 async function classifyPoint() {
   if (!state.file || !state.point) return;
+  const stored = state.stored;
   let imageId;
   try {
-    imageId = await state.stored;
+    imageId = await stored;
   } catch (error) {
     showError(`The image cannot be classified: ${error.message}`);
     return;
@@ -126,7 +127,7 @@ async function classifyPoint() {
   const models = chosenModels();
   if (models) document_.models = models;
   const answer = await classify(jsonRequest(document_));
-  if (answer === "not_found" && imageId === await state.stored) {
+  if (answer === "not_found" && state.stored === stored) {  // the same image, not one chosen since
     state.stored = storeImage(state.file);  // expired or deleted on the server: store it again, once
     document_.image_id = await state.stored.catch(() => null);
     if (document_.image_id) await classify(jsonRequest(document_));

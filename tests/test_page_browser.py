@@ -106,3 +106,22 @@ def test_the_page_fits_a_phone_screen(browser, server):
     narrow.wait_for_selector("#models li")
     assert narrow.evaluate("document.documentElement.scrollWidth") <= 400
     narrow.close()
+
+
+def test_a_stored_image_that_expired_is_stored_again_on_the_next_click(page, server, tmp_path):
+    photo = tmp_path / "split.png"
+    photo.write_bytes(split_image(size=(400, 200)))
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#image[src]")
+    click_at(page, 0.2, 0.5)
+    page.wait_for_selector("#results article.model")
+    first_id = page.evaluate("state.stored")
+    assert server.delete(f"/v1/images/{first_id}").status_code == 200  # as retention would
+
+    click_at(page, 0.8, 0.5)
+    x, y = shown_point(page)
+    page.wait_for_function(f"document.querySelector('#meta').textContent.includes('({x}, {y})')")
+    assert page.evaluate("state.stored") != first_id
+    assert top_label(page, "tint") == "blue"
+    posts = [url for method, url in page.requests if method == "POST"]
+    assert posts == ["/v1/images", "/v1/classify", "/v1/classify", "/v1/images", "/v1/classify"]
