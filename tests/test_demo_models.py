@@ -50,7 +50,7 @@ def top1(model, crops: np.ndarray) -> list[str]:
 @pytest.mark.parametrize("name", ["color", "theme"])
 def test_committed_graph_imports_into_a_fresh_graph_with_the_documented_shapes(name):
     size, classes = SHAPES[name]
-    version = pipeline.version_dir(MODELS, name)
+    version = pipeline.spec(MODELS, LABELS, name).directory
     config = tomllib.loads((version / "model.toml").read_text())
     graph_path = version / config["graph"]
     assert graph_path.stat().st_size < 10_000_000
@@ -74,8 +74,8 @@ def test_committed_graph_imports_into_a_fresh_graph_with_the_documented_shapes(n
 @pytest.mark.parametrize("name", ["color", "theme"])
 def test_labels_and_crop_are_the_ones_the_model_was_trained_for(name):
     demo = demos.get(name)
-    assert tuple(pipeline.read_labels(LABELS, name)) == demo.labels
-    config = tomllib.loads((pipeline.version_dir(MODELS, name) / "model.toml").read_text())
+    assert pipeline.spec(MODELS, LABELS, name).labels == demo.labels
+    config = tomllib.loads((pipeline.spec(MODELS, LABELS, name).directory / "model.toml").read_text())
     assert config["crop"] == {"fraction": demo.fraction, "min_px": demo.min_px, "keep_aspect": True,
                               "resize": demo.resize}
     assert (config["input"]["scale"], config["input"]["offset"]) == pytest.approx((demo.scale, demo.offset))

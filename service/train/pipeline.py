@@ -1,7 +1,8 @@
 """Run a committed frozen model on already-cropped patches, for evaluation, training checks and tests.
 
-Generated patches are made at the model's input size, so they skip the crop: this normalises them
-by model.toml (scale/offset or mean/std) and feeds the frozen graph in a tf.compat.v1 Session.
+Generated patches are made at the model's input size, so they skip the crop: this reads the model
+as Pinpoint's repository does, prepares the patches as the server does, and feeds the frozen graph in
+a tf.compat.v1 Session.
 Points on whole photographs go through `service.engine.Engine` instead (realcheck.py), so they
 are cropped exactly as Pinpoint crops.
 """
@@ -9,23 +10,22 @@ are cropped exactly as Pinpoint crops.
 from __future__ import annotations
 
 import io
-import tomllib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-
-def version_dir(models_dir: Path, name: str) -> Path:
-    versions = [p for p in (Path(models_dir) / name).iterdir() if p.is_dir() and p.name.isdigit()]
-    if not versions:
-        raise FileNotFoundError(f"no version of model {name!r} under {models_dir}")
-    return max(versions, key=lambda p: int(p.name))
+from service import repository
+from service.preprocess import prepare
 
 
-def read_labels(labels_dir: Path, name: str) -> list[str]:
-    lines = (Path(labels_dir) / f"{name}.txt").read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip()]
+def spec(models_dir: Path, labels_dir: Path, name: str) -> repository.ModelSpec:
+    """The version of `name` Pinpoint would serve, read by Pinpoint's own repository."""
+    found = repository.scan(Path(models_dir), Path(labels_dir))
+    for candidate in found.specs:
+        if candidate.name == name:
+            return candidate
+    raise FileNotFoundError(found.problems.get(name, f"no servable model {name!r} under {models_dir}"))
 
 
 class FrozenModel:
@@ -35,31 +35,24 @@ class FrozenModel:
         import tensorflow as tf
 
         self.name = name
-        self.directory = version_dir(models_dir, name)
-        self.config = tomllib.loads((self.directory / "model.toml").read_text(encoding="utf-8"))
-        self.labels = read_labels(labels_dir, self.config.get("labels", name))
+        self.spec = spec(models_dir, labels_dir, name)
+        self.labels = list(self.spec.labels)
         graph_def = tf.compat.v1.GraphDef()
-        graph_def.ParseFromString((self.directory / self.config.get("graph", "frozen_graph.pb")).read_bytes())
+        graph_def.ParseFromString(self.spec.graph_path.read_bytes())
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.compat.v1.import_graph_def(graph_def, name="")
-        self.input = self.graph.get_tensor_by_name(self.config["input"]["tensor"])
-        self.output = self.graph.get_tensor_by_name(self.config["output"]["tensor"])
+        self.input = self.graph.get_tensor_by_name(self.spec.input.tensor)
+        self.output = self.graph.get_tensor_by_name(self.spec.output_tensor)
         self.session = tf.compat.v1.Session(graph=self.graph, config=tf.compat.v1.ConfigProto(
             intra_op_parallelism_threads=2, inter_op_parallelism_threads=1))
 
-    def normalise(self, crops: np.ndarray) -> np.ndarray:
-        spec = self.config["input"]
-        values = crops.astype(np.float32)
-        if "mean" in spec:
-            return (values - np.float32(spec["mean"])) / np.float32(spec["std"])
-        return values * np.float32(spec.get("scale", 1.0)) + np.float32(spec.get("offset", 0.0))
-
     def probabilities(self, crops: np.ndarray, batch: int = 256) -> np.ndarray:
-        outputs = [self.session.run(self.output, {self.input: self.normalise(crops[i:i + batch])})
+        """Normalised as the server normalises (service.preprocess), then run."""
+        outputs = [self.session.run(self.output, {self.input: prepare(self.spec.input, crops[i:i + batch])})
                    for i in range(0, len(crops), batch)]
         scores = np.concatenate(outputs)
-        if self.config["output"].get("softmax", False):
+        if self.spec.softmax:
             scores = np.exp(scores - scores.max(axis=1, keepdims=True))
             scores /= scores.sum(axis=1, keepdims=True)
         return scores

@@ -54,7 +54,7 @@ def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) ->
     by_image: dict[str, list[int]] = {}
     for row, point in enumerate(points):
         by_image.setdefault(point["image"], []).append(row)
-    labels = pipeline.read_labels(labels_dir, _labels_name(models_dir, model))
+    labels = list(pipeline.spec(models_dir, labels_dir, model).labels)
     scores = np.zeros((len(points), len(labels)), dtype=np.float32)
     with Engine.open(models_dir=str(models_dir), labels_dir=str(labels_dir)) as engine:
         for name, rows in by_image.items():
@@ -66,9 +66,3 @@ def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) ->
                     scores[r, labels.index(result["label"])] = result["score"]
     return scores, labels, "service.engine.Engine"
 
-
-def _labels_name(models_dir: Path, model: str) -> str:
-    import tomllib
-
-    config = tomllib.loads((pipeline.version_dir(models_dir, model) / "model.toml").read_text(encoding="utf-8"))
-    return config.get("labels", model)
