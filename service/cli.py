@@ -4,6 +4,7 @@ daemon, the benchmark, and the demo models' training and evaluation."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -11,6 +12,13 @@ from pathlib import Path
 
 from service.config import ConfigError, load_settings
 from service.errors import PinpointError
+
+
+# Commands that are another module's own command line: their options are theirs (`--help` shows them).
+DELEGATED = {
+    "train-demo": ("service.train.cli", "train the demo models (python -m service.train)"),
+    "evaluate": ("service.train.evaluate", "accuracy of a demo model (python -m service.train.evaluate)"),
+}
 
 
 def _settings(args):
@@ -65,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="docs/benchmarks.md", help="where to write the report")
     bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     bench.add_argument("--memory-requests", dest="memory_requests", type=int, default=20_000)
-    # The demo models' own tools; their options are theirs (`pinpoint train-demo --help`).
-    for name, text in (("train-demo", "train the demo models (python -m service.train)"),
-                       ("evaluate", "accuracy of a demo model (python -m service.train.evaluate)")):
+    for name, (_, text) in DELEGATED.items():
         commands.add_parser(name, help=text, add_help=False)
     return parser
 
@@ -75,14 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if argv[:1] == ["train-demo"]:
-        from service.train.cli import main as train
-
-        return train(argv[1:])
-    if argv[:1] == ["evaluate"]:
-        from service.train.evaluate import main as evaluate
-
-        return evaluate(argv[1:])
+    if argv and argv[0] in DELEGATED:
+        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args)
