@@ -8,7 +8,7 @@ import json
 
 from PIL import Image
 
-from conftest import BLUE, GREEN, RED, split_image
+from fixtures import BLUE, GREEN, RED, split_image
 
 
 def top(answer, model, point=0):

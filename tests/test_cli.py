@@ -8,14 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import split_image
+from fixtures import pinpoint as run_pinpoint, split_image
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def pinpoint(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "service", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    return run_pinpoint(*args, cwd=cwd)
 
 
 def test_predict_prints_the_api_answer(repository, tmp_path):

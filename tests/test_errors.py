@@ -10,17 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from conftest import split_image
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert body["code"] == code and body["error"]
-    assert "Traceback" not in response.text
-    assert response.headers.get("X-Request-ID")
-    return body
+from fixtures import assert_error, decompression_bomb, split_image
 
 
 def raw(server, data, query="x=1&y=1", content_type="image/png"):
@@ -121,15 +111,6 @@ def test_image_format_not_allowed(server):
 def test_body_over_the_limit_is_refused_before_reading(server):
     # The test server's limit is 2 MB.
     assert_error(raw(server, b"\0" * 2_500_000), 413, "payload_too_large")
-
-
-def decompression_bomb(width=50_000, height=50_000) -> bytes:
-    """A tiny PNG whose header claims width x height pixels."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    rows = zlib.compress(b"\0" * (width * 3 + 1) * 8)  # a few rows; the decoder never gets that far
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 
 def test_decompression_bomb_is_refused_from_the_header(server):

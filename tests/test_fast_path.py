@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import split_image
+from fixtures import split_image
 from service import imaging
 
 LIMITS = imaging.ImageLimits()

@@ -12,7 +12,7 @@ import random
 import requests
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import split_image
+from fixtures import split_image
 
 FUZZ = settings(max_examples=400, deadline=None, database=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import split_image
+from fixtures import split_image
 from service.store import ImageStore
 
 

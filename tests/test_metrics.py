@@ -2,23 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import split_image
-
-
-def scrape(server) -> dict:
-    response = server.get("/metrics")
-    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples, name, **labels):
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+from fixtures import scrape, split_image, value
 
 
 def test_counters_match_the_requests_sent(server):

@@ -15,13 +15,7 @@ import pytest
 import requests
 
 import graphs
-from conftest import free_port, split_image, start_server
-from test_metrics import scrape, value
-
-
-def pinpoint(*args, cwd, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "service", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+from fixtures import free_port, pinpoint, scrape, split_image, start_server, value, wait_until
 
 
 def classify(url, query="x=10&y=10&models=tint", **kwargs):
@@ -44,9 +38,7 @@ def test_daemon_starts_classifies_reloads_and_stops_cleanly(tmp_path):
     assert again.returncode == 0 and "already running" in again.stdout and int(pidfile.read_text()) == pid
 
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while requests.get(url + "/readyz", timeout=5).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(url + "/readyz")
     assert classify(url).json()["predictions"][0]["results"]["tint"][0]["label"] == "red"
 
     shutil.copytree(models / "tint" / "1", models / "tint" / "2")  # a new version appears
@@ -132,9 +124,7 @@ def test_readiness_is_503_until_the_models_are_warm(tmp_path):
         assert first_ready is not None and first_ready.status_code == 503
         assert first_ready.json()["code"] == "model_unavailable"
         assert classify(url).json()["code"] == "model_unavailable"
-        while requests.get(url + "/readyz", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(url + "/readyz")
     finally:
         process.terminate()
         process.wait(30)

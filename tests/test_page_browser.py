@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import split_image
+from fixtures import split_image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")

@@ -13,11 +13,11 @@ import pytest
 import requests
 
 import graphs
-from conftest import split_image, start_server, stop_server
+from fixtures import split_image, start_server, stop_server
 from service.config import load_settings
 from service.protect import Guard
 from service.ratelimit import MemoryBuckets
-from test_errors import assert_error, decompression_bomb
+from fixtures import assert_error, decompression_bomb
 
 
 def sha256(secret: str) -> str:
@@ -93,7 +93,7 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(guarded):
     assert int(answers[0].headers["RateLimit-Remaining"]) in (1, 2)
     time.sleep(1.1)  # a token comes back each second
     assert guarded.get("/v1/models", headers=headers).status_code == 200
-    from test_metrics import scrape, value
+    from fixtures import scrape, value
     assert value(scrape(guarded), "pinpoint_rate_limited_total") >= 1
 
 

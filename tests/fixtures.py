@@ -1,0 +1,144 @@
+"""Shared test helpers, one home for them (as datasette's tests/fixtures.py): images, a real server
+on a free port, waiting for it, the CLI as a subprocess, the contract's error shape and metrics."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+RED, GREEN, BLUE = (220, 30, 30), (30, 200, 30), (30, 30, 220)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def split_image(size=(200, 100), left=RED, right=BLUE, fmt="PNG", **save) -> bytes:
+    """Left half one colour, right half another: a test knows what each point should say."""
+    image = Image.new("RGB", size, left)
+    image.paste(right, (size[0] // 2, 0, size[0], size[1]))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **save)
+    return buffer.getvalue()
+
+
+def decompression_bomb(width=50_000, height=50_000) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (width * 3 + 1) * 8)  # a few rows; the decoder never gets that far
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def assert_error(response, status, code):
+    """The contract's error: the status, a JSON body with code and message, a request id, no traceback."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == code and body["error"]
+    assert "Traceback" not in response.text
+    assert response.headers.get("X-Request-ID")
+    return body
+
+
+class Server:
+    def __init__(self, url: str, process: subprocess.Popen, log_path: Path):
+        self.url, self.process, self.log_path = url, process, log_path
+
+    def get(self, path, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url + path, **kwargs)
+
+    def post(self, path, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return requests.post(self.url + path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        kwargs.setdefault("timeout", 30)
+        return requests.delete(self.url + path, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def wait_until(url: str, status: int = 200, timeout: float = 90, process: subprocess.Popen | None = None,
+               log_path: Path | None = None) -> requests.Response:
+    """Poll `url` until it answers `status`; fail early (with the log) if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            log = log_path.read_text() if log_path else ""
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log}")
+        try:
+            response = requests.get(url, timeout=2)
+            if response.status_code == status:
+                return response
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer {status} within {timeout:.0f} s")
+
+
+def start_server(tmp: Path, models: Path, labels: Path, *args: str, env: dict | None = None,
+                 wait_ready: bool = True) -> Server:
+    """`pinpoint serve` on a free port, as a real process; returns once /readyz says 200."""
+    port = free_port()
+    log_path = tmp / f"server-{port}.log"
+    environment = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp / "uploads"), "PINPOINT_LOG_FORMAT": "json",
+                   **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--port", str(port), "--models", str(models),
+         "--labels", str(labels), *args],
+        stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"), env=environment)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(url + ("/readyz" if wait_ready else "/healthz"), process=process, log_path=log_path)
+    except AssertionError:
+        process.kill()
+        raise
+    return Server(url, process, log_path)
+
+
+def stop_server(server: Server) -> None:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        server.process.wait(30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+def pinpoint(*args, cwd, env=None, timeout=120) -> subprocess.CompletedProcess:
+    """The `pinpoint` command line, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "service", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def scrape(server) -> dict:
+    """Every sample of /metrics, keyed by (name, sorted labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = server.get("/metrics")
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
