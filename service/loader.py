@@ -1,12 +1,14 @@
-"""Frozen GraphDef -> Servable: the graph imported into the shared tf.Graph, its tensors resolved.
+"""Frozen GraphDef -> Servable: one version of one model, in a graph and session of its own.
 
-Called only on the runtime thread (service/runtime.py), the one thread that touches TensorFlow.
+A servable is imported on a loader thread (so loading never stalls the inference thread), but every
+session.run, warm-up included, happens on the runtime's inference thread (service/runtime.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from service.repository import ModelConfigError, ModelSpec
@@ -15,13 +17,24 @@ from service.repository import ModelConfigError, ModelSpec
 @dataclasses.dataclass(frozen=True)
 class Servable:
     spec: ModelSpec
+    session: tf.compat.v1.Session
     input: tf.Tensor
     output: tf.Tensor
     batched: bool  # False for graphs that take one (scalar) encoded image per run
 
     @property
-    def name(self) -> str:
-        return self.spec.name
+    def key(self) -> str:
+        return self.spec.key
+
+    def run(self, rows: np.ndarray) -> np.ndarray:
+        """[N, ...] inputs -> [N, classes] float32 outputs. Call on the inference thread only."""
+        if self.batched:
+            return output_rows(self.session.run(self.output, {self.input: rows}), len(rows))
+        # A scalar input (classic retrain.py graphs) takes one image per run.
+        return np.stack([output_rows(self.session.run(self.output, {self.input: row}), 1)[0] for row in rows])
+
+    def close(self) -> None:
+        self.session.close()
 
 
 def read_graph_def(spec: ModelSpec) -> tf.compat.v1.GraphDef:
@@ -33,18 +46,18 @@ def read_graph_def(spec: ModelSpec) -> tf.compat.v1.GraphDef:
     return graph_def
 
 
-def import_servable(graph: tf.Graph, spec: ModelSpec) -> Servable:
-    """Import the model into `graph` under the scope `<name>/` and check its tensors fit the config."""
+def load_servable(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int) -> Servable:
+    """Import the graph into a fresh tf.Graph, check its tensors fit the config, open its session."""
     graph_def = read_graph_def(spec)
-    scope = spec.name
+    graph = tf.Graph()
     with graph.as_default():
         try:
-            tf.graph_util.import_graph_def(graph_def, name=scope)
+            tf.graph_util.import_graph_def(graph_def, name="")
         except (ValueError, tf.errors.OpError) as error:
             raise ModelConfigError(f"{spec.graph_path}: cannot import ({error})") from None
     try:
-        input_tensor = graph.get_tensor_by_name(f"{scope}/{_tensor_name(spec.input.tensor)}")
-        output_tensor = graph.get_tensor_by_name(f"{scope}/{_tensor_name(spec.output_tensor)}")
+        input_tensor = graph.get_tensor_by_name(_tensor_name(spec.input.tensor))
+        output_tensor = graph.get_tensor_by_name(_tensor_name(spec.output_tensor))
     except (KeyError, ValueError) as error:
         raise ModelConfigError(f"{spec.directory}/model.toml: {error}") from None
     batched = _check_input(spec, input_tensor)
@@ -52,7 +65,22 @@ def import_servable(graph: tf.Graph, spec: ModelSpec) -> Servable:
     if labels is not None and labels != len(spec.labels):
         raise ModelConfigError(
             f"{spec.name}: the output has {labels} classes but the labels file has {len(spec.labels)} lines")
-    return Servable(spec=spec, input=input_tensor, output=output_tensor, batched=batched)
+    graph.finalize()  # nothing may add ops after load: a per-request op would leak memory
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
+                                      inter_op_parallelism_threads=inter_op_threads)
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    return Servable(spec=spec, session=session, input=input_tensor, output=output_tensor, batched=batched)
+
+
+def output_rows(output: np.ndarray, count: int) -> np.ndarray:
+    """Model output -> [count, classes] floats, accepting graphs that drop the batch axis."""
+    output = np.asarray(output, dtype=np.float32)
+    if output.ndim == 1:
+        output = output[np.newaxis, :]
+    output = output.reshape(output.shape[0], -1)
+    if output.shape[0] != count:
+        raise ValueError(f"the model returned {output.shape[0]} rows for {count} inputs")
+    return output
 
 
 def _tensor_name(name: str) -> str:

@@ -11,7 +11,7 @@ import time
 
 import cherrypy
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from service.engine import Engine
 
@@ -48,7 +48,7 @@ class Metrics:
         queue = Gauge("pinpoint_queue_depth", "Inference jobs waiting", registry=registry)
         queue.set_function(lambda: engine.runtime.queue_depth)
         registry.register(_ModelCollector(engine))
-        engine.on_batch = lambda crops, run_ms: self.batch.observe(crops)
+        engine.runtime.on_batch = lambda crops, run_ms: self.batch.observe(crops)
 
     # ---- CherryPy hooks ----
     def request_started(self) -> None:
@@ -89,8 +89,22 @@ class _ModelCollector:
         info = GaugeMetricFamily("pinpoint_model_info", "Served models (1 = this state)", labels=["model", "version", "state"])
         load = GaugeMetricFamily("pinpoint_model_load_seconds", "Time to import and warm each model",
                                  labels=["model", "version"])
-        for status in self.engine.runtime.models.values():
-            info.add_metric([status.name, str(status.version), status.state], 1)
-            load.add_metric([status.name, str(status.version)], status.load_ms / 1000)
+        failures = CounterMetricFamily("pinpoint_model_load_failures", "Versions that failed to load or warm",
+                                       labels=["model"])
+        shadow = CounterMetricFamily("pinpoint_shadow_compared", "Crops a shadow version also ran, by the "
+                                     "serving top-1 label and whether the shadow's top-1 agreed",
+                                     labels=["model", "version", "label", "agreed"])
+        manager = self.engine.manager
+        for name, versions in manager.snapshot().items():
+            for version in versions:
+                info.add_metric([name, str(version.version), version.state.value], 1)
+                load.add_metric([name, str(version.version)], version.load_ms / 1000)
+                for label, (agreed, total) in version.shadow.items():
+                    shadow.add_metric([name, str(version.version), label, "true"], agreed)
+                    shadow.add_metric([name, str(version.version), label, "false"], total - agreed)
+        for name, count in manager.load_failures.items():
+            failures.add_metric([name], count)
         yield info
         yield load
+        yield failures
+        yield shadow

@@ -49,32 +49,47 @@ class ModelSpec:
     softmax: bool
     crop: CropSpec
 
+    @property
+    def key(self) -> str:
+        """The servable's name in the runtime and in logs: one version of one model."""
+        return f"{self.name}@{self.version}"
+
 
 @dataclasses.dataclass(frozen=True)
 class Discovery:
-    """What a scan found: servable specs, and the directories that could not be read (with why)."""
+    """What a scan found: every complete version of every model, and the versions that could not be
+    read (keyed "name@version", or the directory, with why)."""
 
-    specs: tuple[ModelSpec, ...]
+    versions: dict[str, dict[int, ModelSpec]]  # model -> version -> spec
     problems: dict[str, str]
+
+    @property
+    def specs(self) -> tuple[ModelSpec, ...]:
+        """The highest readable version of every model."""
+        return tuple(versions[max(versions)] for versions in self.versions.values() if versions)
 
 
 def scan(models_dir: Path, labels_dir: Path) -> Discovery:
-    """The highest version of every model under models_dir."""
-    specs: list[ModelSpec] = []
+    """Every version directory under models_dir that holds a model.toml.
+
+    A version directory is published by renaming it into place (docs/models.md), so one that has its
+    model.toml is complete; a hidden or non-numeric directory (a copy in progress) is never looked at."""
+    found: dict[str, dict[int, ModelSpec]] = {}
     problems: dict[str, str] = {}
     if not models_dir.is_dir():
-        return Discovery((), {str(models_dir): "the model repository is not a directory"})
+        return Discovery({}, {str(models_dir): "the model repository is not a directory"})
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         versions = sorted((int(p.name), p) for p in model_dir.iterdir()
                           if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / CONFIG_NAME).is_file())
         if not versions:
             continue  # not a model directory (no numbered version with a config)
-        version, version_dir = versions[-1]
-        try:
-            specs.append(read_spec(model_dir.name, version, version_dir, labels_dir))
-        except ModelConfigError as error:
-            problems[model_dir.name] = str(error)
-    return Discovery(tuple(specs), problems)
+        found[model_dir.name] = {}
+        for version, version_dir in versions:
+            try:
+                found[model_dir.name][version] = read_spec(model_dir.name, version, version_dir, labels_dir)
+            except ModelConfigError as error:
+                problems[f"{model_dir.name}@{version}"] = str(error)
+    return Discovery(found, problems)
 
 
 def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> ModelSpec:

@@ -153,10 +153,10 @@ CLEAR_POINTS = [
 @pytest.mark.parametrize("model, image, x, y, label", CLEAR_POINTS)
 def test_real_photo_point_through_the_service_pipeline(engine, model, image, x, y, label):
     photo = realcheck.load_image(image)
-    answer = engine.classify(pipeline.png_bytes(photo), points=[(x, y)], units="px", models=[model], top_k=5)
-    results = answer["predictions"][0]["results"][model]
-    assert len(results) == 5
-    assert results[0]["label"] == label, results
+    result = engine.classify_image(pipeline.png_bytes(photo), [(x, y)], units="px", models=[model], top_k=5)
+    labels = result.predictions[0].results[model]
+    assert len(labels) == 5
+    assert labels[0].label == label, labels
 
 
 def test_real_photo_check_does_not_regress():

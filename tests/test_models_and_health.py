@@ -7,7 +7,7 @@ def test_models_lists_every_served_model_with_its_label_count(server):
     models = {m["name"]: m for m in server.get("/v1/models").json()["models"]}
     assert set(models) == {"tint", "bright", "jpeg"}
     assert models["tint"]["labels"] == 3 and models["bright"]["labels"] == 2
-    assert models["tint"]["versions"] == [1] and models["tint"]["state"] == "AVAILABLE"
+    assert [v["version"] for v in models["tint"]["versions"]] == [1] and models["tint"]["state"] == "AVAILABLE"
     assert models["bright"]["input"]["kind"] == "flat" and models["jpeg"]["input"]["kind"] == "encoded"
 
 

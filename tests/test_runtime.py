@@ -27,13 +27,22 @@ def repository_specs(models, labels):
     return found.specs
 
 
+def running(specs, max_batch=32):
+    """A started runtime with these servables loaded and warm, as the manager would leave it."""
+    runtime = Runtime(max_batch=max_batch, queue_size=64, intra_op_threads=2, inter_op_threads=1)
+    runtime.start()
+    for spec in specs:
+        runtime.load(spec).result(60)
+    return runtime
+
+
 def feeds_for(specs, colour, count=1):
     crops = {}
     for spec in specs:
         shape = (count, spec.input.height, spec.input.width, spec.input.channels)
         pixels = np.zeros(shape, np.uint8)
         pixels[...] = colour[: spec.input.channels] if spec.input.channels == 3 else 200
-        crops[spec.name] = prepare(spec.input, pixels)
+        crops[spec.key] = prepare(spec.input, pixels)
     return crops
 
 
@@ -46,15 +55,13 @@ def test_session_run_happens_only_on_the_runtime_thread(specs, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(tf.compat.v1.Session, "run", spy)
-    runtime = Runtime(specs, max_batch=8, fuse_models=True)
-    runtime.start()
-    assert runtime.wait_ready(60)
+    runtime = running(specs, max_batch=8)
     with ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(lambda: runtime.submit(feeds_for(specs, (200, 10, 10)), time.monotonic() + 10)
                                .future.result(10)) for _ in range(40)]
         outcomes = [f.result() for f in futures]
     runtime.stop()
-    assert all(int(np.argmax(o.outputs["tint"][0])) == 0 for o in outcomes)  # red
+    assert all(int(np.argmax(o.outputs["tint@1"][0])) == 0 for o in outcomes)  # red
     assert seen, "session.run was never called"
     assert set(seen) == {runtime.thread_ident}
     assert runtime.thread_ident != threading.get_ident()
@@ -69,9 +76,7 @@ def test_waiting_jobs_share_one_run_and_get_their_own_rows(specs, monkeypatch):
         return original(self, fetches, feed_dict, **kwargs)
 
     tint = [s for s in specs if s.name == "tint"]
-    runtime = Runtime(tuple(tint), max_batch=64)
-    runtime.start()
-    assert runtime.wait_ready(60)
+    runtime = running(tint, max_batch=64)
     monkeypatch.setattr(tf.compat.v1.Session, "run", spy)
     # Hold the thread busy with one job so the next ten queue up behind it.
     gate = threading.Event()
@@ -84,17 +89,15 @@ def test_waiting_jobs_share_one_run_and_get_their_own_rows(specs, monkeypatch):
     outcomes = [f.future.result(10) for f in futures]
     runtime.stop()
     for i, outcome in enumerate(outcomes):
-        assert outcome.outputs["tint"].shape == (2, 3)
-        assert list(np.argmax(outcome.outputs["tint"], axis=1)) == [i % 3] * 2
+        assert outcome.outputs["tint@1"].shape == (2, 3)
+        assert list(np.argmax(outcome.outputs["tint@1"], axis=1)) == [i % 3] * 2
     assert len(runs) <= 2, runs  # the first job alone, then the other nine together
     assert max(max(r) for r in runs) >= 18
 
 
 def test_work_whose_caller_gave_up_is_not_run(specs):
     tint = tuple(s for s in specs if s.name == "tint")
-    runtime = Runtime(tint)
-    runtime.start()
-    assert runtime.wait_ready(60)
+    runtime = running(tint)
     gate = threading.Event()
     original_run_batch = runtime._run_batch
     ran = []
@@ -106,41 +109,33 @@ def test_work_whose_caller_gave_up_is_not_run(specs):
     assert cancelled.future.cancel()
     time.sleep(0.1)
     gate.set()
-    assert first.future.result(10).outputs["tint"].shape == (1, 3)
+    assert first.future.result(10).outputs["tint@1"].shape == (1, 3)
     with pytest.raises(Exception) as error:
         expired.future.result(10)
     assert getattr(error.value, "code", None) == "timeout"
     runtime.stop()
 
 
-def test_a_broken_model_fails_alone(repository, tmp_path):
+def test_a_broken_graph_fails_to_load_and_the_others_serve(repository, tmp_path):
     models, labels = repository
     import shutil
     shutil.copytree(models, tmp_path / "models")
     (tmp_path / "models" / "bright" / "1" / "frozen_graph.pb").write_bytes(b"not a graph")
     found = model_repository.scan(tmp_path / "models", labels)
-    runtime = Runtime(found.specs)
-    runtime.start()
-    assert runtime.wait_ready(60)
-    assert runtime.models["bright"].state == "END" and "GraphDef" in runtime.models["bright"].error
-    assert runtime.models["tint"].state == "AVAILABLE"
+    specs = {spec.name: spec for spec in found.specs}
+    runtime = running([specs["tint"]])
+    with pytest.raises(Exception, match="GraphDef"):
+        runtime.load(specs["bright"]).result(60)
+    outcome = runtime.submit(feeds_for([specs["tint"]], (200, 10, 10)), time.monotonic() + 10).future.result(10)
+    assert outcome.outputs["tint@1"].shape == (1, 3)
     runtime.stop()
 
 
-def test_models_share_one_session_run_when_the_deadline_allows(specs, monkeypatch):
-    batched = tuple(s for s in specs if s.name in ("tint", "bright"))
-    runtime = Runtime(batched, fuse_models=True)
-    runtime.start()
-    assert runtime.wait_ready(60)
-    runs = []
-    original = tf.compat.v1.Session.run
-
-    def spy(self, fetches, *args, **kwargs):
-        runs.append(sorted(fetches) if isinstance(fetches, dict) else ["single"])
-        return original(self, fetches, *args, **kwargs)
-
-    monkeypatch.setattr(tf.compat.v1.Session, "run", spy)
+def test_an_unloaded_servable_is_reported_and_the_others_answer(specs):
+    batched = [s for s in specs if s.name in ("tint", "bright")]
+    runtime = running(batched)
+    runtime.unload("bright@1").result(10)
     outcome = runtime.submit(feeds_for(batched, (200, 10, 10), count=3), time.monotonic() + 10).future.result(10)
     runtime.stop()
-    assert runs == [["bright", "tint"]]  # one run fetched both models
-    assert outcome.outputs["tint"].shape == (3, 3) and outcome.outputs["bright"].shape == (3, 2)
+    assert outcome.outputs["tint@1"].shape == (3, 3)
+    assert outcome.errors == {"bright@1": "bright@1 is not loaded"}

@@ -7,8 +7,10 @@ import cherrypy
 from service.api import body
 from service.api.errors import json_endpoint, require_method
 from service.api.fields import classify_args
+from service.api.render import classify_document
 from service.engine import Engine
 from service.errors import BadRequest, NotFound
+from service.request import ClassifyRequest, ServerPath, StoredImage, Upload, model_refs
 
 
 class Classify:
@@ -21,30 +23,37 @@ class Classify:
             raise NotFound("no such resource")
         require_method("POST")
         kind = body.media_type()
-        source: dict = {}
+        sources = []
         if kind == "multipart/form-data":
-            source["image"] = body.file_field(params)
+            sources.append(Upload(body.file_field(params)))
             fields = params
         elif kind == "application/json":
             if params:
                 raise BadRequest("with a JSON body, put every field in the JSON document")
             fields = body.read_json()
             if "image_b64" in fields:
-                source["image"] = body.b64_image(fields)
-            for key in ("path", "image_id"):
-                if key in fields:
-                    source[key] = fields.pop(key)
+                sources.append(Upload(body.b64_image(fields)))
+            if "path" in fields:
+                sources.append(ServerPath(_text("path", fields.pop("path"))))
+            if "image_id" in fields:
+                sources.append(StoredImage(_text("image_id", fields.pop("image_id"))))
         elif body.is_raw_image(kind):
-            source["image"] = body.read_raw()
+            sources.append(Upload(body.read_raw()))
             fields = params
         else:
             raise body.unsupported(kind)
+        if len(sources) != 1:
+            raise BadRequest("give exactly one image source: an image, a path or an image_id"
+                             + (f" (got {len(sources)})" if sources else ""))
         request = cherrypy.serving.request
-        answer = self.engine.classify(**source, **classify_args(fields), request_id=request.request_id,
-                                      deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms")))
-        request.timings = answer["timings_ms"]
-        request.models = {name: model["version"] for name, model in answer["models"].items()}
-        return answer
+        args = classify_args(fields)
+        result = self.engine.classify(ClassifyRequest(
+            source=sources[0], points=tuple(args["points"]), units=args.get("units", "px"),
+            models=model_refs(args.get("models")), top_k=args.get("top_k", 5), request_id=request.request_id,
+            deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms"))))
+        request.timings = result.timings_ms
+        request.models = {name: answer.version for name, answer in result.models.items()}
+        return classify_document(result)
 
     def _deadline_ms(self, header: str | None) -> float:
         """A caller may shorten its deadline with X-Deadline-Ms, never lengthen it past the configured one."""
@@ -58,3 +67,9 @@ class Classify:
         if not wanted > 0 or wanted != wanted:
             raise BadRequest("X-Deadline-Ms must be positive")
         return min(wanted, configured)
+
+
+def _text(name: str, value) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{name} must be a non-empty string")
+    return value

@@ -18,7 +18,11 @@ class Health:
 
     @json_endpoint
     def readyz(self, **params):
-        states = {name: status.state for name, status in self.engine.runtime.models.items()}
+        manager = self.engine.manager
+        states = {}
+        for name in manager.snapshot():
+            serving = manager.default_version(name)
+            states[name] = serving.state.value if serving else "LOADING"
         if self.engine.ready:
             return {"ready": True, "models": states}
         cherrypy.serving.response.status = 503

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import statistics
@@ -31,11 +30,11 @@ def in_process(engine: Engine, image: bytes, where: list, concurrency: int,
         mine = []
         while time.perf_counter() < stop_at:
             started = time.perf_counter()
-            engine.classify(image, points=where)
+            engine.classify_image(image, where)
             mine.append((time.perf_counter() - started) * 1000)
         latencies.extend(mine)
 
-    engine.classify(image, points=where)  # warm
+    engine.classify_image(image, where)  # warm
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     cpu_before, started = _cpu_seconds(), time.perf_counter()
     for thread in threads:
@@ -87,7 +86,7 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
                 limits[(name, count, concurrency)] = in_process(engine, data, inputs.points(size, count),
                                                                 concurrency, seconds)
         # The pipeline's own gain from batching, without HTTP: the same load with batches of one.
-        with Engine.open(settings=dataclasses.replace(settings, max_batch=1)) as engine:
+        with Engine.open(settings=settings.model_copy(update={"max_batch": 1})) as engine:
             data, size = images[SMALL]
             limits[(SMALL, 1, 32, "off")] = in_process(engine, data, inputs.points(size, 1), 32, seconds)
         decode_full, decode_reduced, reduce = decode_costs(images[LARGE][0], settings)

@@ -59,10 +59,10 @@ def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) ->
     with Engine.open(models_dir=str(models_dir), labels_dir=str(labels_dir)) as engine:
         for name, rows in by_image.items():
             data = pipeline.png_bytes(load_image(name))
-            answer = engine.classify(data, points=[(points[r]["x"], points[r]["y"]) for r in rows],
-                                     units="px", models=[model], top_k=len(labels))
-            for r, prediction in zip(rows, answer["predictions"]):
-                for result in prediction["results"][model]:
-                    scores[r, labels.index(result["label"])] = result["score"]
+            result = engine.classify_image(data, [(points[r]["x"], points[r]["y"]) for r in rows],
+                                           units="px", models=[model], top_k=len(labels))
+            for r, prediction in zip(rows, result.predictions):
+                for label in prediction.results[model]:
+                    scores[r, labels.index(label.label)] = label.score
     return scores, labels, "service.engine.Engine"
 
