@@ -1,101 +1,256 @@
-"""One settings object, layered: shipped defaults < TOML file < PINPOINT_* environment < CLI flags."""
+"""Pinpoint's settings, each declared once, in `Settings` below: its type, default, limits and meaning.
+
+pydantic-settings layers them: these defaults < a TOML file (`--config`) < PINPOINT_<NAME> environment
+variables < command-line flags. Validation is strict: a file's values must have the setting's type
+(`port = "8080"` or `draft_decode = 1` are refused), environment values are parsed by pydantic's rules
+(`PINPOINT_DRAFT_DECODE=treu` or `PINPOINT_PORT=8080.9` are refused), unknown keys and unknown PINPOINT_
+variables are refused, and every refusal names the setting and where its value came from.
+
+service/defaults.toml, the commented file users copy, is generated from this declaration
+(`python -m service.config > service/defaults.toml`); a test keeps the two equal.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import contextvars
+import difflib
 import ipaddress
 import json
-import re
 import os
+import re
 import tomllib
-from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 ENV_PREFIX = "PINPOINT_"
 
 
 class ConfigError(ValueError):
-    """A setting that is unknown or of the wrong type."""
+    """A setting that is unknown or of the wrong type; the message names it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    host: str
-    port: int
-    threads: int
-    socket_timeout: float
-    drain_timeout_s: float
-    drain_delay_s: float
-    pidfile: Path
-    log_file: Path
-    models: Path
-    labels: Path
-    image_root: Path | None
-    upload_dir: Path
-    upload_max_total_bytes: int
-    upload_retention_s: float
-    decoded_cache_bytes: int
-    draft_decode: bool
-    max_body_bytes: int
-    max_pixels: int
-    max_side: int
-    formats: tuple[str, ...]
-    deadline_ms: float
-    max_batch: int
-    queue_size: int
-    fuse_models: bool
-    intra_op_threads: int
-    inter_op_threads: int
-    log_level: str
-    log_format: str
-    rate_limit_per_s: float
-    rate_limit_burst: int
-    rate_limit_backend: str
-    rate_limit_fail_open: bool
-    trusted_proxies: tuple[str, ...]
-    api_keys: dict[str, str]  # name -> SHA-256 hex digest of the secret
-    rate_limit_keys: dict[str, tuple[float, int]]  # key name -> (per second, burst)
+def setting(default: Any, doc: str, *, flag: bool = False, heading: str | None = None,
+            example: str | None = None, **limits: Any) -> Any:
+    """One setting's declaration.
 
-    def replace(self, **changes: Any) -> "Settings":
-        return dataclasses.replace(self, **changes)
+    doc: what it does, one line (it becomes the setting's comment in defaults.toml and its --help text);
+    flag: also a command-line flag (`--image-root`) of serve, start and restart;
+    heading: a comment block that opens a group in defaults.toml;
+    example: a commented-out example line for tables;
+    limits: pydantic's constraints (gt=0, ge=1, le=65535, ...).
+    """
+    return Field(default, description=doc, json_schema_extra={"flag": flag, "heading": heading, "example": example},
+                 **limits)
 
 
-def _defaults() -> dict[str, Any]:
-    text = resources.files("service").joinpath("defaults.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+# ---- the value types, with the parsing a TOML file or an environment string needs ----
+
+def _path(value: Any) -> Any:
+    return Path(value) if isinstance(value, str) else value
 
 
-def _coerce(key: str, value: Any, example: Any) -> Any:
-    """Bring a value from TOML, the environment or a flag to the type of its shipped default."""
-    if isinstance(value, str) and not isinstance(example, str):
+def _optional_path(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None  # "" in a file or PINPOINT_IMAGE_ROOT= : not set
+    return _path(value)
+
+
+def _resolve(path: Path | None) -> Path | None:
+    return None if path is None else path.expanduser().resolve()
+
+
+def _names(value: Any) -> Any:
+    """A list of names: a TOML list, or in the environment JSON (`["JPEG","PNG"]`) or `JPEG,PNG`."""
+    if isinstance(value, str):
         text = value.strip()
-        if isinstance(example, dict):
+        if text.startswith("["):
             try:
-                value = json.loads(text)  # environment tables are JSON: PINPOINT_API_KEYS='{"a": "…"}'
+                value = json.loads(text)
             except ValueError:
-                raise ConfigError(f"{key}: expected a JSON object") from None
-        elif isinstance(example, list):
-            # Environment lists are JSON (`["JPEG","PNG"]`) or comma-separated (`JPEG,PNG`).
-            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
-        elif isinstance(example, bool):
-            value = text.lower() in ("1", "true", "yes", "on")
+                raise ValueError("expected a JSON list or comma-separated names") from None
         else:
-            try:
-                value = float(text) if isinstance(example, float) or "." in text else int(text)
-            except ValueError:
-                raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if isinstance(example, bool) != isinstance(value, bool):
-        raise ConfigError(f"{key}: expected {type(example).__name__}, got {value!r}")
-    if isinstance(example, (int, float)) and not isinstance(value, (int, float)):
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if isinstance(example, list) and not isinstance(value, list):
-        raise ConfigError(f"{key}: expected a list, got {value!r}")
-    if isinstance(example, dict) and not isinstance(value, dict):
-        raise ConfigError(f"{key}: expected a table, got {value!r}")
-    if isinstance(example, str) and not isinstance(value, str):
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
+            value = [part.strip() for part in text.split(",") if part.strip()]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _upper(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name.upper() for name in names)
+
+
+def _networks(cidrs: tuple[str, ...]) -> tuple[str, ...]:
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not an address or network") from None
+    return cidrs
+
+
+def _digest(value: str) -> str:
+    value = value.lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError("must be a SHA-256 hex digest (64 hex characters), not the key itself")
     return value
+
+
+def _pair(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _backend(value: str) -> str:
+    if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be 'memory' or a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+ServerPath = Annotated[Path, BeforeValidator(_path), AfterValidator(_resolve)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_optional_path), AfterValidator(_resolve)]
+Names = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_names)]
+Digest = Annotated[str, AfterValidator(_digest)]
+RateAndBurst = Annotated[tuple[Annotated[float, Field(ge=0)], Annotated[int, Field(ge=1)]], BeforeValidator(_pair)]
+
+
+class Settings(BaseSettings):
+    """Every setting, once.
+
+    To add one, add one line here (in the group it belongs to):
+        poll_interval_s: float = setting(1.0, "how often the model repository is re-read", gt=0)
+    and regenerate the documented file: `python -m service.config > service/defaults.toml` (a test fails
+    until you do). That is all: the TOML key, PINPOINT_POLL_INTERVAL_S, validation and the error messages
+    come from this line; `flag=True` also makes it a flag of serve/start/restart. Code reads
+    `settings.poll_interval_s`, and a default wanted elsewhere comes from `default("poll_interval_s")`.
+    A table of values (like api_keys) is a `dict[...]` field; it is written last in defaults.toml.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, case_sensitive=False, strict=True, extra="forbid",
+                                      frozen=True, validate_default=True, allow_inf_nan=False)
+
+    # ---- the server ----
+    host: str = setting("127.0.0.1", "address to bind: 0.0.0.0 or :: listen on every interface", flag=True,
+                        min_length=1)
+    port: int = setting(8080, "port to listen on (1-65535)", flag=True, ge=1, le=65535)
+    threads: int = setting(10, "CherryPy's worker thread pool", flag=True, gt=0)
+    socket_timeout: float = setting(10, "seconds a connection may stay silent", gt=0)
+    drain_timeout_s: float = setting(10, "on SIGTERM: how long in-flight requests may take to finish", gt=0)
+    drain_delay_s: float = setting(0, "on SIGTERM: keep serving (with /readyz 503) this long before closing "
+                                      "the socket", ge=0)
+    pidfile: ServerPath = setting("var/pinpoint.pid", "the daemon's pidfile (`pinpoint start|stop|status|reload`)")
+    log_file: ServerPath = setting("var/pinpoint.log", "where a daemon (`pinpoint start`) writes its log")
+
+    # ---- models and images ----
+    models: ServerPath = setting("models", "the model repository: models/<name>/<version>/model.toml, policies in "
+                                           "models/models.toml", flag=True,
+                                 heading="Models and images")
+    labels: ServerPath = setting("labels", "the labels directory: labels/<name>.txt", flag=True)
+    model_poll_s: float = setting(2, "seconds between looks at the model repository for new or removed "
+                                     "versions (policies: models/models.toml); 0: only on reload", ge=0)
+    image_root: OptionalPath = setting(None, "allow server-side `path` requests for images under this directory "
+                                             "(refused while empty)", flag=True)
+    upload_dir: ServerPath = setting("var/uploads", "where POST /v1/images keeps images")
+    upload_max_total_bytes: int = setting(1 << 30, "1 GiB: the oldest stored images are removed beyond this", gt=0)
+    upload_retention_s: float = setting(86400, "stored images expire after a day", gt=0)
+    decoded_cache_bytes: int = setting(256 << 20, "256 MiB of decoded pixels of `path` and `image_id` images "
+                                                  "(0 turns the cache off)", ge=0)
+    draft_decode: bool = setting(True, "decode JPEGs at 1/2, 1/4 or 1/8 scale when every crop still has the "
+                                       "pixels it needs")
+
+    # ---- size limits ----
+    max_body_bytes: int = setting(20 * 1024 * 1024, "20 MB: larger request bodies are refused (413)", gt=0,
+                                  heading="Size limits, checked before any decoding")
+    max_pixels: int = setting(40_000_000, "40 MP", gt=0)
+    max_side: int = setting(12_000, "pixels, either side", gt=0)
+    formats: Annotated[Names, AfterValidator(_upper)] = setting(
+        ("JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"), "accepted image formats (Pillow's names)", min_length=1)
+
+    # ---- inference ----
+    deadline_ms: float = setting(2000, "how long a request waits for inference; X-Deadline-Ms may lower it",
+                                 gt=0, heading="Inference")
+    max_batch: int = setting(32, "crops per session.run; 1 turns batching off", gt=0)
+    queue_size: int = setting(64, "requests waiting for inference at most; beyond it: 503 overloaded", gt=0)
+    intra_op_threads: int = setting(2, "TensorFlow's intra-op thread pool (0 lets TensorFlow choose)", ge=0)
+    inter_op_threads: int = setting(1, "TensorFlow's inter-op thread pool (0 lets TensorFlow choose)", ge=0)
+
+    # ---- rate limiting ----
+    rate_limit_per_s: float = setting(50, "sustained requests per second per client; 0 turns rate limiting off",
+                                      ge=0, heading="Rate limiting: a token bucket per client (its API key when "
+                                                    "it sends one, else its IP address)")
+    rate_limit_burst: int = setting(100, "requests a client may send at once", ge=1)
+    trusted_proxies: Annotated[Names, AfterValidator(_networks)] = setting(
+        (), 'CIDRs whose X-Forwarded-For is believed, e.g. ["10.0.0.0/8"]')
+    rate_limit_backend: Annotated[str, AfterValidator(_backend)] = setting(
+        "memory", "or redis://host:6379/0 to share buckets between replicas")
+    rate_limit_fail_open: bool = setting(True, "when Redis cannot be reached: true lets requests through, false "
+                                               "refuses (429)")
+
+    # ---- logs ----
+    log_level: Annotated[Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)] = setting(
+        "info", "debug, info, warning, error or critical", flag=True, heading="Logs")
+    log_format: Literal["json", "console", "auto"] = setting("auto", "json | console | auto (console on a terminal)")
+
+    # ---- tables (written last in defaults.toml, as TOML requires) ----
+    api_keys: dict[str, Digest] = setting(
+        {}, "Auth is off until keys are configured. Each key is stored as the SHA-256 hex digest of the secret:\n"
+            '  python -c "import hashlib,sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest())" SECRET\n'
+            "Clients send `Authorization: Bearer SECRET` or `X-API-Key: SECRET`.\n"
+            "In the environment, tables are JSON: PINPOINT_API_KEYS='{\"product\": \"9f86…\"}'.",
+        example='product = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"')
+    rate_limit_keys: dict[str, RateAndBurst] = setting(
+        {}, "Per-key rate limits, overriding the defaults above: name = [per_second, burst]",
+        example="product = [500, 1000]")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource):
+        """First wins: flags (the constructor's arguments), the environment, the TOML file."""
+        config_file, environ = _LAYERS.get()
+        sources = [init_settings, _Environment(settings_cls, os.environ if environ is None else environ)]
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+
+class _Environment(EnvSettingsSource):
+    """PINPOINT_* variables from a given mapping (`load_settings(environ=...)`, else os.environ)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._environ.items()}
+
+    def prepare_field_value(self, field_name: str, field: Any, value: Any, value_is_complex: bool) -> Any:
+        # An empty variable is validated as it is: "" clears image_root and trusted_proxies, and is
+        # refused for a number (pydantic-settings would otherwise parse it to Path(".") or pass it on).
+        if value == "":
+            return value
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
+
+
+_LAYERS: contextvars.ContextVar[tuple[Path | None, Mapping[str, str] | None]] = contextvars.ContextVar(
+    "pinpoint_settings_layers", default=(None, None))
+
+
+def default(name: str) -> Any:
+    """A setting's declared default, as code elsewhere should take it (never a literal of its own)."""
+    return Settings.model_fields[name].default
 
 
 def load_settings(
@@ -104,93 +259,115 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
     """Build the settings; `overrides` are CLI flags (None values mean "not given")."""
-    defaults = _defaults()
-    merged = dict(defaults)
-    layers: list[tuple[str, Mapping[str, Any]]] = []
-    if config_file:
-        with open(config_file, "rb") as handle:
-            layers.append((str(config_file), tomllib.load(handle)))
     environ = os.environ if environ is None else environ
-    layers.append(("environment", {
-        name[len(ENV_PREFIX):].lower(): value
-        for name, value in environ.items()
-        if name.startswith(ENV_PREFIX) and name[len(ENV_PREFIX):].lower() in defaults
-    }))
-    layers.append(("flags", {k: v for k, v in (overrides or {}).items() if v is not None}))
-    for source, layer in layers:
-        for key, value in layer.items():
-            if key not in defaults:
-                raise ConfigError(f"{source}: unknown setting {key!r}")
-            merged[key] = _coerce(key, value, defaults[key])
-    return _build(merged)
-
-
-def _build(values: dict[str, Any]) -> Settings:
-    def positive(key: str) -> None:
-        if values[key] <= 0:
-            raise ConfigError(f"{key} must be positive, got {values[key]!r}")
-
-    for key in ("port", "threads", "socket_timeout", "max_body_bytes", "max_pixels", "max_side",
-                "deadline_ms", "max_batch", "queue_size", "upload_max_total_bytes", "upload_retention_s"):
-        positive(key)
-    if values["log_format"] not in ("json", "console", "auto"):
-        raise ConfigError(f"log_format must be json, console or auto, got {values['log_format']!r}")
-    backend = str(values["rate_limit_backend"])
-    if backend != "memory" and not backend.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"rate_limit_backend must be 'memory' or a redis:// URL, got {backend!r}")
-    if values["drain_timeout_s"] <= 0 or values["drain_delay_s"] < 0:
-        raise ConfigError("drain_timeout_s must be positive and drain_delay_s not negative")
-    if values["rate_limit_per_s"] < 0 or values["rate_limit_burst"] < 1:
-        raise ConfigError("rate_limit_per_s must be >= 0 and rate_limit_burst >= 1")
-    api_keys = {str(name): str(digest).lower() for name, digest in values["api_keys"].items()}
-    for name, digest in api_keys.items():
-        if not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ConfigError(f"api_keys.{name} must be a SHA-256 hex digest (64 hex characters), not the key itself")
-    rate_limit_keys = {}
-    for name, limit in values["rate_limit_keys"].items():
-        if not (isinstance(limit, list) and len(limit) == 2 and all(isinstance(v, (int, float)) for v in limit)):
-            raise ConfigError(f"rate_limit_keys.{name} must be [per_second, burst]")
-        rate_limit_keys[str(name)] = (float(limit[0]), int(limit[1]))
-    for cidr in values["trusted_proxies"]:
+    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    path = Path(config_file) if config_file else None
+    file_values: dict[str, Any] = {}
+    if path is not None:
         try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            raise ConfigError(f"trusted_proxies: {cidr!r} is not an address or network") from None
-    root = str(values["image_root"]).strip()
-    return Settings(
-        host=values["host"],
-        port=int(values["port"]),
-        threads=int(values["threads"]),
-        socket_timeout=float(values["socket_timeout"]),
-        drain_timeout_s=float(values["drain_timeout_s"]),
-        drain_delay_s=float(values["drain_delay_s"]),
-        pidfile=Path(values["pidfile"]).resolve(),
-        log_file=Path(values["log_file"]).resolve(),
-        models=Path(values["models"]).resolve(),
-        labels=Path(values["labels"]).resolve(),
-        image_root=Path(root).resolve() if root else None,
-        upload_dir=Path(values["upload_dir"]).resolve(),
-        upload_max_total_bytes=int(values["upload_max_total_bytes"]),
-        upload_retention_s=float(values["upload_retention_s"]),
-        decoded_cache_bytes=int(values["decoded_cache_bytes"]),
-        draft_decode=bool(values["draft_decode"]),
-        max_body_bytes=int(values["max_body_bytes"]),
-        max_pixels=int(values["max_pixels"]),
-        max_side=int(values["max_side"]),
-        formats=tuple(str(f).upper() for f in values["formats"]),
-        deadline_ms=float(values["deadline_ms"]),
-        max_batch=int(values["max_batch"]),
-        queue_size=int(values["queue_size"]),
-        fuse_models=bool(values["fuse_models"]),
-        intra_op_threads=int(values["intra_op_threads"]),
-        inter_op_threads=int(values["inter_op_threads"]),
-        log_level=str(values["log_level"]).lower(),
-        log_format=values["log_format"],
-        rate_limit_per_s=float(values["rate_limit_per_s"]),
-        rate_limit_burst=int(values["rate_limit_burst"]),
-        rate_limit_backend=str(values["rate_limit_backend"]),
-        rate_limit_fail_open=bool(values["rate_limit_fail_open"]),
-        trusted_proxies=tuple(values["trusted_proxies"]),
-        api_keys=api_keys,
-        rate_limit_keys=rate_limit_keys,
-    )
+            with open(path, "rb") as handle:
+                file_values = tomllib.load(handle)
+        except OSError as error:
+            raise ConfigError(f"cannot read the settings file {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    for name in environ:
+        key = name[len(ENV_PREFIX):].lower()
+        if name.upper().startswith(ENV_PREFIX) and key not in Settings.model_fields:
+            raise ConfigError(f"{name}: unknown setting {key!r}{_suggestion(key)}")
+
+    token = _LAYERS.set((path, environ))
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_explain(error, path, file_values, environ, overrides)) from None
+    except SettingsError as error:  # an environment table that is not JSON
+        field = re.search(r'field "(\w+)"', str(error))
+        name = field.group(1) if field else "?"
+        raise ConfigError(f"{name}: {ENV_PREFIX}{name.upper()} must be a JSON object, e.g. "
+                          f'\'{{"name": "value"}}\'') from None
+    finally:
+        _LAYERS.reset(token)
+
+
+def _suggestion(key: str) -> str:
+    close = difflib.get_close_matches(key, Settings.model_fields, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _explain(error: ValidationError, path: Path | None, file_values: Mapping[str, Any],
+             environ: Mapping[str, str], overrides: Mapping[str, Any]) -> str:
+    """One line per mistake: the setting, what is wrong, the value and where it came from."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        name = str(problem["loc"][0])
+        if name in overrides:
+            source = f"--{name.replace('_', '-')}"
+        elif any(key.upper() == ENV_PREFIX + name.upper() for key in environ):
+            source = ENV_PREFIX + name.upper()
+        elif name in file_values:
+            source = str(path)
+        else:
+            source = "the default"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown setting {name!r}{_suggestion(name)}")
+            continue
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        message = message[0].lower() + message[1:]
+        lines.append(f"{where}: {message}; got {problem['input']!r} from {source}")
+    return "\n".join(lines)
+
+
+# ---- the documented defaults file ----
+
+_HEADER = """\
+# Pinpoint's settings with their defaults. Copy this file and keep the lines you change
+# (`pinpoint serve --config F`), or set PINPOINT_<NAME> environment variables (PINPOINT_PORT=9000),
+# or pass command-line flags (--port 9000): flags beat the environment, which beats the file.
+# Relative paths are resolved against the directory the server starts in.
+# Generated from service/config.py (python -m service.config > service/defaults.toml): edit that.
+"""
+
+
+def _toml(value: Any) -> str:
+    if value is None:
+        return '""'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return json.dumps(str(value))
+
+
+def render_defaults() -> str:
+    """defaults.toml: every setting with its default and its meaning, as a TOML file one can load."""
+    lines = [_HEADER]
+    tables = []
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra or {}
+        if isinstance(field.default, dict):
+            tables.append((name, field))
+            continue
+        if extra.get("heading"):
+            lines += ["", f"# {extra['heading']}"]
+        line = f"{name} = {_toml(field.default)}"
+        if field.description:
+            line = f"{line:<29} # {field.description}"
+        lines.append(line.rstrip())
+    for name, field in tables:
+        extra = field.json_schema_extra or {}
+        lines.append("")
+        lines += [f"# {text}".rstrip() for text in (field.description or "").splitlines()]
+        lines.append(f"[{name}]")
+        if extra.get("example"):
+            lines.append(f"# {extra['example']}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_defaults(), end="")

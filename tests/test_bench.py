@@ -6,7 +6,6 @@ test; these tests check that its tools measure what they say on a short run.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -56,7 +55,7 @@ def test_report_marks_each_target_and_explains_the_ceiling_with_the_runs_numbers
             _row("640x360, 1 point, multipart", 8, 480.0, limit=limits[("640x360.jpg", 1, 8)]),
             _row("640x360, 1 point, multipart", 32, 470.0, limit=limits[("640x360.jpg", 1, 32)]),
             _row("640x360, 1 point, multipart", 32, 460.0, batching="off")]
-    settings = dataclasses.replace(load_settings(None), models=Path(__file__).resolve().parents[1] / "models")
+    settings = load_settings(None).model_copy(update={"models": Path(__file__).resolve().parents[1] / "models"})
     out = tmp_path / "benchmarks.md"
     report.write(out, rows, limits, settings, decode=(45.0, 14.0, 8), memory=(670.0, 672.0, 690.0, 20_000),
                  versions={"python": "3.11"})
