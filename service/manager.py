@@ -100,6 +100,7 @@ class Manager:
         self.versions: dict[str, dict[int, Version]] = {}  # model -> version -> Version
         self.labels: dict[str, dict[str, int]] = {}  # model -> label -> version (AVAILABLE targets only)
         self.policies: dict[str, policy.ModelPolicy] = {}
+        self.chosen: dict[str, set[int]] = {}  # model -> the versions its policy serves (not just keeps loaded)
         self.policy_error = ""
         self.load_failures: dict[str, int] = {}  # model -> versions that failed to load or warm
         self.polled = False  # the first poll has happened: until then nothing is ready
@@ -151,6 +152,7 @@ class Manager:
         known = self.versions.setdefault(name, {})
         model_policy = self.policies.get(name, policy.DEFAULT)
         aspired = model_policy.aspired(list(on_disk))
+        self.chosen[name] = model_policy.chosen(list(on_disk))
         for number in sorted(aspired):
             spec = on_disk[number]
             entry = known.get(number)
@@ -298,13 +300,15 @@ class Manager:
         return entry
 
     def default_version(self, name: str) -> Version | None:
-        """What answers an unqualified request: the `default` label's version, else the highest AVAILABLE."""
+        """What answers an unqualified request: the `default` label's version, else the highest AVAILABLE
+        version the policy serves, else (while a replacement loads) the highest AVAILABLE at all."""
         versions = self.versions.get(name, {})
         labelled = self.labels.get(name, {}).get("default")
         if labelled is not None:
             return versions[labelled]
         available = [entry for entry in versions.values() if entry.state is State.AVAILABLE]
-        return max(available, key=lambda entry: entry.version) if available else None
+        preferred = [entry for entry in available if entry.version in self.chosen.get(name, ())]
+        return max(preferred or available, key=lambda entry: entry.version) if available else None
 
     def shadow_of(self, name: str, serving: Version) -> Version | None:
         """The version that shadows `serving` (runs on its crops off the answer path), if it can."""

@@ -37,17 +37,19 @@ class ModelPolicy:
     labels: dict[str, int] = dataclasses.field(default_factory=dict)
     shadow: int | None = None
 
-    def aspired(self, on_disk: list[int]) -> set[int]:
-        """The versions to load, out of the readable versions on disk."""
+    def chosen(self, on_disk: list[int]) -> set[int]:
+        """The versions the policy itself serves, out of the readable versions on disk."""
         on_disk = sorted(on_disk)
         if self.kind == "all":
-            chosen = set(on_disk)
-        elif self.kind == "specific":
-            chosen = set(self.specific) & set(on_disk)
-        else:
-            chosen = set(on_disk[-self.count:]) if on_disk else set()
+            return set(on_disk)
+        if self.kind == "specific":
+            return set(self.specific) & set(on_disk)
+        return set(on_disk[-self.count:]) if on_disk else set()
+
+    def aspired(self, on_disk: list[int]) -> set[int]:
+        """The versions to load: the policy's, and those a label or the shadow names."""
         named = set(self.labels.values()) | ({self.shadow} if self.shadow is not None else set())
-        return chosen | (named & set(on_disk))
+        return self.chosen(on_disk) | (named & set(on_disk))
 
     def describe(self) -> str:
         return {"latest": f"latest {self.count}", "all": "all",

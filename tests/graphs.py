@@ -83,13 +83,15 @@ LABELS = {"tint": "red\ngreen\nblue\n", "bright": "dark\nbright\n", "jpeg": "red
           "slow": "red\ngreen\nblue\n"}
 
 
-def _tint() -> tf1.GraphDef:
+def _tint(reverse: bool = False) -> tf1.GraphDef:
     graph = tf.Graph()
     with graph.as_default():
         images = tf1.placeholder(tf.float32, [None, 8, 8, 3], name="input")
         # A variable, frozen below, as a trained model's weights would be.
         sharpness = tf1.Variable(12.0, name="sharpness")
         mean = tf.reduce_mean(images, axis=[1, 2])
+        if reverse:  # a "version 2" whose answers differ: red reads as blue and blue as red
+            mean = tf.reverse(mean, axis=[1])
         tf.nn.softmax(mean * sharpness, name="probs")
         with tf1.Session(graph=graph) as session:
             session.run(tf1.global_variables_initializer())
@@ -130,6 +132,20 @@ def _slow(repeats: int = 30) -> tf1.GraphDef:
 
 
 BUILDERS = {"tint": _tint, "bright": _bright, "jpeg": _jpeg, "slow": _slow}
+
+
+def publish_version(models: Path, name: str, version: int, graph: bytes | None = None,
+                    config: str | None = None) -> Path:
+    """Publish a version the documented way: write it beside the model, then rename it into place.
+    By default a `tint` whose answers are reversed, so a test can tell which version answered."""
+    staging = models / name / f".staging-{version}"
+    staging.mkdir(parents=True)
+    graph = _tint(reverse=True).SerializeToString() if graph is None else graph
+    (staging / "frozen_graph.pb").write_bytes(graph)
+    (staging / "model.toml").write_text(MODEL_CONFIGS[name] if config is None else config)
+    target = models / name / str(version)
+    staging.rename(target)
+    return target
 DEFAULT_MODELS = ("tint", "bright", "jpeg")
 
 
