@@ -1,0 +1,192 @@
+"""The TensorFlow Serving REST routes under /v1/models/{name}: status, metadata, :predict, :classify.
+
+TF Serving's own shapes (the codec is service/api/tfserving.py), run through the same manager,
+runtime queue, batching, deadlines and limits as /v1/classify. For Pinpoint's models:
+- the signature's one input, `input`, is the model's input tensor, already cropped and normalised;
+  or, per example, `{"b64": <an encoded image>}`: that whole image, resized as the model's crop is;
+- its one output, `scores`, is the graph's raw output row (no softmax added);
+- :classify takes examples with an `image` bytes feature ({"b64": ...}) and optionally `x` and `y`
+  (pixels): the model's crop around that point, else the whole image; it answers every label with its
+  probability, highest first.
+Errors are TF Serving's {"error": message}, plus Pinpoint's machine `code`, with TF Serving's statuses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import cherrypy
+import numpy as np
+
+from service import imaging
+from service.api import tfserving
+from service.api.tfserving import Signature, TensorSpec, TFServingError
+from service.engine import Engine
+from service.errors import PinpointError, Timeout
+from service.manager import ModelRef, Version
+from service.preprocess import prepare
+
+CODES = {404: "not_found", 400: "bad_request", 401: "unauthorized", 405: "method_not_allowed",
+         429: "rate_limited", 503: "model_unavailable", 504: "timeout", 413: "payload_too_large",
+         415: "unsupported_media_type", 403: "forbidden"}
+
+
+def handle(engine: Engine) -> bytes:
+    request, response = cherrypy.serving.request, cherrypy.serving.response
+    response.headers["Content-Type"] = "application/json"
+    try:
+        if request.method not in ("GET", "HEAD", "POST"):
+            response.headers["Allow"] = "GET, POST"
+            raise TFServingError(f"use GET or POST here, not {request.method}", status=405)
+        route = tfserving.parse_model_path(request.path_info, request.method if request.method != "HEAD" else "GET")
+        ref = ModelRef(route.name, route.version, route.label)
+        if route.verb is None:
+            document = status(engine, ref)
+        elif route.verb == "metadata":
+            document = metadata(engine, ref)
+        elif route.verb in ("predict", "classify"):
+            document = infer(engine, ref, route.verb, tfserving.parse_json(request.body.read()))
+        else:
+            raise TFServingError(f"{route.verb} is not implemented by Pinpoint", "UNIMPLEMENTED")
+        return tfserving.dumps(document).encode()
+    except PinpointError as error:
+        return _error(TFServingError.from_pinpoint(error))
+    except TFServingError as error:
+        return _error(error)
+
+
+def _error(error: TFServingError) -> bytes:
+    response = cherrypy.serving.response
+    response.status = error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return json.dumps({**error.body(), "code": CODES.get(error.status, "bad_request")}).encode()
+
+
+def status(engine: Engine, ref: ModelRef) -> dict:
+    """Every version of the model, or the one a version or label names (TF Serving's GetModelStatus)."""
+    versions = engine.manager.snapshot().get(ref.name)
+    if not versions:
+        raise tfserving.no_versions(ref.name)
+    if ref.label is not None:
+        number = engine.manager.labels.get(ref.name, {}).get(ref.label)
+        if number is None:
+            raise tfserving.unknown_label(ref.label)
+        versions = [v for v in versions if v.version == number]
+    elif ref.version is not None:
+        versions = [v for v in versions if v.version == ref.version]
+        if not versions:
+            raise tfserving.version_not_found(ref.name, ref.version)
+    return tfserving.status_document(
+        tfserving.VersionStatus(v.version, v.state.value, "UNKNOWN" if v.error else None, v.error or v.reason)
+        for v in versions)
+
+
+def signature(version: Version) -> Signature:
+    spec = version.spec.input
+    if spec.kind == "encoded":
+        shape, dtype = [-1], object
+    elif spec.kind == "flat":
+        shape, dtype = [-1, spec.height * spec.width * spec.channels], np.dtype(spec.dtype)
+    else:
+        shape, dtype = [-1, spec.height, spec.width, spec.channels], np.dtype(spec.dtype)
+    return Signature(
+        inputs=(TensorSpec("input", dtype, shape, tensor=_tensor(spec.tensor), images=spec.kind != "encoded"),),
+        outputs=(TensorSpec("scores", np.float32, [-1, len(version.spec.labels)],
+                            tensor=_tensor(version.spec.output_tensor)),))
+
+
+def metadata(engine: Engine, ref: ModelRef) -> dict:
+    with engine.manager.acquire([ref]) as lease:
+        version = lease.versions[0]
+        return tfserving.metadata_document(version.name, version.version, signature(version))
+
+
+def infer(engine: Engine, ref: ModelRef, verb: str, document: dict) -> dict:
+    with engine.manager.acquire([ref]) as lease:
+        version = lease.versions[0]
+        if verb == "predict":
+            request = tfserving.parse_predict(document, signature(version))
+            value = request.inputs["input"]
+            rows = _images(engine, version, value) if "input" in request.images else _tensor_rows(version, value)
+            return tfserving.render_predict({"scores": _run(engine, version, rows)}, request.format)
+        examples = tfserving.parse_classify(document)
+        crops = [_example_crop(engine, version, example) for example in examples]
+        scores = _run(engine, version, prepare(version.spec.input, np.stack(crops)))
+        if version.spec.softmax:
+            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores /= scores.sum(axis=1, keepdims=True)
+        labels = version.spec.labels
+        return tfserving.render_classify([[(labels[i], float(row[i])) for i in np.argsort(-row, kind="stable")]
+                                          for row in scores])
+
+
+def _run(engine: Engine, version: Version, rows) -> np.ndarray:
+    deadline = time.monotonic() + _deadline_ms(engine) / 1000
+    job = engine.runtime.submit({version.key: rows}, deadline)
+    try:
+        outcome = job.future.result(timeout=max(0.0, deadline - time.monotonic()))
+    except Exception as error:  # the deadline passed (or the job failed): nobody waits longer
+        job.future.cancel()
+        if isinstance(error, PinpointError):
+            raise
+        raise Timeout("the request missed its deadline") from None
+    if version.key in outcome.errors:
+        raise TFServingError(outcome.errors[version.key], "INTERNAL" if "failed" in outcome.errors[version.key]
+                             else "UNAVAILABLE")
+    return outcome.outputs[version.key]
+
+
+def _deadline_ms(engine: Engine) -> float:
+    configured = engine.settings.deadline_ms
+    header = cherrypy.serving.request.headers.get("X-Deadline-Ms")
+    try:
+        wanted = float(header) if header is not None else configured
+    except ValueError:
+        raise TFServingError("X-Deadline-Ms must be a number of milliseconds") from None
+    if not wanted > 0:
+        raise TFServingError("X-Deadline-Ms must be positive")
+    return min(wanted, configured)
+
+
+def _images(engine: Engine, version: Version, images: list[bytes]) -> np.ndarray:
+    """Whole images, each resized as the model's crop would be."""
+    spec = version.spec.crop
+    crops = []
+    for data in images:
+        decoded = imaging.decode(data, engine.limits)
+        whole = imaging.CropSpec(spec.width, spec.height, spec.channels, fraction=1.0, min_px=1,
+                                 keep_aspect=spec.keep_aspect, resize=spec.resize)
+        crops.append(imaging.crop(decoded, whole, decoded.width / 2, decoded.height / 2))
+    return prepare(version.spec.input, np.stack(crops))
+
+
+def _tensor_rows(version: Version, value) -> np.ndarray:
+    if version.spec.input.kind == "encoded":
+        return np.array(value, dtype=object)
+    return np.asarray(value, dtype=np.dtype(version.spec.input.dtype))
+
+
+def _example_crop(engine: Engine, version: Version, example: dict) -> np.ndarray:
+    image = example.get("image")
+    if not image or not isinstance(image[0], bytes):
+        raise TFServingError('each example needs an "image" feature: {"b64": <an encoded image>}')
+    decoded = imaging.decode(image[0], engine.limits)
+    if "x" in example or "y" in example:
+        try:
+            x, y = float(example["x"][0]), float(example["y"][0])
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise TFServingError('give both "x" and "y" as numbers (pixels), or neither') from None
+        if not (0 <= x < decoded.width and 0 <= y < decoded.height):
+            raise TFServingError(f"point ({x}, {y}) is outside the {decoded.width}x{decoded.height} image")
+        return imaging.crop(decoded, version.spec.crop, x, y)
+    spec = version.spec.crop
+    whole = imaging.CropSpec(spec.width, spec.height, spec.channels, fraction=1.0, min_px=1,
+                             keep_aspect=spec.keep_aspect, resize=spec.resize)
+    return imaging.crop(decoded, whole, decoded.width / 2, decoded.height / 2)
+
+
+def _tensor(name: str) -> str:
+    return name if ":" in name else f"{name}:0"
