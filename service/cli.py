@@ -18,6 +18,8 @@ from service.errors import PinpointError
 DELEGATED = {
     "train-demo": ("service.train.cli", "train the demo models (python -m service.train)"),
     "evaluate": ("service.train.evaluate", "accuracy of a demo model (python -m service.train.evaluate)"),
+    "inspect": ("service.inspect", "a frozen GraphDef's inputs, outputs, dtypes, shapes; --config: a model.toml"),
+    "convert": ("service.convert", "a Keras model or SavedModel -> a new frozen version in the repository"),
 }
 
 
