@@ -106,7 +106,7 @@ def bounds(rows, limits) -> list[str]:
     ]
 
 
-def write(out: Path, rows, limits, settings, decode, memory, versions) -> None:
+def write(out: Path, rows, limits, settings, decode, memory, versions, extra: list[str] = ()) -> None:
     wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
     lines = [
         "# Benchmarks",
@@ -153,5 +153,5 @@ def write(out: Path, rows, limits, settings, decode, memory, versions) -> None:
     start, end, peak, requests = memory
     lines += ["", f"Decoding the 12 MP JPEG: full {full:.1f} ms, at 1/{reduce} scale {reduced:.1f} ms (best of 15).",
               f"Server RSS: {start:.0f} MB after warm-up, {end:.0f} MB after {requests:,} more requests, peak {peak:.0f} MB.",
-              ""]
+              "", *extra]
     out.write_text("\n".join(lines))

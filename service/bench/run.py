@@ -141,6 +141,11 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
                 measure(server, "640x360, 1 point, multipart", SMALL, 1, "multipart", c, batching="off")
             measure(server, "640x360, 16 points, multipart", SMALL, 16, "multipart", 8, batching="off")
 
+        print("server: a version of every model loading under load ...", flush=True)
+        from service.bench import reload
+
+        reload_cost = reload.measure(work, settings.models, settings.labels, images[SMALL], seconds)
+
         print("server: no decoded-image cache ...", flush=True)
         with ServerProcess(work, {"PINPOINT_DECODED_CACHE_BYTES": "1"}, ["--image-root", str(work)]) as server:
             for c in (1, 8):
@@ -149,7 +154,8 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
     from service.bench.report import write
 
     write(out, rows, limits, settings, decode=(decode_full, decode_reduced, reduce),
-          memory=(rss_start, rss_end, rss_peak, long_run.requests), versions=_versions())
+          memory=(rss_start, rss_end, rss_peak, long_run.requests), versions=_versions(),
+          extra=reload.report(reload_cost))
     print(f"wrote {out}")
     return 0
 
