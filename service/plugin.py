@@ -30,7 +30,7 @@ class EnginePlugin(plugins.SimplePlugin):
         self.engine = engine
         self.reread_settings = reread_settings
         # Both call through the engine, so they always reach the store and manager of the current settings.
-        self.sweeper = plugins.Monitor(bus, lambda: self.engine.store.sweep(), frequency=SWEEP_EVERY_S,
+        self.sweeper = plugins.Monitor(bus, lambda: self.engine.store.sweep(), frequency=_sweep_every(engine.settings),
                                        name="store-sweep")
         self.poller = plugins.Monitor(bus, self._poll, frequency=max(engine.settings.model_poll_s, 0.1),
                                       name="model-poll")
@@ -86,7 +86,16 @@ class EnginePlugin(plugins.SimplePlugin):
             log.error("reload_failed", error=str(error))
             return
         self.engine.configure(settings)
+        self.sweeper.frequency = _sweep_every(settings)  # the monitors restart after this (priority 50)
+        self.poller.frequency = max(settings.model_poll_s, 0.1)
         self.bus.publish(SETTINGS, settings)
         self._poll()
         log.info("reloaded", models={name: [v.version for v in versions]
                                      for name, versions in self.engine.manager.snapshot().items()})
+
+    graceful.priority = 40  # before the Monitors' own graceful restart, so they take the new frequencies
+
+
+def _sweep_every(settings: Settings) -> float:
+    """At least twice per retention period, so an expired image never outlives it by much."""
+    return min(SWEEP_EVERY_S, max(0.5, settings.upload_retention_s / 2))
