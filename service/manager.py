@@ -319,12 +319,24 @@ class Manager:
             entry = self.versions.get(name, {}).get(number)
             return entry if entry is not None and entry.state is State.AVAILABLE else None
 
-    def record_shadow(self, shadow: Version, serving_top1: list[str], shadow_top1: list[str]) -> None:
-        with self._lock:
-            for served, shadowed in zip(serving_top1, shadow_top1):
-                counts = shadow.shadow.setdefault(served, [0, 0])
-                counts[0] += served == shadowed
-                counts[1] += 1
+    def shadow(self, shadow: Version, rows, serving_top1: list[str]) -> None:
+        """Queue `rows` for the shadow version, to run when the runtime is idle; when it has run, count
+        whether its top-1 agrees with the answer's, per serving label."""
+        job = self.runtime.submit_idle({shadow.key: rows})
+        if job is None:
+            return  # the idle queue is full: this request goes unshadowed
+
+        def compare(done):
+            if done.cancelled() or done.exception() is not None or shadow.key not in done.result().outputs:
+                return
+            shadowed = [shadow.spec.labels[i] for i in done.result().outputs[shadow.key].argmax(axis=1)]
+            with self._lock:
+                for served, label in zip(serving_top1, shadowed):
+                    counts = shadow.shadow.setdefault(served, [0, 0])
+                    counts[0] += served == label
+                    counts[1] += 1
+
+        job.future.add_done_callback(compare)
 
     # ---- readiness ----
     @property

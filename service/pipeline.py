@@ -129,24 +129,13 @@ class Pipeline:
         return Outcome(outputs, errors, (time.monotonic() - job.queued_at) * 1000, 0.0)
 
     def _shadow(self, versions: Sequence[Version], feeds, scores: dict[str, np.ndarray]) -> None:
-        """Queue the shadow versions on the same crops, to run when the runtime is idle; their top-1
-        is compared with the answer's when they finish. Nobody waits for them."""
+        """Hand the shadow versions the same crops and this answer's top-1; nobody waits for them."""
         for version in versions:
             shadow = self.manager.shadow_of(version.name, version)
             if shadow is None or version.name not in scores or shadow.spec.input != version.spec.input:
                 continue
-            job = self.manager.runtime.submit_idle({shadow.key: feeds[version.key]})
-            if job is None:
-                continue  # the idle queue is full: this request goes unshadowed
             served = [version.spec.labels[i] for i in np.argmax(scores[version.name], axis=1)]
-
-            def compare(done, shadow=shadow, served=served):
-                if done.cancelled() or done.exception() is not None or shadow.key not in done.result().outputs:
-                    return
-                rows = done.result().outputs[shadow.key]
-                self.manager.record_shadow(shadow, served, [shadow.spec.labels[i] for i in np.argmax(rows, axis=1)])
-
-            job.future.add_done_callback(compare)
+            self.manager.shadow(shadow, feeds[version.key], served)
 
 
 def _to_pixels(index: int, point, units: str, width: int, height: int) -> tuple[float, float]:
