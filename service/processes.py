@@ -1,0 +1,236 @@
+"""`pinpoint serve` with `workers = N`: a supervisor, one model runner, N API workers.
+
+    pinpoint serve (supervisor: binds the port once, starts and restarts the others, passes signals)
+      ├─ model runner   the manager, the graphs, the inference thread, batching across every worker
+      └─ API worker × N HTTP on the shared listening socket, limits, auth, decoding, cropping, JSON
+
+The supervisor binds the listening socket and hands it to each worker as file descriptor 3 with
+LISTEN_PID set: the systemd socket-activation convention, which cheroot and CherryPy both follow, so a
+worker serves a socket it never bound and the kernel spreads connections over the workers. Workers never
+import TensorFlow; they reach the runner over a Unix socket (service/ipc.py). All three are CherryPy
+buses, so daemonizing, the pidfile and signals work as in one process: SIGHUP reloads everything,
+SIGTERM drains the workers, then stops the runner, then exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cherrypy
+import structlog
+from cherrypy.process import plugins
+
+from service.config import Settings
+from service.ipc import Client
+
+log = structlog.get_logger("pinpoint.supervisor")
+ROLE_ENV, RUNNER_ENV, SECRET_ENV = "PINPOINTD_ROLE", "PINPOINTD_RUNNER", "PINPOINTD_SECRET"
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LISTEN_FD = 3  # systemd's first passed descriptor, where cheroot looks when LISTEN_PID is set
+BACKOFF_S = (0.5, 1, 2, 4, 8, 16, 30)
+
+
+def role() -> str | None:
+    return os.environ.get(ROLE_ENV)
+
+
+def runner_client() -> Client:
+    return Client(os.environ[RUNNER_ENV], bytes.fromhex(os.environ[SECRET_ENV]))
+
+
+class Child:
+    """One supervised process: how to start it, and how often it had to be restarted."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], pass_fd: int | None = None):
+        self.name, self.command, self.env, self.pass_fd = name, command, env, pass_fd
+        self.process: subprocess.Popen | None = None
+        self.restarts = 0
+        self.next_start = 0.0
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        fd = self.pass_fd
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdin=subprocess.DEVNULL, pass_fds=(fd,) if fd is not None else (),
+            preexec_fn=(lambda: os.dup2(fd, LISTEN_FD)) if fd is not None and fd != LISTEN_FD else None)
+        self.started_at = time.monotonic()
+        log.info("process_started", process=self.name, pid=self.process.pid)
+
+    def signal(self, number: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(number)
+
+
+class Supervisor(plugins.SimplePlugin):
+    def __init__(self, bus, settings: Settings, listener: socket.socket, argv: list[str], run_dir: Path):
+        super().__init__(bus)
+        self.settings, self.listener = settings, listener
+        self.run_dir, self.metrics_dir = run_dir, run_dir / "metrics"
+        self.stopping = False
+        base = {**os.environ, RUNNER_ENV: str(self.run_dir / "runner.sock"), SECRET_ENV: secrets.token_hex(32),
+                METRICS_ENV: str(self.metrics_dir)}
+        command = [sys.executable, "-m", "service", *[a for a in argv if a != "--daemonize"]]
+        self.runner = Child("runner", command, {**base, ROLE_ENV: "runner"})
+        self.workers = [Child(f"worker-{i + 1}", command,
+                              {**base, ROLE_ENV: "worker", "LISTEN_PID": "1", "LISTEN_FDS": "1"},
+                              pass_fd=listener.fileno())
+                        for i in range(settings.workers)]
+        self.watch = plugins.Monitor(bus, self._check, frequency=0.2, name="supervise")
+
+    def subscribe(self):
+        super().subscribe()
+        self.watch.subscribe()
+
+    def start(self):
+        self.runner.start()
+        for worker in self.workers:
+            worker.start()
+        log.info("serving", url=f"http://{self.settings.host}:{self.settings.port}/", workers=len(self.workers),
+                 runner_pid=self.runner.process.pid, worker_pids=[w.process.pid for w in self.workers])
+
+    start.priority = 75  # after the Daemonizer (65): children belong to the daemon
+
+    def _check(self):
+        """Restart whoever died (with backoff), unless we are stopping."""
+        if self.stopping:
+            return
+        for child in [self.runner, *self.workers]:
+            code = child.process.poll() if child.process is not None else None
+            if code is None:
+                continue
+            now = time.monotonic()
+            if child.next_start == 0.0:
+                # A child that ran a while before dying starts again at once; one that keeps dying waits longer.
+                steady = now - child.started_at > 60
+                child.restarts = 0 if steady else child.restarts + 1
+                delay = 0.0 if steady else BACKOFF_S[min(child.restarts - 1, len(BACKOFF_S) - 1)]
+                child.next_start = now + delay
+                log.error("process_died", process=child.name, pid=child.process.pid, exit_code=code,
+                          restart_in_s=delay)
+                _count_restart(child.name, child.process.pid)
+            if now >= child.next_start:
+                child.next_start = 0.0
+                child.start()
+
+    def graceful(self):
+        """SIGHUP: every process re-reads the settings; the runner re-reads the model repository too."""
+        for child in [self.runner, *self.workers]:
+            child.signal(signal.SIGHUP)
+
+    def stop(self):
+        """Drain the workers (they finish what they hold), then stop the runner."""
+        self.stopping = True
+        for worker in self.workers:
+            worker.signal(signal.SIGTERM)
+        limit = self.settings.drain_delay_s + self.settings.drain_timeout_s + 10
+        _wait([w.process for w in self.workers if w.process], limit)
+        self.runner.signal(signal.SIGTERM)
+        _wait([self.runner.process] if self.runner.process else [], 30)
+        self.listener.close()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        log.info("stopped")
+
+    stop.priority = 40
+
+    def statuses(self) -> list[tuple[str, int | None]]:
+        return [(c.name, c.process.pid if c.process else None) for c in [self.runner, *self.workers]]
+
+
+def _wait(processes: list[subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.error("process_did_not_stop", pid=process.pid)
+            process.kill()
+            process.wait()
+
+
+def _count_restart(name: str, pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    from service.metrics import restarts
+
+    multiprocess.mark_process_dead(pid)  # its live gauges (requests in flight) stop counting
+    restarts().labels(name.split("-")[0]).inc()
+
+
+def listen(settings: Settings) -> socket.socket:
+    """The one listening socket every worker accepts from."""
+    family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(address)
+    listener.listen(512)
+    listener.set_inheritable(True)
+    return listener
+
+
+def supervise(settings: Settings, daemonize: bool) -> None:
+    # Before prometheus-client is first imported (it picks its storage then): every process of this
+    # server writes its samples here, new and empty at every start, so no stale counter survives.
+    run_dir = Path(tempfile.mkdtemp(prefix="pinpoint-"))
+    (run_dir / "metrics").mkdir()
+    os.environ[METRICS_ENV] = str(run_dir / "metrics")
+    listener = listen(settings)
+    bus = _bus()
+    if daemonize:
+        plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()
+        plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
+    supervisor = Supervisor(bus, settings, listener, sys.argv[1:], run_dir)
+    supervisor.subscribe()
+    _signals(bus)
+    bus.start()
+    bus.block()
+
+
+def run_runner(settings: Settings, reread_settings) -> None:
+    """The model runner: the engine's plugin (models, poller) and the worker hop's server."""
+    from service.engine import Engine
+    from service.metrics import runner_metrics
+    from service.plugin import EnginePlugin
+    from service.runner import RunnerService
+
+    engine = Engine(settings)
+    runner_metrics(engine)
+    bus = _bus()
+    EnginePlugin(bus, engine, reread_settings).subscribe()
+    server = RunnerService(engine).serve(os.environ[RUNNER_ENV], bytes.fromhex(os.environ[SECRET_ENV]))
+    bus.subscribe("start", lambda: _thread(server.serve_forever), priority=80)
+    bus.subscribe("stop", server.close, priority=30)
+    _signals(bus)
+    bus.start()
+    bus.block()
+
+
+def _thread(target) -> None:
+    import threading
+
+    threading.Thread(target=target, name="pinpoint-ipc-accept", daemon=True).start()
+
+
+def _bus():
+    """CherryPy's bus for a process that serves no HTTP itself: no autoreload (it would restart the
+    process whenever a file changes), no config checker, logs through ours."""
+    cherrypy.config.update({"engine.autoreload.on": False, "checker.on": False, "log.screen": False,
+                            "log.access_file": "", "log.error_file": ""})
+    cherrypy.server.unsubscribe()
+    return cherrypy.engine
+
+
+def _signals(bus) -> None:
+    if hasattr(bus, "signal_handler"):
+        # CherryPy re-executes the whole process on SIGHUP; a reload here is the graceful one instead.
+        bus.signal_handler.handlers["SIGHUP"] = bus.graceful
+        bus.signal_handler.subscribe()

@@ -1,0 +1,117 @@
+"""An API worker's view of the model runner: the same interfaces the pipeline uses in one process
+(a Manager, a Runtime, rate-limit Buckets), answered over the worker hop (service/ipc.py).
+
+The worker keeps a copy of the runner's manager state, refreshed in the background, and resolves
+`color`, `color@2` and `color@canary` from it, so a request costs one call to the runner: `infer`.
+If the copy was stale (a version moved meanwhile), the runner says so and the worker looks again once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+
+from service.errors import ModelUnavailable
+from service.ipc import Client, RunnerGone
+from service.manager import Manager, Version
+from service.ratelimit import Decision
+from service.runtime import Outcome
+
+log = structlog.get_logger("pinpoint.remote")
+REFRESH_S = 0.25
+
+
+class RemoteRuntime:
+    def __init__(self, client: Client):
+        self.client = client
+        self.queue_depth = 0
+        self.max_batch = 0
+        self.on_batch = None  # batches form in the runner; it observes them
+
+    def infer(self, feeds, deadline: float) -> Outcome:
+        # Past the deadline the runner answers a partial result or a timeout; a little slack for the hop.
+        return self.client.call("infer", feeds, deadline, timeout=max(0.0, deadline - time.monotonic()) + 1.0)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class RemoteManager(Manager):
+    """A Manager whose state is the runner's, copied; loading and unloading happen there."""
+
+    def __init__(self, client: Client, runtime: RemoteRuntime):
+        super().__init__(None, None, runtime)
+        self.client = client
+        self.reachable = False
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(target=self._refresh_forever, name="pinpoint-runner-state", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _refresh_forever(self) -> None:
+        while not self._stopping.wait(REFRESH_S):
+            self.refresh()
+
+    def refresh(self) -> None:
+        try:
+            state = self.client.call("state", timeout=2.0)
+        except RunnerGone as error:
+            if self.reachable:
+                log.warning("model_runner_unreachable", error=error.message)
+            self.reachable = False
+            return
+        with self._lock:
+            self.versions, self.labels, self.policies = state["versions"], state["labels"], state["policies"]
+            self.chosen, self.load_failures = state["chosen"], state["load_failures"]
+            self.policy_error = state["policy_error"]
+            self.polled = state["polled"] and not state["draining"]
+            self.runtime.queue_depth = state["queue_depth"]
+            if not self.reachable:
+                log.info("model_runner_reachable")
+            self.reachable = True
+            self._lock.notify_all()
+
+    @property
+    def ready(self) -> bool:
+        return self.reachable and super().ready
+
+    def acquire(self, refs):
+        if not self.reachable:
+            raise ModelUnavailable("the model runner is starting or restarting", retry_after=1)
+        return super().acquire(refs)
+
+    def poll(self) -> None:
+        self.client.call("poll", timeout=30.0)
+        self.refresh()
+
+    def shadow(self, shadow: Version, rows, serving_top1: list[str]) -> None:
+        try:
+            self.client.call("shadow", shadow.key, rows, serving_top1, timeout=1.0)
+        except ModelUnavailable:
+            pass  # a shadow run is never worth failing or slowing an answer
+
+
+class RemoteBuckets:
+    """Rate-limit buckets kept in the runner, so a client's limit holds across every worker."""
+
+    def __init__(self, client: Client, fail_open: bool, on_error=None):
+        self.client, self.fail_open, self.on_error = client, fail_open, on_error
+
+    def take(self, key: str, rate: float, burst: int) -> Decision:
+        try:
+            return self.client.call("take", key, rate, burst, timeout=1.0)
+        except ModelUnavailable as error:
+            if self.on_error is not None:
+                self.on_error(error)
+            return Decision(self.fail_open, burst, burst if self.fail_open else 0, 0.0, 0.0 if self.fail_open else 1.0)
