@@ -84,9 +84,13 @@ class RemoteManager(Manager):
 
     @property
     def ready(self) -> bool:
+        if not (self.reachable and super().ready):
+            self.refresh()  # a copy a moment old must not turn a ready runner away
         return self.reachable and super().ready
 
     def acquire(self, refs):
+        if not (self.reachable and super().ready):
+            self.refresh()
         if not self.reachable:
             raise ModelUnavailable("the model runner is starting or restarting", retry_after=1)
         return super().acquire(refs)

@@ -87,8 +87,8 @@ def wait_until(url: str, status: int = 200, timeout: float = 90, process: subpro
             response = requests.get(url, timeout=2)
             if response.status_code == status:
                 return response
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or too busy loading to answer within 2 s
         time.sleep(0.05)
     raise AssertionError(f"{url} did not answer {status} within {timeout:.0f} s")
 

@@ -1,0 +1,171 @@
+"""`workers = N`: API worker processes in front of one model runner, under a supervisor. Real
+processes, killed for real, while clients keep asking."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import graphs
+from fixtures import assert_error, free_port, scrape, split_image, start_server, value, wait_until
+
+
+def pids(server) -> dict[str, list[int]]:
+    """role -> pids of the supervisor's children, from /proc (what `ps` would show)."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != server.process.pid:
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        role = next((item.split(b"=", 1)[1].decode() for item in environ if item.startswith(b"PINPOINTD_ROLE=")), None)
+        if role:
+            found.setdefault(role, []).append(int(entry.name))
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def classify(url, session=None, timeout=10):
+    return (session or requests).post(f"{url}/v1/classify?x=10&y=50&models=tint", data=split_image(),
+                                      headers={"Content-Type": "image/png"}, timeout=timeout)
+
+
+class Load:
+    """Clients asking all the time; each outcome kept: a status code or the exception's name."""
+
+    def __init__(self, url, clients=6, fresh_connections=False):
+        self.url, self.outcomes, self.stopping = url, [], threading.Event()
+        self.fresh = fresh_connections
+        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def _client(self):
+        session = None if self.fresh else requests.Session()
+        while not self.stopping.is_set():
+            started = time.monotonic()
+            try:
+                outcome = classify(self.url, session).status_code
+            except requests.RequestException as error:
+                outcome = type(error).__name__
+                session = None if self.fresh else requests.Session()
+            self.outcomes.append((outcome, time.monotonic() - started))
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def statuses(self):
+        return [outcome for outcome, _ in self.outcomes]
+
+
+@pytest.fixture
+def workers(tmp_path):
+    models, labels = graphs.write_repository(tmp_path, names=("tint",))
+    server = start_server(tmp_path, models, labels, env={"PINPOINT_WORKERS": "2", "PINPOINT_RATE_LIMIT_PER_S": "0"})
+    yield server
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(60)
+
+
+def test_two_workers_and_one_runner_serve_and_workers_stay_small(workers):
+    roles = pids(workers)
+    assert len(roles["worker"]) == 2 and len(roles["runner"]) == 1
+    for pid in roles["worker"]:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "tensorflow" not in maps and "onnxruntime" not in maps  # workers never load a model runtime
+        assert rss_mb(pid) < 150
+    answers = [classify(workers.url) for _ in range(20)]
+    assert all(a.status_code == 200 for a in answers)
+    assert {a.json()["predictions"][0]["results"]["tint"][0]["label"] for a in answers} == {"red"}
+    samples = scrape(workers)  # one answer for every process
+    assert value(samples, "pinpoint_requests_total", route="/v1/classify", method="POST", status="200") == 20
+    assert value(samples, "pinpoint_batch_crops_count") >= 20  # observed in the runner, read by a worker
+
+
+def test_a_killed_worker_is_replaced_and_other_requests_succeed(workers):
+    victim = pids(workers)["worker"][0]
+    with Load(workers.url) as load:
+        time.sleep(0.5)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not (len(pids(workers).get("worker", [])) == 2 and victim not in pids(workers)["worker"]):
+            assert time.monotonic() < deadline, "the worker was not replaced"
+            time.sleep(0.1)
+        time.sleep(1.0)
+    statuses = load.statuses()
+    assert statuses.count(200) > 20
+    assert all(s == 200 or s in ("ConnectionError", "ChunkedEncodingError") for s in statuses), set(statuses)
+    assert "process_died" in workers.log()
+    assert value(scrape(workers), "pinpoint_process_restarts_total", process="worker") == 1
+
+
+def test_a_killed_runner_gives_fast_503s_then_comes_back(workers):
+    runner = pids(workers)["runner"][0]
+    os.kill(runner, signal.SIGKILL)
+    time.sleep(0.3)
+    started = time.monotonic()
+    refused = classify(workers.url)
+    assert time.monotonic() - started < 1.0  # never hangs to the deadline
+    assert_error(refused, 503, "model_unavailable")
+    assert refused.headers["Retry-After"]
+    assert workers.get("/readyz").status_code == 503
+    assert workers.get("/healthz").status_code == 200  # the workers still serve HTTP
+    wait_until(workers.url + "/readyz", timeout=90)
+    assert classify(workers.url).status_code == 200
+    assert pids(workers)["runner"][0] != runner
+
+
+def test_sighup_under_load_fails_no_request(workers):
+    with Load(workers.url) as load:
+        time.sleep(0.5)
+        workers.process.send_signal(signal.SIGHUP)
+        time.sleep(2.0)
+    assert load.statuses() and set(load.statuses()) == {200}
+
+
+def test_sigterm_under_load_answers_every_request_that_reached_the_server_and_exits_0(workers):
+    with Load(workers.url, clients=6, fresh_connections=True) as load:
+        time.sleep(0.5)
+        workers.process.send_signal(signal.SIGTERM)
+        assert workers.process.wait(60) == 0
+    statuses = load.statuses()
+    # Every request either got an answer (200, or 503 while draining) or never reached the server.
+    assert set(statuses) <= {200, 503, "ConnectionError"}, set(statuses)
+    assert statuses.count(200) > 10
+
+
+def test_one_clients_rate_limit_holds_across_workers(tmp_path):
+    models, labels = graphs.write_repository(tmp_path, names=("tint",))
+    server = start_server(tmp_path, models, labels, env={"PINPOINT_WORKERS": "2", "PINPOINT_RATE_LIMIT_PER_S": "0.01",
+                                                          "PINPOINT_RATE_LIMIT_BURST": "5"})
+    try:
+        # A connection per request, so the kernel spreads them over both workers.
+        statuses = [requests.get(server.url + "/v1/models", headers={"Connection": "close"}, timeout=10).status_code
+                    for _ in range(12)]
+        assert statuses.count(200) == 5 and statuses.count(429) == 7
+    finally:
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(60)
