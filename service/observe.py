@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -15,6 +16,12 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 access_log = structlog.get_logger("pinpoint.access")
 
 
+def _pid(_, __, event: dict) -> dict:
+    """Which process wrote the line: API workers and the model runner share one log."""
+    event.setdefault("pid", os.getpid())
+    return event
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """structlog for our events and for foreign (CherryPy, TensorFlow) stdlib records alike."""
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -23,8 +30,11 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _pid,
     ]
-    renderer = structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+    # Colours only for a terminal that wants them: never into a redirected file (NO_COLOR: no-color.org).
+    colors = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
+    renderer = structlog.dev.ConsoleRenderer(colors=colors) if console else structlog.processors.JSONRenderer()
     structlog.configure(
         # filter_by_level first: an event below the level costs one check, not a rendered line.
         processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -134,8 +134,11 @@ class Supervisor(plugins.SimplePlugin):
         limit = self.settings.drain_delay_s + self.settings.drain_timeout_s + 10
         _wait([w.process for w in self.workers if w.process], limit)
         self.runner.signal(signal.SIGTERM)
+        answered = _answer_backlog(self.listener)
         _wait([self.runner.process] if self.runner.process else [], 30)
         self.listener.close()
+        if answered:
+            log.info("backlog_answered", connections=answered, status=503)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         log.info("stopped")
 
@@ -143,6 +146,34 @@ class Supervisor(plugins.SimplePlugin):
 
     def statuses(self) -> list[tuple[str, int | None]]:
         return [(c.name, c.process.pid if c.process else None) for c in [self.runner, *self.workers]]
+
+
+_UNAVAILABLE = (b'{"error": "the server is shutting down; retry on another replica or shortly", '
+                b'"code": "model_unavailable"}')
+
+
+def _answer_backlog(listener: socket.socket) -> int:
+    """Connections that reached the listen backlog after the last worker stopped accepting: answer each
+    503 with Connection: close, rather than let them be reset when the socket closes."""
+    listener.setblocking(False)
+    answered = 0
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, OSError):
+            return answered
+        with conn:
+            conn.settimeout(0.5)
+            try:
+                conn.recv(65536)  # the request, read, so closing does not reset the connection
+                head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+                        f"Content-Length: {len(_UNAVAILABLE)}\r\nRetry-After: 1\r\nX-Request-ID: {secrets.token_hex(16)}\r\n"
+                        "Connection: close\r\n\r\n")
+                conn.sendall(head.encode() + _UNAVAILABLE)
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        answered += 1
 
 
 def _wait(processes: list[subprocess.Popen], timeout: float) -> None:
