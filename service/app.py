@@ -11,6 +11,7 @@ from cherrypy.process import plugins
 
 from service.api.body import form_processors
 from service.api.classify import Classify
+from service.api.config import Config
 from service.api.errors import error_page, unhandled_error
 from service.api.health import Health
 from service.api.images import Images
@@ -33,6 +34,7 @@ class V1:
         self.classify = Classify(engine)
         self.images = Images(engine)
         self.models = Models(engine)
+        self.config = Config(engine)
 
 
 class Root:

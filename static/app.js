@@ -1,80 +1,288 @@
-// Pinpoint's test page: choose or drop an image, click a point, show every model's top labels.
+// Pinpoint's test page: choose, drop or paste an image (or name one on the server), click a point or
+// move the keyboard cursor to it, and read every model's top labels, with the window each model saw.
 // Plain browser JavaScript; it speaks the same HTTP API as any client (docs/api.md).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { file: null, stored: null, models: [], point: null };
+const KEY_STORAGE = "pinpoint.apiKey";
+const RETRIES = 4;  // a 503 with Retry-After (models loading, queue full) is tried again this many times
+const COLORS = ["#e8590c", "#12b76a", "#7a5af8", "#0ba5ec", "#ee46bc", "#eaaa08"];
 
-// ---- served models ----
-async function loadModels() {
-  try {
-    const response = await fetch("/v1/models");
-    const body = await response.json();
-    if (!response.ok) throw new Error(`${body.error} (${body.code})`);
-    state.models = body.models;
-    $("models").replaceChildren(...body.models.map((model) => {
-      const item = document.createElement("li");
-      item.className = `state-${model.state}`;
-      item.textContent = `${model.name} v${model.version} · ${model.labels} labels`;
-      item.title = model.error || model.state;
-      return item;
-    }));
-    if (!body.models.length) $("models").innerHTML = '<li class="muted">no models are served</li>';
-    const boxes = body.models.map((model) => {
-      const label = document.createElement("label");
-      const box = Object.assign(document.createElement("input"), { type: "checkbox", value: model.name, checked: true });
-      box.addEventListener("change", () => state.point && classifyPoint());
-      label.append(box, model.name);
-      return label;
-    });
-    $("model-boxes").replaceChildren(...boxes);
-    $("model-choice").hidden = body.models.length < 2;
-  } catch (error) {
-    $("models").innerHTML = "";
-    showError(`Could not list the models: ${error.message}`);
+const state = {
+  config: null,        // GET /v1/config: image root?, auth?, limits, each model's crop window
+  models: [],          // GET /v1/models
+  source: null,        // {kind: "file", name, file, imageId, url} or {kind: "path", path, url}
+  width: 0,            // the source image's size as the server sees it (EXIF orientation applied)
+  height: 0,
+  pendingFile: null,   // a file being sent, or waiting for an API key
+  cursor: null,        // {x, y}: the keyboard cursor, in image pixels
+  point: null,         // {x, y}: the point last asked about in this image
+  history: [],         // [{point, answer, elapsedMs}]: every answer for this image
+  shown: -1,           // the history entry on screen, -1 for none
+  asked: 0,            // requests sent; only the latest one's answer is put on screen
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- talking to the API ----
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+  toString() {
+    return `${this.message} [${this.status} ${this.code}]`;
   }
 }
 
-function chosenModels() {
+function apiKey() {
+  try {
+    return sessionStorage.getItem(KEY_STORAGE) || "";
+  } catch {
+    return "";
+  }
+}
+
+// Every API call goes through here: it sends the key (X-API-Key), asks for one on a 401, and waits
+// out a 503 that says when to come back (Retry-After: models still loading, queue full) a few times.
+async function api(path, options = {}, retries = RETRIES) {
+  for (let attempt = 1; ; attempt++) {
+    const headers = new Headers(options.headers || {});
+    const key = apiKey();
+    if (key) headers.set("X-API-Key", key);
+    let response, body;
+    try {
+      response = await fetch(path, { ...options, headers });
+    } catch (error) {
+      throw new ApiError(0, "unreachable", `the server could not be reached (${error.message})`);
+    }
+    try {
+      body = await response.json();
+    } catch {
+      body = { error: `the server answered ${response.status} without a JSON body`, code: "bad_response" };
+    }
+    if (response.ok) return body;
+    const retryAfter = Number(response.headers.get("Retry-After"));
+    if (response.status === 503 && retryAfter > 0 && attempt <= retries) {
+      setStatus(`${body.error}: trying again in ${retryAfter} s (${attempt} of ${retries})…`);
+      if (body.code === "model_unavailable") watchModels();
+      await sleep(Math.min(retryAfter, 10) * 1000);
+      continue;
+    }
+    if (response.status === 401) askForKey(key ? "The server refused this key." : "This server needs an API key.");
+    throw new ApiError(response.status, body.code, body.error);
+  }
+}
+
+// ---- the API key ----
+function askForKey(why) {
+  $("key-form").hidden = false;
+  $("key-why").textContent = `${why} It is kept in this tab only (sessionStorage) and sent as X-API-Key.`;
+  $("key-form").classList.add("wanted");
+}
+
+$("key-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $("api-key").value = "";
+  $("key-form").classList.remove("wanted");
+  $("key-why").textContent = "A key is set for this tab.";
+  setStatus("Trying the key…");
+  if (await start()) {
+    setStatus("The key works.");
+    if (state.pendingFile) useFile(state.pendingFile);  // the upload it stopped
+  }
+});
+
+$("key-forget").addEventListener("click", () => {
+  sessionStorage.removeItem(KEY_STORAGE);
+  askForKey("The key is forgotten.");
+});
+
+// ---- what the server offers ----
+// Returns true once settings and models are known.
+async function start() {
+  try {
+    state.config = await api("/v1/config", {}, 0);
+  } catch (error) {
+    $("models").innerHTML = '<li class="muted">models: not listed without an API key</li>';
+    if (error.status !== 401) $("models").innerHTML = "";
+    if (error.status === 401) {
+      showError(`This server needs an API key: enter it below. (The API answered: ${error})`);
+    } else {
+      showError(`Could not read the server's settings: ${error}`);
+    }
+    return false;
+  }
+  const config = state.config;
+  $("path-form").hidden = !config.image_root;  // path requests are refused without an image root
+  $("top-k").max = String(config.max_top_k);
+  if (config.auth) {
+    $("key-form").hidden = false;  // to change or forget the key
+    if (!$("key-form").classList.contains("wanted")) $("key-why").textContent = "A key is set for this tab.";
+  }
+  return (await watchModels()) !== false;
+}
+
+// Polls readiness until every model has loaded (or failed for good), refreshing the model chips.
+let watching = null;
+function watchModels() {
+  watching ??= pollModels().finally(() => { watching = null; });
+  return watching;
+}
+
+async function pollModels() {
+  for (;;) {
+    let ready = false, retryAfter = 1;
+    try {
+      const readiness = await fetch("/readyz");
+      ready = readiness.ok;
+      retryAfter = Number(readiness.headers.get("Retry-After")) || 1;
+    } catch {
+      // the server is unreachable for now: the listing below says so
+    }
+    try {
+      await loadModels();
+    } catch (error) {
+      $("models").innerHTML = "";
+      showError(`Could not list the models: ${error}`);
+      return false;
+    }
+    const loading = state.models.some((model) => model.state === "LOADING" || model.state === "START");
+    if (ready || (state.models.length && !loading)) {
+      if ($("status").dataset.about === "loading") setStatus("");
+      return true;
+    }
+    if (!$("status").textContent) setStatus("The models are loading; the page will use them once they are ready.", "loading");
+    await sleep(Math.min(retryAfter, 10) * 1000);
+  }
+}
+
+async function loadModels() {
+  const body = await api("/v1/models", {}, 0);
+  state.models = body.models;
+  $("models").replaceChildren(...body.models.map((model) => {
+    const item = document.createElement("li");
+    item.className = `state-${model.state}`;
+    const what = model.state === "AVAILABLE" ? `${model.labels} labels` : model.state.toLowerCase();
+    item.textContent = `${model.name} v${model.version} · ${what}`;
+    item.title = model.error || model.state;
+    return item;
+  }));
+  if (!body.models.length) $("models").innerHTML = '<li class="muted">no models are served</li>';
+  const ticked = new Map([...document.querySelectorAll("#model-boxes input")].map((box) => [box.value, box.checked]));
+  $("model-boxes").replaceChildren(...body.models.map((model) => {
+    const label = document.createElement("label");
+    const box = Object.assign(document.createElement("input"), {
+      type: "checkbox", value: model.name, checked: ticked.get(model.name) ?? true });
+    box.addEventListener("change", classifyAgain);
+    label.append(box, model.name);
+    return label;
+  }));
+  $("model-choice").hidden = body.models.length < 2;
+}
+
+// The fields every classify request carries, or null (and the reason on screen) when they are wrong.
+function requestOptions() {
   const boxes = [...document.querySelectorAll("#model-boxes input")];
   const chosen = boxes.filter((box) => box.checked).map((box) => box.value);
-  return chosen.length === boxes.length ? null : chosen.join(",");  // null: every model
+  if (boxes.length && !chosen.length) {
+    showError("Choose at least one model: with none ticked there is nothing to run.");
+    return null;
+  }
+  const topK = Number($("top-k").value);
+  const most = state.config?.max_top_k ?? 20;
+  if (!Number.isInteger(topK) || topK < 1 || topK > most) {
+    showError(`Labels per model (top_k) must be a whole number from 1 to ${most}.`);
+    return null;
+  }
+  const options = { top_k: topK };
+  if (chosen.length < boxes.length) options.models = chosen;  // none named: every model
+  return options;
 }
+
+// Ticking a model or changing top_k asks again for the point on screen.
+function classifyAgain() {
+  if (state.point) classifyAt(state.point);
+}
+$("top-k").addEventListener("change", classifyAgain);
+$("show-windows").addEventListener("change", () => state.shown >= 0 && drawWindows(state.history[state.shown]));
 
 // ---- choosing an image ----
-function useFile(file) {
+// The image goes to the server once (POST /v1/images), as a product would send it; each click then
+// names it by id. It is shown only once the server has taken it, so a refused file leaves the
+// previous image (if any) in place, and the file chooser is always there.
+async function useFile(file) {
   if (!file) return;
   if (!file.type.startsWith("image/") && file.type !== "") {
-    showError(`${file.name} is not an image`);
+    showError(`${file.name} is not an image (${file.type}): choose a JPEG, PNG, WebP, GIF or BMP file.`);
     return;
   }
-  state.file = file;
-  state.stored = storeImage(file);
-  state.point = null;
-  const image = $("image");
-  if (image.src) URL.revokeObjectURL(image.src);
-  image.src = URL.createObjectURL(file);
-  $("picture").hidden = false;
-  $("drop-hint").hidden = true;
-  $("marker").hidden = true;
-  $("results").replaceChildren();
-  $("meta").textContent = "";
-  setStatus(`${file.name}: click on the image to classify a point.`);
-  state.stored.catch((error) => showError(`${file.name} cannot be classified: ${error.message}`));
+  state.pendingFile = file;
+  setStatus(`Sending ${file.name}…`);
+  let stored;
+  try {
+    stored = await storeImage(file);
+  } catch (error) {
+    if (state.pendingFile !== file) return;
+    if (error.status !== 401) state.pendingFile = null;  // kept until a key is given
+    showError(`${file.name} cannot be classified: ${error}`);
+    return;
+  }
+  if (state.pendingFile !== file) return;  // another file was chosen meanwhile
+  state.pendingFile = null;
+  setSource({ kind: "file", name: file.name, file, imageId: stored.image_id, url: URL.createObjectURL(file) },
+            stored.width, stored.height);
+  setStatus(`${file.name}: click on the image (or focus it, move with the arrow keys and press Enter) to classify a point.`);
 }
 
-// The image goes to the server once (POST /v1/images), as a product would send it; each click then
-// names it by id, and the server answers from its decoded copy instead of decoding it again.
 async function storeImage(file) {
   const form = new FormData();
   form.append("image", file);
-  const response = await fetch("/v1/images", { method: "POST", body: form });
-  const body = await response.json();
-  if (!response.ok) throw new Error(`${body.error} [${response.status} ${body.code}]`);
-  return body.image_id;
+  return api("/v1/images", { method: "POST", body: form });
 }
 
-$("file").addEventListener("change", (event) => useFile(event.target.files[0]));
+function setSource(source, width, height) {
+  if (state.source?.url?.startsWith("blob:")) URL.revokeObjectURL(state.source.url);
+  Object.assign(state, { source, width, height, cursor: null, point: null, history: [], shown: -1 });
+  const image = $("image");
+  image.src = source.url;
+  if (source.kind === "file") {
+    image.alt = `${source.name}, ${width}×${height}: click on it to classify a point`;
+    $("source").textContent = `${source.name} · ${width}×${height}`;
+  } else {
+    image.alt = `A stand-in for the server image ${source.path}, ${width}×${height}: click on it to classify a point of that image`;
+    $("source").textContent = `Server image ${source.path} · ${width}×${height}. The page cannot show it (the API ` +
+      "serves no files from the image root): the point and windows are drawn to scale on a stand-in.";
+  }
+  $("picture").hidden = false;
+  $("drop-hint").hidden = true;
+  $("drop").classList.add("filled");
+  clearResult();
+  $("point").textContent = "Click the image, or focus it and use the arrow keys and Enter, to classify the region around a point.";
+  renderHistory();
+}
+
+// A server file is not served to the page: an SVG of its size stands in for it.
+function standIn(path, width, height) {
+  const escape = (text) => text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+  const size = Math.max(4, Math.min(height / 8, (0.9 * width) / Math.max(8, 0.6 * path.length)));
+  const stripe = Math.max(4, Math.round(Math.min(width, height) / 20));
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
+    `<defs><pattern id="s" width="${stripe}" height="${stripe}" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">` +
+    `<rect width="${stripe / 2}" height="${stripe}" fill="#e4e7ec"/></pattern></defs>` +
+    `<rect width="100%" height="100%" fill="#f2f4f7"/><rect width="100%" height="100%" fill="url(#s)"/>` +
+    `<text x="50%" y="50%" text-anchor="middle" dominant-baseline="middle" font-family="system-ui, sans-serif" ` +
+    `font-size="${size.toFixed(1)}" fill="#344054">${escape(path)}</text></svg>`;
+  return `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
+}
+
+$("file").addEventListener("change", (event) => {
+  useFile(event.target.files[0]);
+  event.target.value = "";  // so choosing the same file again is noticed
+});
 const drop = $("drop");
 ["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
   event.preventDefault();
@@ -85,117 +293,279 @@ const drop = $("drop");
   drop.classList.remove("over");
 }));
 drop.addEventListener("drop", (event) => useFile(event.dataTransfer.files[0]));
+drop.addEventListener("click", () => state.source || $("file").click());  // the empty drop zone chooses too
 // Pasting an image works too (a screenshot, say).
 document.addEventListener("paste", (event) => {
   const item = [...(event.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
   if (item) useFile(item.getAsFile());
 });
 
-// ---- clicking a point ----
+// ---- choosing a point: the mouse, or the keyboard cursor ----
+const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
+const round2 = (value) => Math.round(value * 100) / 100;  // as the API's answers show points
+
 $("image").addEventListener("click", (event) => {
-  const image = event.currentTarget;
-  const box = image.getBoundingClientRect();
-  // Pixels of the image as displayed by the browser (EXIF orientation applied), as the API expects.
-  const x = Math.min(image.naturalWidth - 1, Math.max(0, (event.clientX - box.left) * image.naturalWidth / box.width));
-  const y = Math.min(image.naturalHeight - 1, Math.max(0, (event.clientY - box.top) * image.naturalHeight / box.height));
-  state.point = { x: Math.round(x), y: Math.round(y) };
-  placeMarker();
-  classifyPoint();
+  const box = event.currentTarget.getBoundingClientRect();
+  // Pixels of the image as displayed (EXIF orientation applied), as the API expects.
+  const x = clamp(Math.round((event.clientX - box.left) * state.width / box.width), 0, state.width - 1);
+  const y = clamp(Math.round((event.clientY - box.top) * state.height / box.height), 0, state.height - 1);
+  state.cursor = { x, y };
+  classifyAt({ x, y });
 });
 
-function placeMarker() {
-  const image = $("image"), marker = $("marker");
-  if (!state.point || !image.naturalWidth) return;
+const picture = $("picture");
+const MOVES = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+picture.addEventListener("keydown", (event) => {
+  if (!state.source || event.altKey || event.ctrlKey || event.metaKey) return;
+  const cursor = state.cursor ?? { x: Math.floor(state.width / 2), y: Math.floor(state.height / 2) };
+  if (MOVES[event.key]) {
+    event.preventDefault();
+    // A step is 1% of the longer side (at least a pixel); with Shift, 10%.
+    const step = Math.max(1, Math.round(Math.max(state.width, state.height) / 100)) * (event.shiftKey ? 10 : 1);
+    const [dx, dy] = MOVES[event.key];
+    state.cursor = { x: clamp(Math.round(cursor.x) + dx * step, 0, state.width - 1),
+                     y: clamp(Math.round(cursor.y) + dy * step, 0, state.height - 1) };
+    picture.classList.add("keyboard");
+    placeCursor();
+    $("point").textContent = `Cursor at (${state.cursor.x}, ${state.cursor.y}) of ${state.width}×${state.height}: Enter classifies it.`;
+  } else if (event.key === "Enter" || event.key === " ") {
+    event.preventDefault();
+    state.cursor = cursor;
+    picture.classList.add("keyboard");
+    classifyAt(cursor);
+  }
+});
+picture.addEventListener("focus", () => {
+  if (!state.source) return;
+  state.cursor ??= state.history[state.shown]?.point ?? { x: Math.floor(state.width / 2), y: Math.floor(state.height / 2) };
+  placeCursor();
+});
+picture.addEventListener("pointerdown", () => picture.classList.remove("keyboard"));
+
+function placeCursor() {
+  const cursor = $("cursor");
+  if (!state.cursor) return;
+  cursor.style.left = `${100 * state.cursor.x / state.width}%`;
+  cursor.style.top = `${100 * state.cursor.y / state.height}%`;
+  cursor.hidden = false;
+}
+
+function placeMarker(point) {
+  const marker = $("marker");
   // Percentages keep the marker on the same pixel when the window (and so the image) resizes.
-  marker.style.left = `${100 * state.point.x / image.naturalWidth}%`;
-  marker.style.top = `${100 * state.point.y / image.naturalHeight}%`;
+  marker.style.left = `${100 * point.x / state.width}%`;
+  marker.style.top = `${100 * point.y / state.height}%`;
   marker.hidden = false;
-  $("point").textContent = `Point (${state.point.x}, ${state.point.y}) of ${image.naturalWidth}×${image.naturalHeight}`;
 }
 
-async function classifyPoint() {
-  if (!state.file || !state.point) return;
-  const stored = state.stored;
-  let imageId;
+// ---- asking ----
+async function classifyAt(point) {
+  const source = state.source;
+  if (!source) return;
+  state.point = { x: point.x, y: point.y };  // asked again when the options are put right
+  const options = requestOptions();
+  if (!options) return;
+  $("point").textContent = `Point (${point.x}, ${point.y}) of ${state.width}×${state.height}`;
+  placeCursor();
+  const document_ = source.kind === "file" ? { image_id: source.imageId } : { path: source.path };
+  Object.assign(document_, { x: point.x, y: point.y }, options);
+  const asked = ++state.asked, started = performance.now();
+  let answer;
   try {
-    imageId = await stored;
+    answer = await classify(document_);
   } catch (error) {
-    showError(`The image cannot be classified: ${error.message}`);
-    return;
+    if (error.code !== "not_found" || source.kind !== "file" || state.source !== source) return failed(error, asked);
+    // The stored copy expired or was deleted on the server: store the same image again, once.
+    try {
+      source.imageId = (await storeImage(source.file)).image_id;
+      document_.image_id = source.imageId;
+      answer = await classify(document_);
+    } catch (again) {
+      return failed(again, asked);
+    }
   }
-  const document_ = { image_id: imageId, x: state.point.x, y: state.point.y, top_k: 5 };
-  const models = chosenModels();
-  if (models) document_.models = models;
-  const answer = await classify(jsonRequest(document_));
-  if (answer === "not_found" && state.stored === stored) {  // the same image, not one chosen since
-    state.stored = storeImage(state.file);  // expired or deleted on the server: store it again, once
-    document_.image_id = await state.stored.catch(() => null);
-    if (document_.image_id) await classify(jsonRequest(document_));
-  }
+  if (state.source === source) remember(answer, performance.now() - started, asked);
 }
 
-function jsonRequest(document_) {
-  return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(document_) };
-}
-
-// ---- a path on the server ----
 $("path-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const document_ = {
-    path: $("path").value.trim(),
-    x: Number($("path-x").value),
-    y: Number($("path-y").value),
-    units: $("path-units").value,
-    top_k: 5,
-  };
-  const models = chosenModels();
-  if (models) document_.models = models;
-  await classify(jsonRequest(document_));
+  const options = requestOptions();
+  if (!options) return;
+  const path = $("path").value.trim();
+  const document_ = { path, x: Number($("path-x").value), y: Number($("path-y").value), units: $("path-units").value, ...options };
+  const asked = ++state.asked, started = performance.now();
+  let answer;
+  try {
+    answer = await classify(document_);
+  } catch (error) {
+    return failed(error, asked);
+  }
+  const { width, height } = answer.image;
+  const same = state.source?.kind === "path" && state.source.path === path && state.width === width && state.height === height;
+  if (!same) setSource({ kind: "path", path, url: standIn(path, width, height) }, width, height);
+  // The answer rounds the point to 2 decimals; the window is drawn at the point the server cut around.
+  const point = document_.units === "pct"
+    ? { x: Math.min(document_.x / 100 * width, width - 0.5), y: Math.min(document_.y / 100 * height, height - 0.5) }
+    : { x: document_.x, y: document_.y };
+  state.cursor = { ...point };
+  state.point = { ...point };
+  remember(answer, performance.now() - started, asked, point);
 });
 
-// ---- asking and showing ----
-// Shows the answer or the error; returns the error code, if any.
-async function classify(request) {
+async function classify(document_) {
   setStatus("Classifying…");
-  const started = performance.now();
-  let response, body;
-  try {
-    response = await fetch("/v1/classify", request);
-    body = await response.json();
-  } catch (error) {
-    showError(`The server could not be reached: ${error.message}`);
-    return "unreachable";
-  }
-  if (!response.ok) {
-    const hint = body.code === "path_forbidden" ? " (is the server started with --image-root, and is the path inside it?)" : "";
-    showError(`${body.error}${hint} [${response.status} ${body.code}]`);
-    $("results").replaceChildren();
-    return body.code;
-  }
-  setStatus("");
-  render(body, performance.now() - started);
-  return null;
+  return api("/v1/classify", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(document_) });
 }
 
+function failed(error, asked) {
+  if (asked !== state.asked) return;  // a later request is on its way; its answer counts
+  const hint = error.code === "path_forbidden"
+    ? " (the path must be inside the image root the server was started with, --image-root)" : "";
+  showError(`${error.message}${hint} [${error.status} ${error.code}]`);
+}
+
+// ---- the answers of this image ----
+function remember(answer, elapsedMs, asked, point = answer.predictions[0].point) {
+  state.history.push({ point, answer, elapsedMs });
+  if (asked === state.asked) {
+    show(state.history.length - 1);
+  } else {
+    renderHistory();
+  }
+}
+
+// Puts a remembered answer on screen again: no request is sent.
+function show(index) {
+  const entry = state.history[index];
+  state.shown = index;
+  setStatus("");
+  $("point").textContent = `Point (${round2(entry.point.x)}, ${round2(entry.point.y)}) of ${state.width}×${state.height}`;
+  placeMarker(entry.point);
+  drawWindows(entry);
+  learnVersions(entry);
+  render(entry.answer, entry.elapsedMs);
+  renderHistory();
+}
+
+function renderHistory() {
+  $("history-card").hidden = !state.history.length;
+  $("history").replaceChildren(...state.history.map((entry, index) => {
+    const item = document.createElement("li");
+    const button = Object.assign(document.createElement("button"), { type: "button" });
+    const tops = Object.entries(entry.answer.predictions[0].results).sort(([a], [b]) => byModel(a, b))
+      .map(([model, labels]) => `${model} ${labels[0]?.label}`);
+    const failures = Object.keys(entry.answer.errors || {}).map((model) => `${model} failed`);
+    button.textContent = `(${round2(entry.point.x)}, ${round2(entry.point.y)}) · ${[...tops, ...failures].join(", ")}`;
+    if (index === state.shown) button.setAttribute("aria-current", "true");
+    button.addEventListener("click", () => show(index));
+    item.append(button);
+    return item;
+  }));
+}
+
+// Each model keeps its colour and place (the server's listing order) from answer to answer.
+function modelIndex(name) {
+  const names = Object.keys(state.config?.models || {});
+  return names.includes(name) ? names.indexOf(name) : names.length;
+}
+const byModel = (a, b) => modelIndex(a) - modelIndex(b) || a.localeCompare(b);
+const modelColor = (name) => COLORS[modelIndex(name) % COLORS.length];
+
+// The region each model was given, computed as the server cuts it (service/imaging.py crop_box).
+function cropBox(crop, width, height, x, y) {
+  let windowWidth, windowHeight;
+  if (crop.box) {
+    [windowWidth, windowHeight] = crop.box;
+  } else {
+    const fraction = crop.fraction || 0;
+    windowWidth = Math.max(fraction * width, crop.min_px);
+    windowHeight = Math.max(fraction * height, crop.min_px);
+  }
+  windowWidth = Math.min(windowWidth, width);
+  windowHeight = Math.min(windowHeight, height);
+  if (crop.keep_aspect) {
+    const aspect = crop.width / crop.height;
+    if (windowWidth / windowHeight > aspect) {
+      windowWidth = windowHeight * aspect;
+    } else {
+      windowHeight = windowWidth / aspect;
+    }
+  }
+  // Centred on the point, then shifted (not padded) to stay inside the image.
+  const left = Math.min(Math.max(x - windowWidth / 2, 0), width - windowWidth);
+  const top = Math.min(Math.max(y - windowHeight / 2, 0), height - windowHeight);
+  return [left, top, left + windowWidth, top + windowHeight];
+}
+
+// The crop spec of the version that answered (versions of a model may cut differently).
+function cropOf(model, version) {
+  const known = state.config?.models?.[model];
+  return known?.versions?.[String(version)] ?? (known?.version === version ? known.crop : null);
+}
+
+// A version the page has not seen (loaded since it opened): read the config again, then draw.
+async function learnVersions(entry) {
+  const unknown = Object.entries(entry.answer.models).some(([model, { version }]) => !cropOf(model, version));
+  if (!unknown) return;
+  try {
+    state.config = await api("/v1/config", {}, 0);
+  } catch {
+    return;  // no windows for it; the answer itself is on screen
+  }
+  if (state.history[state.shown] === entry) drawWindows(entry);
+}
+
+function drawWindows(entry) {
+  const layer = $("windows"), legend = $("legend");
+  layer.replaceChildren();
+  legend.replaceChildren();
+  legend.hidden = true;
+  if (!entry || !$("show-windows").checked) return;
+  const { width, height } = entry.answer.image;
+  const boxes = new Map();  // models given the same window share one outline
+  for (const model of Object.keys(entry.answer.models).sort(byModel)) {
+    const crop = cropOf(model, entry.answer.models[model].version);
+    if (!crop) continue;
+    const box = cropBox(crop, width, height, entry.point.x, entry.point.y);
+    const key = box.join(",");
+    if (!boxes.has(key)) boxes.set(key, { box, models: [] });
+    boxes.get(key).models.push(model);
+  }
+  for (const { box: [left, top, right, bottom], models } of boxes.values()) {
+    const outline = document.createElement("div");
+    outline.className = "window";
+    outline.dataset.models = models.join(",");
+    Object.assign(outline.dataset, { left, top, right, bottom });
+    outline.style.setProperty("--color", modelColor(models[0]));
+    outline.style.left = `${100 * left / width}%`;
+    outline.style.top = `${100 * top / height}%`;
+    outline.style.width = `${100 * (right - left) / width}%`;
+    outline.style.height = `${100 * (bottom - top) / height}%`;
+    layer.append(outline);
+    // The legend names them: labels on the image would hide the small windows they name.
+    const item = Object.assign(document.createElement("span"), { className: "window-key" });
+    item.style.setProperty("--color", modelColor(models[0]));
+    item.textContent = `${models.join(", ")} ${round2(right - left)}×${round2(bottom - top)} px`;
+    legend.append(item);
+  }
+  if (legend.childElementCount) {
+    legend.prepend("The window each model sees: ");
+    legend.hidden = false;
+  }
+}
+
+// ---- showing ----
 function render(answer, elapsedMs) {
   const prediction = answer.predictions[0];
-  const cards = Object.entries(prediction.results).map(([model, labels]) => {
-    const card = document.createElement("article");
-    card.className = "card model";
-    const title = document.createElement("h3");
-    title.append(model, " ");
-    const version = document.createElement("small");
-    version.textContent = `v${answer.models[model]?.version ?? "?"}`;
-    title.append(version);
-    card.append(title, ...labels.map(scoreRow));
+  const results = Object.entries(prediction.results).sort(([a], [b]) => byModel(a, b));
+  const cards = results.map(([model, labels]) => {
+    const card = modelCard(model, answer);
+    card.append(...labels.map(scoreRow));
     return card;
   });
   for (const [model, message] of Object.entries(answer.errors || {})) {
-    const card = document.createElement("article");
-    card.className = "card model";
-    card.innerHTML = "<h3></h3><p class='failed'></p>";
-    card.querySelector("h3").textContent = model;
-    card.querySelector("p").textContent = message;
+    const card = modelCard(model, answer);
+    card.append(Object.assign(document.createElement("p"), { className: "failed", textContent: message }));
     cards.push(card);
   }
   $("results").replaceChildren(...cards);
@@ -203,6 +573,17 @@ function render(answer, elapsedMs) {
   $("meta").textContent = `${answer.image.width}×${answer.image.height} ${answer.image.format} at ` +
     `(${prediction.point.x}, ${prediction.point.y}) · ${timings} · round trip ${elapsedMs.toFixed(0)} ms · ` +
     `request ${answer.request_id}`;
+}
+
+function modelCard(model, answer) {
+  const card = document.createElement("article");
+  card.className = "card model";
+  card.style.setProperty("--color", modelColor(model));
+  const title = document.createElement("h3");
+  const version = Object.assign(document.createElement("small"), { textContent: `v${answer.models[model]?.version ?? "?"}` });
+  title.append(model, " ", version);
+  card.append(title);
+  return card;
 }
 
 function scoreRow({ label, score }) {
@@ -223,15 +604,27 @@ function scoreRow({ label, score }) {
   return row;
 }
 
-function setStatus(text) {
-  $("status").className = "status";
-  $("status").textContent = text;
+function clearResult() {
+  $("results").replaceChildren();
+  $("meta").textContent = "";
+  $("marker").hidden = true;
+  $("windows").replaceChildren();
+  state.shown = -1;
+  renderHistory();
 }
 
+function setStatus(text, about = "") {
+  $("status").className = "status";
+  $("status").textContent = text;
+  $("status").dataset.about = about;
+}
+
+// An error replaces the result on screen: no marker, meta line or labels of an earlier answer stay.
 function showError(text) {
   $("status").className = "status error";
   $("status").textContent = text;
+  $("status").dataset.about = "error";
+  clearResult();
 }
 
-window.addEventListener("resize", placeMarker);
-loadModels();
+start();
