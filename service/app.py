@@ -12,6 +12,7 @@ from cherrypy.process import plugins
 from service.api.body import form_processors
 from service.api.classify import Classify
 from service.api.config import Config
+from service.api import errors as api_errors
 from service.api.errors import error_page, unhandled_error
 from service.api.health import Health
 from service.api.images import Images
@@ -61,6 +62,7 @@ def buckets_for(settings: Settings, metrics: Metrics):
 def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     """Configure CherryPy for these settings and mount the application at /."""
     install_tools()
+    api_errors.install()
     metrics = Metrics(engine)
     metrics.install()
     protect.install(protect.Guard(settings, buckets_for(settings, metrics), on_refused=metrics.rate_limited.inc))
@@ -88,6 +90,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "tools.metrics_start.on": True,
             "tools.metrics_end.on": True,
             "tools.request_id.on": True,
+            "tools.methods.on": True,  # each handler's methods, checked before its body is read
             "tools.access_log.on": True,
             "tools.guard.on": True,
             "tools.body_limit.on": True,
@@ -97,10 +100,13 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "error_page.default": error_page,
             "tools.trailing_slash.on": False,
         },
-        "/index.html": {"tools.staticfile.on": True, "tools.staticfile.filename": str(STATIC_DIR / "index.html")},
-        "/static": {"tools.staticdir.on": True, "tools.staticdir.dir": str(STATIC_DIR)},
+        "/index.html": {"tools.staticfile.on": True, "tools.staticfile.filename": str(STATIC_DIR / "index.html"),
+                        "tools.methods.methods": ("GET", "HEAD")},
+        "/static": {"tools.staticdir.on": True, "tools.staticdir.dir": str(STATIC_DIR),
+                    "tools.methods.methods": ("GET", "HEAD")},
     }
     root = Root(engine, metrics)
+    _page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")  # below /: not found, any method
     root.index = _page
     app = cherrypy.tree.mount(root, "/", config)
     app.log.access_log.propagate = False

@@ -1,4 +1,4 @@
-"""The errors Pinpoint's core raises, named by the contract's machine codes (../shared/API.md).
+"""The errors Pinpoint's core raises, named by the contract's machine codes (docs/api.md).
 
 The core knows codes only; the HTTP layer maps each code to its status (service/api/errors.py).
 """
@@ -59,3 +59,39 @@ class ModelUnavailable(PinpointError):
 
 class Timeout(PinpointError):
     code = "timeout"
+
+
+# ---- messages that carry the numbers ----
+def size(n: int) -> str:
+    """Bytes as people read them, in MB and KB of 2**20 and 2**10 bytes (as the settings count them)."""
+    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
+
+
+def round_size(n: int) -> str:
+    """A configured limit, as round as it is: 20 MB, 1.9 MB."""
+    return size(n).replace(".0 ", " ")
+
+
+def body_too_large(limit: int, length: int | None = None) -> PayloadTooLarge:
+    """From Content-Length (`length`), or while a body without one streamed (reading stopped at the limit)."""
+    if length is None:
+        return PayloadTooLarge(f"the body passed the limit of {round_size(limit)} while it streamed")
+    return PayloadTooLarge(f"the body is {size(length)}; the limit is {round_size(limit)}")
+
+
+def _megapixels(pixels: int) -> str:
+    mp = pixels / 1e6
+    if mp < 1:
+        return f"{mp:.2f}"
+    return f"{mp:,.0f}" if mp >= 100 else f"{mp:.1f}".removesuffix(".0")
+
+
+def image_too_large(width: int, height: int, max_pixels: int, max_side: int) -> ImageTooLarge:
+    """The image's size against the limit it passes (pixels first: what a decompression bomb inflates)."""
+    if width * height > max_pixels:
+        return ImageTooLarge(f"the image is {width}×{height} ({_megapixels(width * height)} MP); "
+                             f"the limit is {_megapixels(max_pixels)} MP")
+    return ImageTooLarge(f"the image is {width}×{height}; the limit is {max_side:,} px a side")

@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
+from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType, image_too_large
 
 RESIZE_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -89,7 +89,12 @@ def probe(data: bytes, limits: ImageLimits) -> Header:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
-        raise ImageTooLarge("the image has more pixels than allowed") from None
+        # Pillow's own check (past twice its MAX_IMAGE_PIXELS) fired first: say the size all the same.
+        size = _header_size(data, limits.formats)
+        if size is None:
+            raise ImageTooLarge(f"the image has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:,.0f} MP; "
+                                f"the limit is {limits.max_pixels / 1e6:g} MP") from None
+        raise image_too_large(*size, limits.max_pixels, limits.max_side) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidImage("the bytes are not a decodable image") from None
     if image.format not in limits.formats:
@@ -98,12 +103,25 @@ def probe(data: bytes, limits: ImageLimits) -> Header:
     if width < 1 or height < 1:
         raise InvalidImage("the image has no pixels")
     if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
-        raise ImageTooLarge(
-            f"the image is {width}x{height}; at most {limits.max_side} px a side and {limits.max_pixels} pixels are allowed")
+        raise image_too_large(width, height, limits.max_pixels, limits.max_side)
     orientation = _orientation(image)
     if orientation in _TRANSPOSING:
         width, height = height, width
     return Header(image=image, format=image.format, width=width, height=height, orientation=orientation)
+
+
+def _header_size(data: bytes, formats: tuple[str, ...]) -> tuple[int, int] | None:
+    """Width and height as an accepted format's header states them, read by that format's own
+    opener, which (unlike Image.open) does not refuse large sizes. For the message only."""
+    for fmt in formats:
+        factory, accept = Image.OPEN.get(fmt, (None, None))
+        if factory is None or (accept is not None and not accept(data[:16])):
+            continue
+        try:
+            return factory(io.BytesIO(data), "").size
+        except Exception:  # noqa: BLE001 - any failure just means: size unknown
+            continue
+    return None
 
 
 def decode_header(header: Header, reduce: int = 1) -> DecodedImage:

@@ -75,8 +75,12 @@ class Metrics:
 
     @cherrypy.expose
     def page(self, *args, **kwargs) -> bytes:
+        if args:
+            raise cherrypy.NotFound()
         cherrypy.serving.response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return generate_latest(self.registry)
+
+    page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")
 
 
 class _ModelCollector:

@@ -1,6 +1,8 @@
 """CherryPy tools that guard the API before a byte of the body is read: auth, rate limits, body size.
 
-Each refusal is the contract's JSON error, sent without running the handler or reading the body.
+Each refusal raises a Refusal (service/api/errors.py): the request ends there, with the contract's
+JSON error, without reading the body or running the handler. Auth comes first, so a request without
+a valid key never spends a token of anyone's rate limit.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import math
 import cherrypy
 import structlog
 
-from service.api.errors import refuse
+from service.api.errors import Refusal
 from service.config import Settings
-from service.errors import PayloadTooLarge, PinpointError
+from service.errors import PinpointError, body_too_large
 from service.ratelimit import Buckets
 
 log = structlog.get_logger("pinpoint.protect")
@@ -36,36 +38,29 @@ class Guard:
     # ---- tools ----
     def check(self) -> None:
         request = cherrypy.serving.request
-        if request.path_info in OPEN_PATHS:
-            return
-        key_name = self._authenticate(request)
-        if self.settings.rate_limit_per_s > 0 and _is_api(request.path_info):
+        if request.path_info in OPEN_PATHS or not _is_api(request.path_info):
+            return  # health, the page and its assets hold nothing; the API they call is guarded
+        key_name = self._authenticate(request) if self.key_digests else None
+        if self.settings.rate_limit_per_s > 0:
             self._limit(key_name, request)
 
     def limit_body(self) -> None:
         """Refuse from Content-Length; bodies without one stop at the same limit while streaming."""
-        request = cherrypy.serving.request
-        if request.handler is None:
-            return  # already refused
-        length = request.headers.get("Content-Length", "")
+        length = cherrypy.serving.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.settings.max_body_bytes:
-            refuse(PayloadTooLarge(f"the body is larger than {self.settings.max_body_bytes} bytes"))
+            raise Refusal(body_too_large(self.settings.max_body_bytes, int(length)))
 
     # ---- steps ----
-    def _authenticate(self, request) -> str | None:
+    def _authenticate(self, request) -> str:
+        """The name of the caller's valid key; anyone else is refused here (401) and goes no further."""
         secret = _presented_key(request.headers)
-        if not self.key_digests:
-            return None  # auth off: no keys configured
-        if not _is_api(request.path_info):
-            return None  # the page and its assets hold nothing; the API they call is guarded
         digest = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest() if secret else b""
         for known, name in self.key_digests.items():
             if hmac.compare_digest(digest, known):
                 request.api_key_name = name
                 return name
-        cherrypy.serving.response.headers["WWW-Authenticate"] = 'Bearer realm="pinpoint"'
-        refuse(PinpointError("a valid API key is required (Authorization: Bearer KEY or X-API-Key)",
-                             code="unauthorized"))
+        raise Refusal(PinpointError("a valid API key is required (Authorization: Bearer KEY or X-API-Key)",
+                                    code="unauthorized"), {"WWW-Authenticate": 'Bearer realm="pinpoint"'})
 
     def _limit(self, key_name: str | None, request) -> None:
         rate, burst = self.settings.rate_limit_per_s, self.settings.rate_limit_burst
@@ -75,16 +70,16 @@ class Guard:
         else:
             client = f"ip:{self.client_ip(request)}"
         decision = self.buckets.take(client, rate, burst)
-        headers = cherrypy.serving.response.headers
-        headers["RateLimit-Limit"] = str(decision.limit)
-        headers["RateLimit-Remaining"] = str(decision.remaining)
-        headers["RateLimit-Reset"] = str(math.ceil(decision.reset_s))
-        if not decision.allowed:
-            if self.on_refused is not None:
-                self.on_refused()
-            log.info("rate_limited", client=client, request_id=getattr(request, "request_id", None))
-            refuse(PinpointError(f"rate limit exceeded: {rate:g} requests/s, bursts of {burst}",
-                                 code="rate_limited", retry_after=decision.retry_after_s))
+        headers = {"RateLimit-Limit": str(decision.limit), "RateLimit-Remaining": str(decision.remaining),
+                   "RateLimit-Reset": str(math.ceil(decision.reset_s))}
+        if decision.allowed:
+            cherrypy.serving.response.headers.update(headers)
+            return
+        if self.on_refused is not None:
+            self.on_refused()
+        log.info("rate_limited", client=client, request_id=getattr(request, "request_id", None))
+        raise Refusal(PinpointError(f"rate limit exceeded: {rate:g} requests/s, bursts of {burst}",
+                                    code="rate_limited", retry_after=decision.retry_after_s), headers)
 
     def client_ip(self, request) -> str:
         """The remote address, or the first untrusted hop of X-Forwarded-For when a trusted proxy sent it."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
+import json
+import socket
 
 import pytest
 import requests
@@ -15,6 +15,25 @@ from fixtures import assert_error, decompression_bomb, split_image
 
 def raw(server, data, query="x=1&y=1", content_type="image/png"):
     return server.post(f"/v1/classify?{query}", data=data, headers={"Content-Type": content_type})
+
+
+class Exchange:
+    """What the server answered to bytes sent on a raw socket (no client library to tidy them)."""
+
+    def __init__(self, server, request: bytes):
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            reply = b""
+            while chunk := sock.recv(65536):  # until the server closes: headers and body may come apart
+                reply += chunk
+        head, _, self.text = reply.decode("latin-1").partition("\r\n\r\n")
+        status_line, *lines = head.split("\r\n")
+        self.status_code = int(status_line.split()[1])
+        self.headers = requests.structures.CaseInsensitiveDict(line.split(": ", 1) for line in lines)
+
+    def json(self):
+        return json.loads(self.text)
 
 
 def test_bytes_that_are_not_an_image(server):
@@ -57,6 +76,19 @@ def test_malformed_fields(server, query):
 ])
 def test_malformed_json(server, payload):
     assert_error(server.post("/v1/classify", json=payload), 400, "bad_request")
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"x": "12", "y": 10}, "x must be a JSON number, not the string '12'"),
+    ({"points": [[10, "12"]]}, "points[0][1] must be a JSON number, not the string '12'"),
+    ({"points": "[[10, 12]]"}, "points must be a JSON array of [x, y] pairs, not a string"),
+    ({"x": 10, "y": 10, "top_k": "3"}, "top_k must be a JSON integer, not the string '3'"),
+])
+def test_json_numbers_are_numbers_not_strings(server, payload, message):
+    body = assert_error(server.post("/v1/classify", json={"path": "split.png", **payload}), 400, "bad_request")
+    assert body["error"] == message
+    # The same values as form or query fields are text by nature, and accepted.
+    assert raw(server, split_image(), "x=12&y=10&top_k=3&models=tint").status_code == 200
 
 
 def test_invalid_json_text(server):
@@ -109,21 +141,67 @@ def test_image_format_not_allowed(server):
 
 
 def test_body_over_the_limit_is_refused_before_reading(server):
-    # The test server's limit is 2 MB.
-    assert_error(raw(server, b"\0" * 2_500_000), 413, "payload_too_large")
+    # The test server's limit is 2,000,000 bytes (1.9 MB of 2**20 bytes).
+    body = assert_error(raw(server, b"\0" * 2_500_000), 413, "payload_too_large")
+    assert body["error"] == "the body is 2.4 MB; the limit is 1.9 MB"
 
 
 def test_decompression_bomb_is_refused_from_the_header(server):
     response = raw(server, decompression_bomb())
-    assert_error(response, 413, "image_too_large")
+    body = assert_error(response, 413, "image_too_large")
+    assert body["error"] == "the image is 50000×50000 (2,500 MP); the limit is 40 MP"
     assert response.elapsed.total_seconds() < 1
+    body = assert_error(raw(server, decompression_bomb(7_000, 7_000)), 413, "image_too_large")
+    assert body["error"] == "the image is 7000×7000 (49 MP); the limit is 40 MP"
+    body = assert_error(raw(server, decompression_bomb(12_001, 10)), 413, "image_too_large")
+    assert body["error"] == "the image is 12001×10; the limit is 12,000 px a side"
 
 
 def test_unknown_route_and_wrong_method_are_json(server):
     assert_error(server.get("/v2/nothing"), 404, "not_found")
+    assert_error(server.post("/v2/nothing", data=b"x"), 404, "not_found")
     response = server.get("/v1/classify")
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST"
+
+
+@pytest.mark.parametrize("method, path, allow", [
+    ("PUT", "/v1/models", "GET, HEAD"),  # no body: the method is refused before a length is asked for
+    ("PUT", "/v1/models/tint", "GET, HEAD, POST"),
+    ("GET", "/v1/images", "POST"),
+    ("PUT", "/v1/images/" + "A" * 24, "DELETE"),
+    ("POST", "/", "GET, HEAD"),
+    ("DELETE", "/", "GET, HEAD"),
+    ("POST", "/healthz", "GET, HEAD"),
+    ("POST", "/readyz", "GET, HEAD"),
+    ("POST", "/metrics", "GET, HEAD"),
+    ("POST", "/static/app.js", "GET, HEAD"),
+])
+def test_each_resource_refuses_the_methods_it_does_not_take(server, method, path, allow):
+    response = Exchange(server, f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    body = assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == allow
+    assert body["error"].startswith(f"{method} is not allowed here; use ")
+
+
+def test_a_path_out_of_the_static_directory_is_not_found(server):
+    response = Exchange(server, b"GET /static/../service/config.py HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("request_bytes, status, code, message", [
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n", 413, "payload_too_large",
+     "the request line and headers pass the limit of 500 KB"),
+    (b"NONSENSE\r\n\r\n", 400, "bad_request", "Malformed Request-Line"),
+    (b"GET / HTTP/9.9\r\nHost: x\r\n\r\n", 505, "bad_request", "this server speaks HTTP/1.0 and HTTP/1.1 only"),
+    (b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "bad_request",
+     "the only Transfer-Encoding accepted is chunked"),
+])
+def test_malformed_http_is_answered_in_json_too(server, request_bytes, status, code, message):
+    """These never reach CherryPy: cheroot, its HTTP server, refuses them (service/httpserver.py)."""
+    response = Exchange(server, request_bytes)
+    assert assert_error(response, status, code)["error"] == message
+    assert response.headers["Connection"] == "close"
 
 
 def test_body_without_length_is_refused(server):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fixtures import split_image
+from fixtures import assert_error, split_image
 from service.store import ImageStore
 
 
@@ -29,6 +29,13 @@ def test_store_then_classify_by_id_then_delete(server):
 def test_raw_body_upload(server):
     stored = server.post("/v1/images", data=split_image(fmt="JPEG"), headers={"Content-Type": "image/jpeg"})
     assert stored.status_code == 201 and stored.json()["format"] == "JPEG"
+
+
+def test_a_json_body_is_refused_with_what_this_route_accepts(server):
+    refused = server.post("/v1/images", json={"image_b64": "iVBORw0KGgo="})
+    body = assert_error(refused, 415, "unsupported_media_type")
+    assert body["error"] == ("Content-Type application/json is not accepted here: send multipart/form-data "
+                             "or the image itself (image/* or application/octet-stream)")
 
 
 def test_what_is_not_an_image_is_not_stored(server):

@@ -80,6 +80,16 @@ def test_an_unauthorised_upload_is_refused_before_it_is_read(guarded):
     assert_error(refused, 401, "unauthorized")
 
 
+def test_a_wrong_key_is_refused_every_time_and_spends_no_rate_limit_token(guarded):
+    """A refusal ends the request: a wrong key is a 401, never a 429 for the tokens it would have
+    spent (bursts of 3 here), and its answer carries no rate-limit headers."""
+    for _ in range(6):
+        refused = guarded.get("/v1/models", headers={"Authorization": "Bearer wrong"})
+        assert_error(refused, 401, "unauthorized")
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "RateLimit-Limit" not in refused.headers and "Retry-After" not in refused.headers
+
+
 # ---- rate limits ----
 def test_a_key_over_its_rate_gets_429_with_retry_after(guarded):
     headers = {"Authorization": "Bearer s3cret"}
@@ -190,7 +200,8 @@ def test_a_streamed_body_stops_at_the_limit(server):
             yield b"\0" * 100_000
 
     response = server.post("/v1/classify?x=1&y=1", data=chunks(), headers={"Content-Type": "image/png"})
-    assert_error(response, 413, "payload_too_large")
+    body = assert_error(response, 413, "payload_too_large")
+    assert body["error"] == "the body passed the limit of 1.9 MB while it streamed"
 
 
 def test_idle_connections_do_not_starve_the_workers(server):

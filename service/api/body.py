@@ -65,10 +65,14 @@ def b64_image(document: dict[str, Any]) -> bytes:
         raise BadRequest("image_b64 is not valid base64") from None
 
 
-def unsupported(kind: str) -> UnsupportedMediaType:
+# What each route accepts, as its 415 says.
+IMAGE_TYPES = ("multipart/form-data", "the image itself (image/* or application/octet-stream)")
+CLASSIFY_TYPES = ("multipart/form-data", "application/json", IMAGE_TYPES[1])
+
+
+def unsupported(kind: str, accepted: tuple[str, ...]) -> UnsupportedMediaType:
     return UnsupportedMediaType(
-        f"Content-Type {kind or '(none)'} is not accepted: send multipart/form-data, application/json, "
-        "or the image itself (image/* or application/octet-stream)")
+        f"Content-Type {kind or '(none)'} is not accepted here: send {', '.join(accepted[:-1])} or {accepted[-1]}")
 
 
 READ_CHUNK = 256 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cherrypy
 
 from service.api import body
-from service.api.errors import json_endpoint, require_method
+from service.api.errors import json_endpoint
 from service.api.fields import classify_args
 from service.api.render import classify_document
 from service.engine import Engine
@@ -17,11 +17,10 @@ class Classify:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    @json_endpoint
+    @json_endpoint(methods=lambda *vpath: None if vpath else ("POST",))
     def index(self, *vpath, **params):
         if vpath:
             raise NotFound("no such resource")
-        require_method("POST")
         kind = body.media_type()
         sources = []
         if kind == "multipart/form-data":
@@ -41,12 +40,12 @@ class Classify:
             sources.append(Upload(body.read_raw()))
             fields = params
         else:
-            raise body.unsupported(kind)
+            raise body.unsupported(kind, body.CLASSIFY_TYPES)
         if len(sources) != 1:
             raise BadRequest("give exactly one image source: an image, a path or an image_id"
                              + (f" (got {len(sources)})" if sources else ""))
         request = cherrypy.serving.request
-        args = classify_args(fields)
+        args = classify_args(fields, typed=kind == "application/json")
         result = self.engine.classify(ClassifyRequest(
             source=sources[0], points=tuple(args["points"]), units=args.get("units", "px"),
             models=model_refs(args.get("models")), top_k=args.get("top_k", 5), request_id=request.request_id,

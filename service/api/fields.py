@@ -1,6 +1,7 @@
 """Classify fields from a form, a query string or a JSON body -> the engine's keyword arguments.
 
-Form and query values arrive as strings, JSON values typed; both end up as the same checked values.
+Form and query values arrive as strings, so numbers there are read from text. JSON has types, and the
+contract (docs/api.md) says numbers: in a JSON body, `"x": "12"` is refused, as `"points": "[[1, 2]]"`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from service.errors import BadRequest
 FIELDS = ("x", "y", "points", "units", "models", "top_k")
 
 
-def classify_args(fields: Mapping[str, Any]) -> dict[str, Any]:
+def classify_args(fields: Mapping[str, Any], typed: bool = False) -> dict[str, Any]:
+    """`typed`: the fields come from a JSON document, so numbers must be JSON numbers, not strings."""
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}; fields are {', '.join(FIELDS)} and one image source")
@@ -26,11 +28,11 @@ def classify_args(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "points" in fields:
         if has_xy:
             raise BadRequest("give x and y, or points, not both")
-        args["points"] = _points(fields["points"])
+        args["points"] = _points(fields["points"], typed)
     elif has_xy:
         if "x" not in fields or "y" not in fields:
             raise BadRequest("give both x and y")
-        args["points"] = [(_number("x", fields["x"]), _number("y", fields["y"]))]
+        args["points"] = [(_number("x", fields["x"], typed), _number("y", fields["y"], typed))]
     else:
         raise BadRequest("give a point: x and y, or points")
     if "units" in fields:
@@ -40,11 +42,13 @@ def classify_args(fields: Mapping[str, Any]) -> dict[str, Any]:
     if "models" in fields:
         args["models"] = _models(fields["models"])
     if "top_k" in fields:
-        args["top_k"] = _integer("top_k", fields["top_k"])
+        args["top_k"] = _integer("top_k", fields["top_k"], typed)
     return args
 
 
-def _number(name: str, value: Any) -> float:
+def _number(name: str, value: Any, typed: bool = False) -> float:
+    if isinstance(value, str) and typed:
+        raise BadRequest(f"{name} must be a JSON number, not the string {value[:20]!r}")
     if isinstance(value, str):
         try:
             value = float(value.strip())
@@ -55,7 +59,9 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-def _integer(name: str, value: Any) -> int:
+def _integer(name: str, value: Any, typed: bool = False) -> int:
+    if isinstance(value, str) and typed:
+        raise BadRequest(f"{name} must be a JSON integer, not the string {value[:20]!r}")
     if isinstance(value, str):
         try:
             return int(value.strip())
@@ -66,7 +72,9 @@ def _integer(name: str, value: Any) -> int:
     return value
 
 
-def _points(value: Any) -> list[tuple[float, float]]:
+def _points(value: Any, typed: bool = False) -> list[tuple[float, float]]:
+    if isinstance(value, str) and typed:
+        raise BadRequest("points must be a JSON array of [x, y] pairs, not a string")
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -80,7 +88,7 @@ def _points(value: Any) -> list[tuple[float, float]]:
             point = [point["x"], point["y"]]
         if not isinstance(point, list) or len(point) != 2:
             raise BadRequest(f"points[{index}] must be an [x, y] pair")
-        points.append((_number(f"points[{index}][0]", point[0]), _number(f"points[{index}][1]", point[1])))
+        points.append((_number(f"points[{index}][0]", point[0], typed), _number(f"points[{index}][1]", point[1], typed)))
     return points
 
 

@@ -12,11 +12,11 @@ class Health:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    @json_endpoint
+    @json_endpoint(methods=("GET", "HEAD"))
     def healthz(self, **params):
         return {"status": "ok"}
 
-    @json_endpoint
+    @json_endpoint(methods=("GET", "HEAD"))
     def readyz(self, **params):
         manager = self.engine.manager
         states = {}

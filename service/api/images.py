@@ -5,7 +5,7 @@ from __future__ import annotations
 import cherrypy
 
 from service.api import body
-from service.api.errors import json_endpoint, require_method
+from service.api.errors import json_endpoint
 from service.engine import Engine
 from service.errors import BadRequest, NotFound
 
@@ -14,13 +14,11 @@ class Images:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    @json_endpoint
+    @json_endpoint(methods=lambda *vpath: ("POST",) if not vpath else ("DELETE",) if len(vpath) == 1 else None)
     def default(self, *vpath, **params):
         if not vpath:
-            require_method("POST")
             return self._store(params)
         if len(vpath) == 1:
-            require_method("DELETE")
             self.engine.store.delete(vpath[0])
             return {"image_id": vpath[0], "deleted": True}
         raise NotFound("no such resource")
@@ -34,7 +32,7 @@ class Images:
         elif body.is_raw_image(kind):
             data = body.read_raw()
         else:
-            raise body.unsupported(kind)
+            raise body.unsupported(kind, body.IMAGE_TYPES)
         if params:
             raise BadRequest(f"unknown field(s): {', '.join(sorted(params))}")
         decoded = self.engine.validate(data)  # refuse what could never be classified, before keeping it

@@ -22,6 +22,8 @@ class Models:
         return self._listing()
 
     index = default  # CherryPy calls index for the collection, default for paths below it
+    # Checked before a body is read (service/api/errors.py: the methods tool), so PUT is a 405, not a 411.
+    default.allowed_methods = lambda *vpath: ("GET", "HEAD", "POST") if vpath else ("GET", "HEAD")
 
     @json_endpoint
     def _listing(self):
