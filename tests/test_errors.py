@@ -169,6 +169,7 @@ def test_unknown_route_and_wrong_method_are_json(server):
     ("PUT", "/v1/models", "GET, HEAD"),  # no body: the method is refused before a length is asked for
     ("PUT", "/v1/models/tint", "GET, HEAD, POST"),
     ("GET", "/v1/images", "POST"),
+    ("PUT", "/v1/config", "GET, HEAD"),
     ("PUT", "/v1/images/" + "A" * 24, "DELETE"),
     ("POST", "/", "GET, HEAD"),
     ("DELETE", "/", "GET, HEAD"),

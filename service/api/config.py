@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from service.api.errors import json_endpoint, require_method
+from service.api.errors import json_endpoint
 from service.engine import MAX_POINTS, MAX_TOP_K, Engine
 from service.imaging import CropSpec
 
@@ -18,9 +18,8 @@ class Config:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    @json_endpoint
+    @json_endpoint(methods=("GET", "HEAD"))
     def index(self, **params):
-        require_method("GET", "HEAD")
         settings = self.engine.settings  # the current ones: a reload replaces them
         manager = self.engine.manager
         models = {}

@@ -61,7 +61,7 @@ HTTP_STATUS = {
 }
 
 # Pinpoint's machine codes (service/errors.py) -> (TF error code, HTTP status). Statuses stay those of
-# ../shared/API.md; the TF code is what a status document or a log would name.
+# docs/api.md; the TF code is what a status document or a log would name.
 FROM_PINPOINT = {
     "bad_request": ("INVALID_ARGUMENT", 400),
     "invalid_image": ("INVALID_ARGUMENT", 400),
