@@ -63,9 +63,9 @@ class RemoteManager(Manager):
         while not self._stopping.wait(REFRESH_S):
             self.refresh()
 
-    def refresh(self) -> None:
+    def refresh(self, timeout: float = 2.0) -> None:
         try:
-            state = self.client.call("state", timeout=2.0)
+            state = self.client.call("state", timeout=timeout)
         except RunnerGone as error:
             if self.reachable:
                 log.warning("model_runner_unreachable", error=error.message)
@@ -85,12 +85,12 @@ class RemoteManager(Manager):
     @property
     def ready(self) -> bool:
         if not (self.reachable and super().ready):
-            self.refresh()  # a copy a moment old must not turn a ready runner away
+            self.refresh(timeout=0.25)  # a copy a moment old must not turn a ready runner away
         return self.reachable and super().ready
 
     def acquire(self, refs):
         if not (self.reachable and super().ready):
-            self.refresh()
+            self.refresh(timeout=0.25)
         if not self.reachable:
             raise ModelUnavailable("the model runner is starting or restarting", retry_after=1)
         return super().acquire(refs)

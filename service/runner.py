@@ -43,10 +43,12 @@ class RunnerService:
 
     def state(self) -> dict:
         manager = self.engine.manager
-        with manager._lock:
-            return {"versions": manager.versions, "labels": manager.labels, "policies": manager.policies,
-                    "chosen": manager.chosen, "polled": manager.polled, "policy_error": manager.policy_error,
-                    "load_failures": manager.load_failures, "draining": manager.draining,
+        with manager._lock:  # copied here, so nothing changes while it is pickled after the lock is let go
+            return {"versions": {name: dict(versions) for name, versions in manager.versions.items()},
+                    "labels": {name: dict(labels) for name, labels in manager.labels.items()},
+                    "policies": dict(manager.policies), "chosen": {n: set(v) for n, v in manager.chosen.items()},
+                    "polled": manager.polled, "policy_error": manager.policy_error,
+                    "load_failures": dict(manager.load_failures), "draining": manager.draining,
                     "queue_depth": manager.runtime.queue_depth}
 
     def shadow(self, key: str, rows, served: list[str]) -> None:

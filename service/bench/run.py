@@ -146,6 +146,11 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
 
         reload_cost = reload.measure(work, settings.models, settings.labels, images[SMALL], seconds)
 
+        print("servers: workers = 0 and workers = auto ...", flush=True)
+        from service.bench import workers
+
+        worker_runs = workers.measure(work, images, seconds)
+
         print("server: no decoded-image cache ...", flush=True)
         with ServerProcess(work, {"PINPOINT_DECODED_CACHE_BYTES": "1"}, ["--image-root", str(work)]) as server:
             for c in (1, 8):
@@ -155,7 +160,7 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
 
     write(out, rows, limits, settings, decode=(decode_full, decode_reduced, reduce),
           memory=(rss_start, rss_end, rss_peak, long_run.requests), versions=_versions(),
-          extra=reload.report(reload_cost))
+          extra=[*reload.report(reload_cost), *workers.report(worker_runs)])
     print(f"wrote {out}")
     return 0
 

@@ -35,22 +35,59 @@ class ServerProcess:
             try:
                 if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or busy loading
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("the server was not ready in 120 s")
 
-    def rss_mb(self, field: str = "VmRSS") -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
+    def pids(self) -> list[int]:
+        """The server's processes: the one `pinpoint serve`, and its runner and workers if it has them."""
+        found = [self.process.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                        found.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    pass
+        return found
+
+    def roles(self) -> dict[int, str]:
+        """pid -> supervisor, runner or worker (or `server` for a single process)."""
+        roles = {}
+        for pid in self.pids():
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            role = next((item.split(b"=", 1)[1].decode() for item in environ
+                         if item.startswith(b"PINPOINTD_ROLE=")), None)
+            roles[pid] = role or ("supervisor" if len(self.pids()) > 1 else "server")
+        return roles
+
+    def rss_mb(self, field: str = "VmRSS", pid: int | None = None) -> float:
+        """A process's resident memory; without a pid, the whole server's."""
+        if pid is None:
+            return sum(self.rss_mb(field, each) for each in self.pids())
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
         return 0.0
 
     def cpu_seconds(self) -> float:
-        """CPU time the server has used so far, all its threads, user and system."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time the server has used so far: every process, every thread, user and system."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
