@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import cherrypy
@@ -24,7 +23,7 @@ from service.metrics import Metrics
 from service.observe import configure_logging, install_tools
 from service.plugin import EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets
-from service import protect
+from service import address, protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -113,23 +112,6 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     return app
 
 
-class AddressInUse(OSError):
-    pass
-
-
-def check_address_free(host: str, port: int) -> None:
-    """Refuse plainly, before TensorFlow loads, when another process holds the address: otherwise
-    CherryPy finds out only once the engine has started, and says so in a traceback."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as cheroot binds
-        try:
-            probe.bind(address)
-        except OSError as error:
-            raise AddressInUse(f"cannot listen on {host}:{port}: {error.strerror}; is another server "
-                               "running there (`pinpoint status`)? Choose another with --port.") from None
-
-
 @cherrypy.expose
 def _page(*args, **kwargs):
     if args:
@@ -141,10 +123,7 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
     """Run until SIGTERM/SIGINT: in the foreground, or detached as a daemon with a pidfile."""
     log_format = "json" if daemonize and settings.log_format == "auto" else settings.log_format
     configure_logging(settings.log_level, log_format)
-    check_address_free(settings.host, settings.port)
-    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.api_keys:
-        log.warning("listening_beyond_loopback_without_auth", host=settings.host,
-                    hint="configure api_keys, or bind to 127.0.0.1 behind a reverse proxy; see docs/security.md")
+    address.check(settings.host, settings.port, settings.pidfile)  # plainly, before TensorFlow loads
     engine = Engine(settings)
     mount(engine, settings)
     cherrypy.server.httpserver = HTTPServer(cherrypy.server)
@@ -158,7 +137,8 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
         # CherryPy re-executes the whole process on SIGHUP; a reload here is the graceful one instead.
         bus.signal_handler.handlers["SIGHUP"] = bus.graceful
         bus.signal_handler.subscribe()
-    log.info("serving", url=f"http://{settings.host}:{settings.port}/", models=str(settings.models),
+    log.info("serving", url=f"http://{address.display(settings.host, settings.port)}/",
+             models=str(settings.models),
              image_root=str(settings.image_root) if settings.image_root else None, daemon=daemonize)
     bus.start()
     bus.block()

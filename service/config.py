@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -260,7 +260,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings; `overrides` are CLI flags (None values mean "not given")."""
     environ = os.environ if environ is None else environ
-    overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
+    overrides = {key: _from_text(key, value) for key, value in (overrides or {}).items() if value is not None}
     path = Path(config_file) if config_file else None
     file_values: dict[str, Any] = {}
     if path is not None:
@@ -288,6 +288,18 @@ def load_settings(
                           f'\'{{"name": "value"}}\'') from None
     finally:
         _LAYERS.reset(token)
+
+
+def _from_text(name: str, value: Any) -> Any:
+    """A flag's text parsed as pydantic-settings parses an environment variable: by pydantic's rules
+    for the setting's type, or left as it is (and then refused by name) when they do not apply."""
+    field = Settings.model_fields.get(name)
+    if field is None or not isinstance(value, str) or value == "" or field.annotation is str:
+        return value
+    try:
+        return TypeAdapter(field.annotation).validate_python(value)
+    except ValidationError:
+        return value
 
 
 def _suggestion(key: str) -> str:

@@ -3,12 +3,15 @@ that need no server (evaluate, train-demo) answer as documented."""
 
 from __future__ import annotations
 
+import argparse
 import json
-import subprocess
-import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from fixtures import pinpoint as run_pinpoint, split_image
+from service.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,6 +21,7 @@ def pinpoint(*args, cwd=None):
 
 
 def test_predict_prints_the_api_answer(repository, tmp_path):
+    """Piped (as here), predict prints the API's JSON answer; on a terminal, the table below."""
     models, labels = repository
     image = tmp_path / "split.png"
     image.write_bytes(split_image())
@@ -39,6 +43,31 @@ def test_predict_reports_errors_in_the_contract_shape(repository, tmp_path):
     assert json.loads(done.stderr.strip().splitlines()[-1])["code"] == "point_out_of_bounds"
 
 
+def test_predict_prints_one_line_per_point_and_model_and_no_colour_codes_into_a_file(repository, tmp_path):
+    models, labels = repository
+    image = tmp_path / "split.png"
+    image.write_bytes(split_image())
+    done = pinpoint("predict", str(image), "--points", "[[10, 50], [190, 50]]", "--format", "table",
+                    "--log-level", "info", "--models", str(models), "--labels", str(labels))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{image}: 200×100 PNG, ")
+    assert len(lines) == 1 + 2 * 3  # a heading, then each point's three models
+    assert lines[1].startswith("(10, 50)") and lines[4].startswith("(190, 50)")
+    assert any("tint v1    red " in line for line in lines[1:4])  # columns: point, model, labels
+    assert any("tint v1    blue " in line for line in lines[4:])
+    assert "version_available" in done.stderr  # the log, readable...
+    assert "\x1b[" not in done.stderr  # ...and without ANSI colour codes, since stderr is not a terminal
+
+
+def test_predict_refuses_x_and_y_together_with_points_before_loading_anything(tmp_path):
+    done = pinpoint("predict", str(tmp_path / "any.png"), "--x", "1", "--y", "2", "--points", "[[3, 4]]")
+    assert done.returncode == 2
+    assert "give --x and --y, or --points, not both" in done.stderr
+    done = pinpoint("predict", str(tmp_path / "any.png"), "--x", "1")
+    assert done.returncode == 2 and "give both --x and --y" in done.stderr
+
+
 def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path):
     config = tmp_path / "bad.toml"
     config.write_text("prot = 80\n")
@@ -52,14 +81,59 @@ def test_evaluate_prints_accuracy_tables_for_a_demo_model():
     assert "Held-out generated set" in done.stdout and "| label | n | top-1 | top-5 |" in done.stdout
 
 
+def test_evaluate_color_on_real_photos_loads_only_the_color_model():
+    done = pinpoint("evaluate", "color", "--data", "real", "--set", "dev", cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("## color: models/color evaluated by `pinpoint evaluate`")
+    assert "model=color" in done.stderr and "model=theme" not in done.stderr  # the loads, logged on stderr
+
+
+def test_evaluate_refuses_an_unknown_set_at_once():
+    started = time.monotonic()
+    done = pinpoint("evaluate", "color", "--set", "bogus", cwd=REPO)
+    assert done.returncode == 2 and time.monotonic() - started < 10
+    assert "--set 'bogus': the real-photo points of color are in dev, holdout, holdout2 (or all)" in done.stderr
+
+
+def test_evaluate_help_names_the_command_a_user_types():
+    done = pinpoint("evaluate", "--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: pinpoint evaluate ")
+
+
+@pytest.mark.parametrize("command", ["serve", "start", "restart"])
+def test_every_option_of_the_server_commands_is_explained(command):
+    parser = build_parser().commands[command]
+    for action in parser._actions:
+        if action.help != argparse.SUPPRESS:
+            assert action.help and len(action.help) > 10, f"{command} {action.option_strings} has no help"
+    done = pinpoint(command, "--help")
+    assert "--image-root DIR" in done.stdout and "(default: 8080)" in done.stdout
+
+
 def test_train_demo_is_the_training_command():
     done = pinpoint("train-demo", "--help")
     assert done.returncode == 0 and "--only" in done.stdout and "--quick" in done.stdout
 
 
-def test_serve_on_a_taken_port_says_so_at_once(server):
+def test_serve_on_a_port_a_foreground_server_holds_names_that_process(server, tmp_path):
     port = server.url.rsplit(":", 1)[1]
-    done = pinpoint("serve", "--port", port)
+    done = pinpoint("serve", "--port", port, cwd=tmp_path)
     assert done.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in done.stderr
+    assert f"process {server.process.pid} (pinpoint serve --port {port} " in done.stderr and "--port" in done.stderr
+    assert "pinpoint status" not in done.stderr  # no daemon there: status would only say "not running"
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "--port", "80800"], "pinpoint: port: input should be less than or equal to 65535; got 80800 from --port"),
+    (["start", "--port", "0"], "pinpoint: port: input should be greater than or equal to 1; got 0 from --port"),
+    (["start", "--host", "no-such-host.invalid"], "pinpoint: host: cannot resolve 'no-such-host.invalid'"),
+    (["serve", "--port", "8080.9"], "pinpoint: port: input should be a valid integer; got '8080.9' from --port"),
+])
+def test_a_bad_address_is_refused_in_one_line_before_anything_starts(tmp_path, args, message):
+    started = time.monotonic()
+    done = pinpoint(*args, cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and time.monotonic() - started < 10
+    assert not (tmp_path / "var").exists()  # no daemon was launched

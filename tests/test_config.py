@@ -45,6 +45,13 @@ def test_a_port_beyond_65535_is_refused():
         load_settings(environ={}, overrides={"port": 80800})
 
 
+def test_flags_arrive_as_text_and_are_parsed_as_the_environment_is():
+    settings = load_settings(environ={}, overrides={"port": "9000", "image_root": "/srv/images"})
+    assert settings.port == 9000 and settings.image_root == Path("/srv/images")
+    with pytest.raises(ConfigError, match=r"^port: .*valid integer; got '8080.9' from --port"):
+        load_settings(environ={}, overrides={"port": "8080.9"})
+
+
 def test_an_unknown_key_in_the_file_is_refused_with_a_suggestion(tmp_path):
     config = tmp_path / "pinpoint.toml"
     config.write_text("prot = 9000\n")

@@ -32,14 +32,19 @@ def test_daemon_starts_classifies_reloads_and_stops_cleanly(tmp_path):
 
     started = pinpoint("start", *flags, cwd=tmp_path, env=env)
     assert started.returncode == 0, started.stdout + started.stderr
-    pid = int(pidfile.read_text())
-    assert pinpoint("status", cwd=tmp_path, env=env).returncode == 0
-    again = pinpoint("start", *flags, cwd=tmp_path, env=env)
-    assert again.returncode == 0 and "already running" in again.stdout and int(pidfile.read_text()) == pid
-
     url = f"http://127.0.0.1:{port}"
-    wait_until(url + "/readyz")
+    assert f"on {url}/, models ready in " in started.stdout
+    assert requests.get(url + "/readyz", timeout=5).status_code == 200  # `start && curl` works: it waited
     assert classify(url).json()["predictions"][0]["results"]["tint"][0]["label"] == "red"
+    pid = int(pidfile.read_text())
+    status = pinpoint("status", cwd=tmp_path, env=env)
+    assert status.returncode == 0 and f"running (pid {pid}) on {url}/" in status.stdout
+    again = pinpoint("start", *flags, cwd=tmp_path, env=env)
+    assert again.returncode == 0 and int(pidfile.read_text()) == pid
+    assert f"already running (pid {pid}) on {url}/; not starting another" in again.stdout
+    taken = pinpoint("serve", *flags, cwd=tmp_path, env=env)  # the daemon holds the port: say so
+    assert taken.returncode == 2
+    assert f"the Pinpoint daemon (pid {pid}, {pidfile}) listens there: `pinpoint status`" in taken.stderr
 
     shutil.copytree(models / "tint" / "1", models / "tint" / "2")  # a new version appears
     assert pinpoint("reload", cwd=tmp_path, env=env).returncode == 0
@@ -56,6 +61,60 @@ def test_daemon_starts_classifies_reloads_and_stops_cleanly(tmp_path):
     assert pinpoint("status", cwd=tmp_path, env=env).returncode == 3
     log = (tmp_path / "var" / "pinpoint.log").read_text()
     assert "Bus EXITED" in log and "Traceback" not in log and '"reloaded"' in log
+
+
+@pytest.mark.parametrize("host, loopback, wait", [("::", "[::1]", True), ("0.0.0.0", "127.0.0.1", False)])
+def test_a_daemon_on_every_interface_is_polled_on_loopback_and_warns_in_its_log(tmp_path, host, loopback, wait):
+    models, labels = graphs.write_repository(tmp_path, names=("tint",))
+    port = free_port()
+    flags = ["--host", host, "--port", str(port), "--models", str(models), "--labels", str(labels)]
+    env = {"PINPOINT_UPLOAD_DIR": str(tmp_path / "uploads")}
+    started_at = time.monotonic()
+    started = pinpoint("start", *flags, *([] if wait else ["--no-wait"]), cwd=tmp_path, env=env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        url = f"http://{loopback}:{port}"
+        if wait:
+            assert f"pinpoint started (pid " in started.stdout and f"on {url}/" in started.stdout
+            assert time.monotonic() - started_at < 60
+        else:  # --no-wait: back once the daemon runs, while its models may still load
+            assert f"pinpoint is starting (pid " in started.stdout and "not waiting" in started.stdout
+        wait_until(url + "/readyz")
+        log = (tmp_path / "var" / "pinpoint.log").read_text()
+        assert '"listening_beyond_loopback_without_auth"' in log  # written after the fork, so it is kept
+    finally:
+        pinpoint("stop", cwd=tmp_path, env=env)
+
+
+def test_start_notices_at_once_that_the_daemon_died_and_says_why(tmp_path):
+    models, labels = graphs.write_repository(tmp_path, names=("tint",))
+    (tmp_path / "logs-here").mkdir()  # a log_file that is a directory: the daemon dies right after forking
+    env = {"PINPOINT_UPLOAD_DIR": str(tmp_path / "uploads"), "PINPOINT_LOG_FILE": str(tmp_path / "logs-here")}
+    started_at = time.monotonic()
+    done = pinpoint("start", "--port", str(free_port()), "--models", str(models), "--labels", str(labels),
+                    cwd=tmp_path, env=env)
+    assert done.returncode == 1 and time.monotonic() - started_at < 20
+    assert "pinpoint exited while starting: IsADirectoryError: [Errno 21] Is a directory" in done.stderr
+    assert pinpoint("status", cwd=tmp_path, env=env).returncode == 3
+
+
+def test_start_notices_at_once_that_the_daemon_was_killed(tmp_path):
+    models, labels = graphs.write_repository(tmp_path, names=("tint", "slow"))
+    env = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp_path / "uploads")}
+    starting = subprocess.Popen([sys.executable, "-m", "service", "start", "--port", str(free_port()), "--models",
+                                 str(models), "--labels", str(labels)], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pidfile = tmp_path / "var" / "pinpoint.pid"
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline and starting.poll() is None, starting.communicate()
+        time.sleep(0.02)
+    pid = int(pidfile.read_text())
+    os.kill(pid, signal.SIGKILL)  # while its models load
+    killed_at = time.monotonic()
+    out, err = starting.communicate(timeout=30)
+    assert starting.returncode == 1 and time.monotonic() - killed_at < 3, out + err
+    assert f"pinpoint exited while starting (pid {pid}): it logged no error (killed?)" in err
 
 
 def test_stale_pidfile_is_noticed(tmp_path):

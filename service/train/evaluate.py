@@ -1,8 +1,8 @@
 """Measure a served model: top-1/top-5 and a per-label table, on generated or real-photo points.
 
-    python -m service.train.evaluate color                   # held-out generated set + real photos
-    python -m service.train.evaluate theme --data generated --per-label 200
-    python -m service.train.evaluate color --data real --set holdout
+    pinpoint evaluate color                   # held-out generated set + real photos
+    pinpoint evaluate theme --data generated --per-label 200
+    pinpoint evaluate color --data real --set holdout
 
 It loads the frozen graph from models/<name>/<version>/ exactly as committed (not the Keras model),
 so these are the numbers of what Pinpoint serves. The model cards quote this command's output.
@@ -82,8 +82,10 @@ def real_report(models_dir: Path, labels_dir: Path, name: str, points_path: Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.train.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="color or theme (a demo model; generated sets need its generator)")
+    from service.train import demos, realcheck
+
+    parser = argparse.ArgumentParser(prog="pinpoint evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("model", choices=demos.NAMES, help="the demo model to measure (only it is loaded)")
     parser.add_argument("--models", type=Path, default=Path("models"), help="model repository (default models/)")
     parser.add_argument("--labels", type=Path, default=Path("labels"), help="labels directory (default labels/)")
     parser.add_argument("--data", choices=("generated", "real", "all"), default="all")
@@ -93,11 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", default="all", help="which real-photo points: dev, holdout, holdout2 or all (default)")
     parser.add_argument("--details", action="store_true", help="also list every real-photo point and its answer")
     args = parser.parse_args(argv)
+    if args.data in ("real", "all"):  # a mistake here is refused now, not after the generated set's run
+        try:
+            sets = {p.get("set") for p in realcheck.load_points(args.points, args.model)}
+        except (OSError, ValueError, KeyError) as error:
+            parser.error(f"--points: cannot read real-photo points: {error}")
+        if args.set != "all" and args.set not in sets:
+            parser.error(f"--set {args.set!r}: the real-photo points of {args.model} are in "
+                         f"{', '.join(sorted(s for s in sets if s))} (or all)")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from service.train import demos
+    from service.observe import configure_logging
+
+    configure_logging("info", "console")  # model loads on stderr; the report alone on stdout
 
     seed = demos.HELD_OUT_SEED if args.seed is None else args.seed
-    reports = [f"## {args.model}: models/{args.model} evaluated by `python -m service.train.evaluate`"]
+    reports = [f"## {args.model}: models/{args.model} evaluated by `pinpoint evaluate`"]
     if args.data in ("generated", "all"):
         reports.append(generated_report(args.models, args.labels, args.model, args.per_label, seed))
     if args.data in ("real", "all"):

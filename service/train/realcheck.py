@@ -7,9 +7,12 @@ photos in texture.MATERIAL_IMAGES are, so none of those is in the check).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -17,6 +20,16 @@ from PIL import Image
 from service.train import pipeline
 
 DEFAULT_POINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "real_points.json"
+
+
+@contextlib.contextmanager
+def _only(models_dir: Path, model: str) -> Iterator[Path]:
+    """A repository holding only `model` (a link to it, and to the policies), so only it is loaded."""
+    with tempfile.TemporaryDirectory(prefix="pinpoint-evaluate-") as tmp:
+        for name in (model, "models.toml"):
+            if (Path(models_dir) / name).exists():
+                (Path(tmp) / name).symlink_to(Path(models_dir, name).resolve())
+        yield Path(tmp)
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,7 +69,8 @@ def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) ->
         by_image.setdefault(point["image"], []).append(row)
     labels = list(pipeline.spec(models_dir, labels_dir, model).labels)
     scores = np.zeros((len(points), len(labels)), dtype=np.float32)
-    with Engine.open(models_dir=str(models_dir), labels_dir=str(labels_dir)) as engine:
+    with _only(models_dir, model) as repository, Engine.open(models_dir=str(repository),
+                                                             labels_dir=str(labels_dir)) as engine:
         for name, rows in by_image.items():
             data = pipeline.png_bytes(load_image(name))
             result = engine.classify_image(data, [(points[r]["x"], points[r]["y"]) for r in rows],
