@@ -160,11 +160,13 @@ def test_real_photo_point_through_the_service_pipeline(engine, model, image, x, 
 
 
 def test_real_photo_check_does_not_regress():
-    """Every colour point of the real-photo check (the model card quotes 84% over all of them)."""
-    points = realcheck.load_points(None, "color")
-    served, labels, _ = realcheck.score(MODELS, LABELS, "color", points)
-    truth = np.array([labels.index(p["label"]) for p in points])
-    assert (served.argmax(axis=1) == truth).mean() >= 0.8
+    """Every colour point of the real-photo check, an accepted answer first (the v1 model: 82% of the
+    dev points, 72% of the held-out ones; the model card quotes both)."""
+    from service.train import evaluate
+
+    points, scores, _, accepted, _ = evaluate.real_scores(MODELS, LABELS, "color")
+    top1, _ = evaluate.rates(scores, accepted)
+    assert top1 >= 0.75
 
 
 def test_training_smoke_run_writes_a_servable_model(tmp_path):

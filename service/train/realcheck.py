@@ -1,8 +1,16 @@
-"""The real-photo check: points on photographs that ship inside scikit-image, labelled by a person.
+"""The real-photo check: points on photographs that ship inside PyPI packages, labelled by a person.
 
-The fixture (tests/data/real_points.json) lists {model, image, x, y, label, note}; `image` names a
-skimage.data function. None of these photographs is used to train the colour model (the texture
-photos in texture.MATERIAL_IMAGES are, so none of those is in the check).
+The fixture (tests/data/real_points.json) lists {model, set, image, x, y, label, accept, note}:
+`label` is a person's answer at the point and `accept` the other answers a person would accept
+there (a pale peach petal: orange, or pink). `image` names where the photograph comes from:
+- a scikit-image sample by its skimage.data function (`astronaut`; `stereo_motorcycle[1]` picks
+  item 1 of a function that returns a tuple),
+- `sklearn:china.jpg` / `sklearn:flower.jpg`: scikit-learn's load_sample_images(),
+- `matplotlib:grace_hopper.jpg`: a file of matplotlib's sample data (mpl-data/sample_data).
+The package files are read where the installed wheel keeps them; nothing is downloaded.
+`set` is `dev` (looked at while the generators were tuned) or `holdout` (labelled before the
+models were changed and kept out of every tuning decision). None of these photographs is used to
+train either model (texture.MATERIAL_IMAGES and texture.PHOTO_IMAGES are, so none of those is here).
 """
 
 from __future__ import annotations
@@ -32,23 +40,52 @@ def _only(models_dir: Path, model: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
-@functools.lru_cache(maxsize=None)
-def load_image(name: str) -> Image.Image:
-    """A scikit-image sample as an RGB PIL image, with alpha flattened on white as Pinpoint does.
+PACKAGE_FILES = {  # prefix -> (package, folder inside it)
+    "sklearn": ("sklearn", "datasets/images"),
+    "matplotlib": ("matplotlib", "mpl-data/sample_data"),
+}
 
-    `name` is a skimage.data function; `name[i]` picks item i of one that returns a tuple
-    (stereo_motorcycle[1] is the right-hand view of the stereo pair)."""
+
+def package_file(package: str, relative: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    import importlib.util
+
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise FileNotFoundError(f"{package} is not installed (pip install the train or test extras)")
+    return Path(list(found.submodule_search_locations)[0]) / relative
+
+
+def _pixels(name: str) -> np.ndarray | Image.Image:
+    prefix, _, rest = name.partition(":")
+    if rest:
+        if prefix not in PACKAGE_FILES:
+            raise ValueError(f"unknown image source {prefix!r} in {name!r}")
+        package, folder = PACKAGE_FILES[prefix]
+        with Image.open(package_file(package, f"{folder}/{rest}")) as image:
+            image.load()
+            return image.copy()
     import skimage.data
 
     function, _, index = name.partition("[")
     pixels = getattr(skimage.data, function)()
     if isinstance(pixels, tuple):
         pixels = pixels[int(index.rstrip("]") or 0)]
-    pixels = np.asarray(pixels)
-    if pixels.dtype != np.uint8:
-        pixels = (np.clip(pixels.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
-    image = Image.fromarray(pixels)
-    if image.mode == "RGBA":
+    return np.asarray(pixels)
+
+
+@functools.lru_cache(maxsize=None)
+def load_image(name: str) -> Image.Image:
+    """A photograph of the check as an RGB PIL image, with alpha flattened on white as Pinpoint does."""
+    pixels = _pixels(name)
+    if isinstance(pixels, Image.Image):
+        image = pixels
+    else:
+        if pixels.dtype != np.uint8:
+            pixels = (np.clip(pixels.astype(np.float64), 0, 1) * 255 + 0.5).astype(np.uint8)
+        image = Image.fromarray(pixels)
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image)
     return image.convert("RGB")
