@@ -13,17 +13,19 @@ from service.api.classify import Classify
 from service.api.config import Config
 from service.api import errors as api_errors
 from service.api.errors import error_page, unhandled_error
+from service.api.feedback import FeedbackApi
 from service.api.health import Health
 from service.api.images import Images
 from service.api.models import Models
+from service.api.report import ReportApi, report_page
 from service.config import Settings
 from service.engine import Engine
+from service.feedback import Feedback
 from service.httpserver import HTTPServer
-from service.metrics import Metrics
 from service.observe import configure_logging, install_tools
-from service.plugin import EnginePlugin
+from service.plugin import SETTINGS, EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets
-from service import address, protect
+from service import address, processes, protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -45,9 +47,14 @@ class Root:
         self.v1 = V1(engine)
 
 
-def buckets_for(settings: Settings, metrics: Metrics):
-    """Rate-limit buckets in this process, or in Redis when replicas must share them."""
+def buckets_for(settings: Settings, metrics, engine: Engine):
+    """Rate-limit buckets in this process, in the model runner when API workers share them, or in Redis
+    when replicas must share them."""
     if settings.rate_limit_backend == "memory":
+        if engine.remote:
+            from service.remote import RemoteBuckets
+
+            return RemoteBuckets(engine.manager.client, settings.rate_limit_fail_open)
         return MemoryBuckets()
 
     def backend_failed(error):
@@ -60,11 +67,15 @@ def buckets_for(settings: Settings, metrics: Metrics):
 
 def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
     """Configure CherryPy for these settings and mount the application at /."""
+    from service.metrics import Metrics  # here, after a supervisor has chosen where samples are kept
+
     install_tools()
     api_errors.install()
     metrics = Metrics(engine)
     metrics.install()
-    protect.install(protect.Guard(settings, buckets_for(settings, metrics), on_refused=metrics.rate_limited.inc))
+    guard = protect.Guard(settings, buckets_for(settings, metrics, engine), on_refused=metrics.rate_limited.inc)
+    protect.install(guard)
+    cherrypy.engine.subscribe(SETTINGS, guard.configure)  # a reload reaches the HTTP side too
     # CherryPy pads short error bodies with spaces for Internet Explorer 5; our errors are JSON for programs.
     cherrypy._cperror._ie_friendly_error_sizes.clear()
     cherrypy.log.access_log.propagate = False  # our access line (observe.log_request) replaces it
@@ -105,11 +116,26 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
                     "tools.methods.methods": ("GET", "HEAD")},
     }
     root = Root(engine, metrics)
+    mount_feedback(root, Feedback(engine, metrics.registry))
     _page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")  # below /: not found, any method
     root.index = _page
     app = cherrypy.tree.mount(root, "/", config)
+
+    def take(settings: Settings) -> None:  # the streaming body limit follows a reload like the guard does
+        app.config["/"]["request.body.maxbytes"] = settings.max_body_bytes
+
+    cherrypy.engine.subscribe(SETTINGS, take)
     app.log.access_log.propagate = False
     return app
+
+
+def mount_feedback(root: Root, feedback: Feedback) -> None:
+    """The feedback loop (docs/feedback.md): classify answers logged, POST /v1/feedback, the reports."""
+    feedback.subscribe(cherrypy.engine)
+    root.v1.classify.recorder = feedback.record_answer
+    root.v1.feedback = FeedbackApi(feedback)
+    root.v1.report = ReportApi(feedback)
+    root.report = report_page
 
 
 @cherrypy.expose
@@ -120,13 +146,24 @@ def _page(*args, **kwargs):
 
 
 def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> None:
-    """Run until SIGTERM/SIGINT: in the foreground, or detached as a daemon with a pidfile."""
+    """Run until SIGTERM/SIGINT: in the foreground, or detached as a daemon with a pidfile.
+
+    With `workers = 0` everything runs in this process; otherwise this process supervises a model
+    runner and the API workers (service/processes.py), which run this function again in their role."""
     log_format = "json" if daemonize and settings.log_format == "auto" else settings.log_format
     configure_logging(settings.log_level, log_format)
-    address.check(settings.host, settings.port, settings.pidfile)  # plainly, before TensorFlow loads
-    engine = Engine(settings)
+    role = processes.role()
+    if role == "runner":
+        return processes.run_runner(settings, reread_settings)
+    if role is None:
+        address.check(settings.host, settings.port, settings.pidfile)  # plainly, before TensorFlow loads
+        if settings.workers > 0:
+            return processes.supervise(settings, daemonize)
+    engine = Engine(settings, runner=processes.runner_client() if role == "worker" else None)
     mount(engine, settings)
     cherrypy.server.httpserver = HTTPServer(cherrypy.server)
+    if role == "worker":
+        processes.serve_inherited_socket(cherrypy.server)
     bus = cherrypy.engine
     if daemonize:
         # Fork before anything starts: the Daemonizer runs at priority 65, the engine at 70.

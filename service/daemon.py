@@ -60,12 +60,32 @@ def status(settings: Settings) -> int:
     pid = running_pid(settings.pidfile)
     if pid is not None:
         print(f"pinpoint is running (pid {pid}) on {where(pid)}")
+        for role, child in _children(pid):
+            print(f"  {role} (pid {child})")
         return RUNNING
     if settings.pidfile.exists():
         print(f"pinpoint is not running, but {settings.pidfile} exists (stale)")
         return DEAD_WITH_PIDFILE
     print("pinpoint is not running")
     return NOT_RUNNING
+
+
+def _children(pid: int) -> list[tuple[str, int]]:
+    """The supervisor's model runner and API workers, from /proc (none with `workers = 0`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        role = next((item.split(b"=", 1)[1].decode() for item in environ if item.startswith(b"PINPOINTD_ROLE=")), None)
+        if role:
+            found.append(("model runner" if role == "runner" else "API worker", int(entry.name)))
+    return sorted(found)
 
 
 def start(settings: Settings, serve_args: list[str], wait: bool = True, timeout: float = 90) -> int:

@@ -250,6 +250,21 @@ def run_runner(settings: Settings, reread_settings) -> None:
     bus.block()
 
 
+def serve_inherited_socket(server) -> None:
+    """A worker's HTTP server stops without waiting for the port to be free: the supervisor keeps the
+    socket bound, so CherryPy's wait would only time out (and log a traceback) at every shutdown."""
+
+    def stop():
+        if server.running:
+            server.httpserver.stop()
+            server.running = False
+            server.bus.log(f"HTTP Server {server.httpserver} shut down")
+
+    server.unsubscribe()
+    server.stop = stop
+    server.subscribe()
+
+
 def _thread(target) -> None:
     import threading
 

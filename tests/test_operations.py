@@ -39,6 +39,7 @@ def test_daemon_starts_classifies_reloads_and_stops_cleanly(tmp_path):
     pid = int(pidfile.read_text())
     status = pinpoint("status", cwd=tmp_path, env=env)
     assert status.returncode == 0 and f"running (pid {pid}) on {url}/" in status.stdout
+    assert status.stdout.count("API worker (pid") == os.cpu_count() and "model runner (pid" in status.stdout
     again = pinpoint("start", *flags, cwd=tmp_path, env=env)
     assert again.returncode == 0 and int(pidfile.read_text()) == pid
     assert f"already running (pid {pid}) on {url}/; not starting another" in again.stdout
