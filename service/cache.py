@@ -25,16 +25,12 @@ class DecodedCache:
         self._entries: OrderedDict[Hashable, DecodedImage] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def get(self, key: Hashable) -> DecodedImage | None:
         with self._lock:
             image = self._entries.get(key)
-            if image is None:
-                self.misses += 1
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
+            if image is not None:
+                self._entries.move_to_end(key)
             return image
 
     def put(self, key: Hashable, image: DecodedImage) -> None:
@@ -49,7 +45,3 @@ class DecodedCache:
             while self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= evicted.nbytes
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes

@@ -46,12 +46,6 @@ class ImageStore:
         self.sweep()
         return image_id
 
-    def get(self, image_id: str) -> bytes:
-        try:
-            return self.path(image_id).read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"no stored image {image_id!r}") from None
-
     def path(self, image_id: str) -> Path:
         """The file of a stored, unexpired image (NotFound otherwise)."""
         path = self._path(image_id)

@@ -79,7 +79,7 @@ def test_nginx_body_limit_matches_the_service():
     assert "proxy_request_buffering on;" in conf and "X-Forwarded-For" in conf
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (.ci/run installs it)")
 def test_nginx_accepts_the_example(tmp_path):
     wrapper = tmp_path / "nginx.conf"
     wrapper.write_text(f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;\n"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
+
+from service.bench import wrk
 
 
 def _cpu() -> str:
@@ -107,7 +108,7 @@ def bounds(rows, limits) -> list[str]:
 
 
 def write(out: Path, rows, limits, settings, decode, memory, versions, extra: list[str] = ()) -> None:
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
+    wrk_version = [wrk.version()] if wrk.version() else []
     lines = [
         "# Benchmarks",
         "",

@@ -50,6 +50,14 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
+def version() -> str:
+    """wrk's own first line ("wrk 4.1.0 [epoll] ..."), or "" where it is not installed."""
+    if not available():
+        return ""
+    lines = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()
+    return lines[0].strip() if lines else ""
+
+
 def run(url: str, path: str, body: bytes, content_type: str, connections: int, seconds: float,
         threads: int = 1, method: str = "POST") -> Result:
     with tempfile.TemporaryDirectory() as tmp:
