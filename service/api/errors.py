@@ -129,14 +129,6 @@ def json_endpoint(handler=None, *, methods=None):
     return wrapper
 
 
-def allow(*methods: str):
-    """Declare the methods a plain exposed handler takes (see json_endpoint's `methods`)."""
-    def declare(handler):
-        handler.allowed_methods = methods
-        return handler
-    return declare
-
-
 def method_not_allowed(allowed) -> Refusal:
     method = cherrypy.serving.request.method
     choices = " or ".join(allowed) if len(allowed) < 3 else f"{', '.join(allowed[:-1])} or {allowed[-1]}"
