@@ -24,7 +24,7 @@ from service import imaging
 from service.api import tfserving
 from service.api.tfserving import Signature, TensorSpec, TFServingError
 from service.engine import Engine
-from service.errors import PinpointError, Timeout
+from service.errors import PinpointError
 from service.manager import ModelRef, Version
 from service.preprocess import prepare
 
@@ -79,9 +79,15 @@ def status(engine: Engine, ref: ModelRef) -> dict:
         versions = [v for v in versions if v.version == ref.version]
         if not versions:
             raise tfserving.version_not_found(ref.name, ref.version)
-    return tfserving.status_document(
-        tfserving.VersionStatus(v.version, v.state.value, "UNKNOWN" if v.error else None, v.error or v.reason)
-        for v in versions)
+    document = tfserving.status_document(
+        tfserving.VersionStatus(v.version, v.state.value, "UNKNOWN" if v.error else None, v.error) for v in versions)
+    # Beyond TF Serving, which answers OK with no reason: why a version that did not fail is not serving
+    # ("not in the version policy", "removed from the repository"); error_code stays OK for those.
+    reasons = {str(v.version): v.reason for v in versions if v.reason and not v.error}
+    for entry in document["model_version_status"]:
+        if entry["version"] in reasons:
+            entry["status"]["error_message"] = reasons[entry["version"]]
+    return document
 
 
 def signature(version: Version) -> Signature:
@@ -90,6 +96,8 @@ def signature(version: Version) -> Signature:
         shape, dtype = [-1], object
     elif spec.kind == "flat":
         shape, dtype = [-1, spec.height * spec.width * spec.channels], np.dtype(spec.dtype)
+    elif spec.layout == "nchw":
+        shape, dtype = [-1, spec.channels, spec.height, spec.width], np.dtype(spec.dtype)
     else:
         shape, dtype = [-1, spec.height, spec.width, spec.channels], np.dtype(spec.dtype)
     return Signature(
@@ -124,18 +132,10 @@ def infer(engine: Engine, ref: ModelRef, verb: str, document: dict) -> dict:
 
 
 def _run(engine: Engine, version: Version, rows) -> np.ndarray:
-    deadline = time.monotonic() + _deadline_ms(engine) / 1000
-    job = engine.runtime.submit({version.key: rows}, deadline)
-    try:
-        outcome = job.future.result(timeout=max(0.0, deadline - time.monotonic()))
-    except Exception as error:  # the deadline passed (or the job failed): nobody waits longer
-        job.future.cancel()
-        if isinstance(error, PinpointError):
-            raise
-        raise Timeout("the request missed its deadline") from None
+    outcome = engine.manager.runtime.infer({version.key: rows}, time.monotonic() + _deadline_ms(engine) / 1000)
     if version.key in outcome.errors:
-        raise TFServingError(outcome.errors[version.key], "INTERNAL" if "failed" in outcome.errors[version.key]
-                             else "UNAVAILABLE")
+        error = outcome.errors[version.key]
+        raise TFServingError(error, "DEADLINE_EXCEEDED" if "deadline" in error else "INTERNAL")
     return outcome.outputs[version.key]
 
 
