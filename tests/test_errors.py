@@ -160,6 +160,9 @@ def test_decompression_bomb_is_refused_from_the_header(server):
 def test_unknown_route_and_wrong_method_are_json(server):
     assert_error(server.get("/v2/nothing"), 404, "not_found")
     assert_error(server.post("/v2/nothing", data=b"x"), 404, "not_found")
+    for path in ("/v1/classify/x", "/v1/images/a/b", "/metrics/x", "/x"):  # 404 before a length is asked for
+        assert_error(Exchange(server, f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()),
+                     404, "not_found")
     response = server.get("/v1/classify")
     assert_error(response, 405, "method_not_allowed")
     assert response.headers["Allow"] == "POST"

@@ -152,10 +152,11 @@ def check_method(methods=None) -> None:
             raise handler  # no such route: 404 whatever the method, before any body is read
         allowed = methods  # a static file, served by a tool in place of the handler
     else:
-        allowed = getattr(getattr(handler, "callable", None), "allowed_methods", None)
-        if callable(allowed):
-            allowed = allowed(*getattr(handler, "args", ()))
+        declared = getattr(getattr(handler, "callable", None), "allowed_methods", None)
+        allowed = declared(*getattr(handler, "args", ())) if callable(declared) else declared
         allowed = allowed or methods
+        if allowed is None and callable(declared):
+            raise cherrypy.NotFound()  # the handler says nothing is here: 404 before any body is read
     if allowed and request.method not in allowed:
         raise method_not_allowed(tuple(allowed))
 
