@@ -1,8 +1,8 @@
-"""`python -m service.train`: train the demo models and write everything `make serve` needs.
+"""`pinpoint train-demo` (`python -m service.train`): train the demo models and write everything `make serve` needs.
 
-    python -m service.train                       # both models, seed 0, into models/ and labels/
-    python -m service.train --only theme          # one model
-    python -m service.train --quick --out-models /tmp/m --out-labels /tmp/l   # a smoke run
+    pinpoint train-demo                       # both models, seed 0, into models/ and labels/
+    pinpoint train-demo --only theme          # one model
+    pinpoint train-demo --quick --out-models /tmp/m --out-labels /tmp/l   # a smoke run
 
 For each model: generate the training set, train, freeze to models/<name>/1/frozen_graph.pb with
 model.toml, write labels/<name>.txt, check the frozen graph against the Keras model, evaluate it
@@ -25,7 +25,7 @@ def train_one(name: str, args, log=print) -> dict:
     demo = demos.get(name)
     per_label = args.per_label or (8 if args.quick else demo.per_label)
     epochs = args.epochs or (1 if args.quick else demo.epochs)
-    started = time.monotonic()
+    started, cpu_started, load_start = time.monotonic(), _cpu_seconds(), os.getloadavg()[0]
     log(f"[{name}] generating {per_label} patches per label ({len(demo.labels)} labels), seed {args.seed}")
     images, labels = demo.dataset(args.seed, per_label, training=True)
     generated = time.monotonic() - started
@@ -53,12 +53,21 @@ def train_one(name: str, args, log=print) -> dict:
     log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total")
     return {"name": name, "per_label": per_label, "epochs": epochs, "examples": len(images),
             "generate_s": generated, "train_s": result["seconds"], "total_s": seconds,
+            "cpu_s": _cpu_seconds() - cpu_started, "load_start": load_start, "load_end": os.getloadavg()[0],
             "parameters": model.count_params(), "graph_bytes": graph_path.stat().st_size,
             "final_accuracy": result["history"].get("accuracy", [float("nan")])[-1]}
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the generator's workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="pinpoint train-demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out-models", type=Path, default=Path("models"), help="model repository to write (default models/)")
     parser.add_argument("--out-labels", type=Path, default=Path("labels"), help="labels directory to write (default labels/)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the shuffling (default 0)")
@@ -80,8 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         run = train_one(name, args)
         runs.append(run)
         if not (args.quick or args.no_card):
-            path = cards.write_card(args.out_models, args.out_labels, run, seed=args.seed)
+            from service.train import cost
+
+            spent = cost.measure(args.out_models, args.out_labels, name)
+            print(f"[{name}] per crop on {spent['backend']}: {spent['batch1_ms']:.3f} ms at batch 1, "
+                  f"{spent['batch32_ms']:.3f} ms at batch 32")
+            path = cards.write_card(args.out_models, args.out_labels, run, seed=args.seed, cost=spent)
             print(f"[{name}] model card {path}")
     total = time.monotonic() - started
-    print("done in {:.0f} s: {}".format(total, ", ".join(f"{r['name']} {r['total_s']:.0f} s" for r in runs)))
+    print("done in {:.0f} s (load average {:.1f} on {} cores): {}".format(
+        total, os.getloadavg()[0], os.cpu_count(), ", ".join(f"{r['name']} {r['total_s']:.0f} s" for r in runs)))
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.train import metal, photo, prints, texture
+from service.train import generate, metal, photo, prints, texture
 from service.train.palette import COLOR_LABELS, MULTI_HUES, SURFACES, sample_colour
 
 METALS = ("silver", "gold", "rose gold", "copper")
@@ -31,6 +31,12 @@ def surface(rng: np.random.Generator, label: str, h: int, w: int) -> np.ndarray:
     if rng.random() < 0.8:
         amplitude = rng.uniform(0, 0.06) if gentle else rng.uniform(0, 0.35) ** 1.5 * 1.2
     image = body * (1 + amplitude * texture.random_texture(rng, h, w))[..., None]
+    if rng.random() < 0.35:
+        # Real surfaces are not one colour: foliage runs from yellow-green to dark green, wood and fur
+        # from tan to dark brown, a sky from pale to deep blue. Two shades of the same name, mottled.
+        second = sample_colour(rng, label) * (1 + amplitude * texture.random_texture(rng, h, w))[..., None]
+        mix = texture.mottle(rng, h, w)[..., None]
+        image = image * (1 - mix) + second * mix
     image = image * photo.lighting(rng, h, w, rng.uniform(0, 0.08 if gentle else 0.22))
     if not gentle and rng.random() < 0.35:
         # Folds of fabric and curves of painted objects: strong shading that is *not* metal, so the
@@ -114,7 +120,17 @@ def multi_colour(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def black_and_white(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Greyscale photo content or a black-and-white print: both dark and light tones, no colour."""
+    """Greyscale photo content or a black-and-white print: both dark and light tones, no colour,
+    both present around the point (a black surface beside a white one is black, or white)."""
+    for _ in range(10):
+        image = _greyscale(rng, h, w)
+        centre = image[h // 4: h - h // 4, w // 4: w - w // 4, 0]
+        if (centre < 0.35).mean() >= 0.12 and (centre > 0.6).mean() >= 0.12:
+            break
+    return image
+
+
+def _greyscale(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     choice = rng.random()
     if choice < 0.45:
         grey = texture.material_crop(rng, h, w)
@@ -148,10 +164,10 @@ def intrude(rng: np.random.Generator, image: np.ndarray, label: str) -> np.ndarr
     h, w = image.shape[:2]
     yy, xx = photo.coordinates(h, w)
     layout = rng.random()
-    if layout < 0.55:  # an edge or corner
+    if layout < 0.55:  # an edge or corner, sometimes close to the point (a rim, a stripe's border)
         angle = rng.uniform(0, 2 * np.pi)
         distance = np.cos(angle) * xx + np.sin(angle) * yy
-        edge, softness = rng.uniform(0.3, 0.85), rng.uniform(0.01, 0.08)
+        edge, softness = rng.uniform(0.12, 0.85), rng.uniform(0.01, 0.08)
     elif layout < 0.8:  # the labelled surface is an object in the middle of the window
         stretch = rng.uniform(0.7, 1.4)
         radius = np.sqrt((yy * stretch) ** 2 + (xx / stretch) ** 2) + 0.1 * photo.smooth_field(rng, h, w, 3)
@@ -162,16 +178,28 @@ def intrude(rng: np.random.Generator, image: np.ndarray, label: str) -> np.ndarr
         across = np.abs(np.cos(angle) * xx + np.sin(angle) * yy - offset)
         distance, edge, softness = -across, -rng.uniform(0.03, 0.1), 0.01
     mask = (1 / (1 + np.exp(-(distance - edge) / softness)))[..., None].astype(np.float32)
-    other = str(rng.choice([name for name in SURFACES if name != label]))
-    return image * (1 - mask) + surface(rng, other, h, w) * mask
+    return image * (1 - mask) + surface(rng, neighbour(rng, label), h, w) * mask
+
+
+def neighbour(rng: np.random.Generator, label: str) -> str:
+    """What lies next to a surface in a photo: often white or black (a rim, a tyre, a backdrop),
+    or any other surface. The label stays the colour at the point however much of the window it fills."""
+    choice = rng.random()
+    if choice < 0.3 and label not in ("white", "black"):
+        return str(rng.choice(("white", "black")))
+    if choice < 0.45 and label in ("white", "black"):
+        return "black" if label == "white" else "white"
+    return str(rng.choice([name for name in SURFACES if name != label]))
 
 
 def patch(rng: np.random.Generator, label: str, size: int, resize: str = "bilinear") -> np.ndarray:
     """One uint8 size×size×3 training patch of `label`, as Pinpoint's crop would hand it over."""
     window = int(rng.integers(size - size // 4, size * 2 + 1))
     image = render(rng, label, window, window)
-    if label not in ("multi-colour", "black and white") and rng.random() < 0.5:
+    if label not in ("multi-colour", "black and white") and rng.random() < 0.6:
         image = intrude(rng, image, label)
+        if rng.random() < 0.25:  # a point between two other things (a band of a flag, a strap)
+            image = intrude(rng, image, label)
     if label not in ("multi-colour", "black and white") and rng.random() < 0.12:
         image = marks(rng, image, sample_colour(rng, str(rng.choice(("black", "white", "red", "blue")))))
     if rng.random() < 0.3 and label not in ("white", "black and white"):
@@ -190,5 +218,5 @@ def dataset(seed: int, per_label: int, size: int, resize: str = "bilinear",
     counts = [int(round(per_label * (TRAINING_SHARE.get(name, 1.0) if training else 1.0))) for name in COLOR_LABELS]
     labels = np.repeat(np.arange(len(COLOR_LABELS)), counts)
     rng.shuffle(labels)
-    images = np.stack([patch(rng, COLOR_LABELS[k], size, resize) for k in labels])
+    images = generate.render(__name__, COLOR_LABELS, labels, seed, size, resize)
     return images, labels.astype(np.int32)

@@ -52,7 +52,7 @@ def _color() -> Demo:
     return Demo(
         name="color", labels=COLOR_LABELS, size=32, scale=1 / 255, offset=0.0,
         fraction=0.06, min_px=24, resize="bilinear",
-        per_label=1100, epochs=10, batch_size=64, learning_rate=3e-3, rotate=True,
+        per_label=1300, epochs=10, batch_size=64, learning_rate=3e-3, rotate=True,
         comment="Pinpoint demo colour model: the colour at a point (a small window, 32x32 input).")
 
 
@@ -62,7 +62,7 @@ def _theme() -> Demo:
     return Demo(
         name="theme", labels=THEME_LABELS, size=96, scale=2 / 255, offset=-1.0,
         fraction=0.25, min_px=96, resize="bilinear",
-        per_label=1200, epochs=14, batch_size=64, learning_rate=4e-3, rotate=True,
+        per_label=1500, epochs=14, batch_size=64, learning_rate=4e-3, rotate=True,
         comment="Pinpoint demo theme model: the print or surface around a point (separable CNN, 96x96).")
 
 

@@ -97,7 +97,7 @@ def generated_report(models_dir: Path, labels_dir: Path, name: str, per_label: i
 
 
 def real_scores(models_dir: Path, labels_dir: Path, name: str, points_path: Path | None = None,
-                which: str = "all"):
+                which: str = "all", engine=None):
     """The real-photo points of `name` in set `which`, their scores through the engine, the label list
     and the acceptance matrix."""
     from service.train import realcheck
@@ -105,7 +105,7 @@ def real_scores(models_dir: Path, labels_dir: Path, name: str, points_path: Path
     points = [p for p in realcheck.load_points(points_path, name) if which == "all" or p.get("set") == which]
     if not points:
         return points, None, None, None, ""
-    scores, labels, how = realcheck.score(models_dir, labels_dir, name, points)
+    scores, labels, how = realcheck.score(models_dir, labels_dir, name, points, engine)
     truth = np.array([labels.index(p["label"]) for p in points])
     return points, scores, labels, acceptance(truth, len(labels), points, labels), how
 

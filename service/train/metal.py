@@ -44,6 +44,20 @@ def render(rng: np.random.Generator, body: np.ndarray, h: int, w: int) -> np.nda
     brightness = brightness[..., None]
     highlight = 0.85 + 0.15 * body / max(float(body.max()), 1e-3)  # near white, faintly metal-tinted
     lit = np.minimum(brightness, 1.0) * body
+    if rng.random() < 0.4:
+        # Polished metal shows its surroundings in colour: a spoon on a red saucer in warm light is
+        # red, brown and cream in bands, yet still silver: the bands, contrast and highlights say metal.
+        from service.train.palette import sample_colour
+
+        names = ("red", "orange", "brown", "white", "black", "blue", "green", "neutral", "grey", "yellow")
+        knots = int(rng.integers(3, 7))
+        colours = np.stack([sample_colour(rng, str(rng.choice(names))) for _ in range(knots)])
+        positions = np.sort(rng.uniform(-1.6, 1.6, knots))
+        warped = u + 0.3 * smooth_field(rng, h, w, 3)
+        surround = np.stack([np.interp(warped, positions, colours[:, c]) for c in range(3)], axis=-1)
+        surround = surround * (0.75 + 0.25 * body / max(float(body.max()), 1e-3))
+        share = rng.uniform(0.35, 0.85)
+        lit = np.minimum(brightness, 1.0) * ((1 - share) * body + share * surround)
     over = np.clip((brightness - 1.0) / 0.5, 0, 1)
     image = lit + over * (highlight - lit)
     if rng.random() < 0.6:

@@ -24,8 +24,8 @@ def color_net(size: int, classes: int) -> keras.Model:
     inputs = keras.Input((size, size, 3), name="input")
     colour = _conv(inputs, 24, kernel=1)
     colour = _conv(colour, 32, kernel=1)
-    x = _conv(colour, 32)
-    x = _conv(x, 48, strides=2)
+    near = _conv(colour, 32)
+    x = _conv(near, 48, strides=2)
     x = _conv(x, 64, strides=2)
     x = _conv(x, 96)
     margin = size // 2 - size // 8  # the central quarter (e.g. 8×8 of 32×32) of the pixel features
@@ -33,6 +33,7 @@ def color_net(size: int, classes: int) -> keras.Model:
     pooled = layers.Concatenate()([
         layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x),
         layers.GlobalAveragePooling2D()(centre), layers.GlobalMaxPooling2D()(centre),
+        layers.GlobalAveragePooling2D()(layers.Cropping2D(margin)(near)),
         layers.GlobalAveragePooling2D()(colour),
     ])
     hidden = layers.Dense(128, activation="relu")(pooled)

@@ -28,9 +28,13 @@ SURFACES: dict[str, list[tuple[tuple[float, float], tuple[float, float], tuple[f
     "gold": [((40, 50), (0.5, 0.8), (0.75, 0.95))],
     "rose gold": [((0, 20), (0.22, 0.4), (0.78, 0.95))],
     "copper": [((16, 26), (0.6, 0.85), (0.6, 0.85))],
-    # Hue 10 is where a dark saturated red turns brown (a terracotta cup is still "red").
-    "red": [((-10, 9), (0.65, 1.0), (0.4, 1.0)), ((-8, 8), (0.7, 1.0), (0.26, 0.4))],
-    "orange": [((12, 36), (0.65, 1.0), (0.74, 1.0))],
+    # Hue 10 is where a dark saturated red turns brown (a terracotta cup is still "red"); a deeply
+    # saturated vermilion (a red cup in warm light, hue up to 13) is still red, a paler one orange.
+    "red": [((-10, 9), (0.65, 1.0), (0.4, 1.0)), ((-8, 8), (0.7, 1.0), (0.26, 0.4)),
+            ((9, 13), (0.86, 1.0), (0.42, 0.8))],
+    # Orange includes the paler, redder orange of a spacesuit (hue 11-15) and light peach (a petal).
+    "orange": [((14, 36), (0.65, 1.0), (0.74, 1.0)), ((11, 15), (0.6, 0.82), (0.78, 1.0)),
+               ((18, 32), (0.45, 0.65), (0.88, 1.0))],
     "yellow": [((44, 60), (0.55, 1.0), (0.78, 1.0)), ((48, 58), (0.35, 0.55), (0.9, 1.0))],
     "green": [((75, 160), (0.35, 1.0), (0.3, 1.0)), ((62, 75), (0.5, 1.0), (0.3, 0.75))],
     # Navy in photographs drifts towards violet (a flag's canton measures hue ~257).
@@ -38,7 +42,9 @@ SURFACES: dict[str, list[tuple[tuple[float, float], tuple[float, float], tuple[f
              ((220, 262), (0.5, 1.0), (0.18, 0.45))],
     "purple": [((264, 295), (0.35, 1.0), (0.25, 0.9)), ((262, 285), (0.2, 0.35), (0.75, 0.95))],
     "pink": [((300, 340), (0.35, 1.0), (0.7, 1.0)), ((-15, 12), (0.2, 0.42), (0.9, 1.0))],
-    "brown": [((11, 38), (0.42, 0.95), (0.19, 0.68)), ((20, 40), (0.32, 0.6), (0.5, 0.72))],
+    # Light brown: tan, cardboard and light wood (lighter than this, or more saturated, is orange).
+    "brown": [((13, 38), (0.42, 0.95), (0.19, 0.68)), ((20, 40), (0.32, 0.6), (0.5, 0.72)),
+              ((8, 13), (0.5, 0.95), (0.15, 0.38)), ((18, 34), (0.4, 0.62), (0.66, 0.84))],
     "neutral": [((22, 50), (0.14, 0.3), (0.68, 0.95)), ((18, 45), (0.14, 0.25), (0.45, 0.68))],
 }
 

@@ -106,3 +106,81 @@ def _contrasting(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         return sample_colour(rng, str(rng.choice(("black", "blue", "red", "green")))), sample_colour(rng, "white")
     return sample_colour(rng, str(rng.choice(("red", "orange", "yellow", "pink", "blue")))), \
         sample_colour(rng, str(rng.choice(("black", "white"))))
+
+
+def handwriting(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Pen on paper: joined loops and strokes in rows, thin and sparse, often on ruled or grey paper
+    (notes, a signature, a form filled in by hand)."""
+    scale = size / 96
+    paper = sample_colour(rng, str(rng.choice(("white", "grey", "neutral", "white"))))
+    ink = sample_colour(rng, str(rng.choice(("black", "black", "blue", "grey"))))
+    canvas = Image.new("RGB", (size * 2, size * 2), rgb255(paper))
+    draw = ImageDraw.Draw(canvas)
+    row = rng.uniform(12, 32) * scale
+    if rng.random() < 0.5:  # ruled lines
+        rule = sample_colour(rng, str(rng.choice(("blue", "grey", "black"))))
+        for y in np.arange(rng.uniform(0, row), size * 2, row):
+            draw.line([(0, y), (size * 2, y)], fill=rgb255(0.6 * paper + 0.4 * rule), width=1)
+    width = max(1, int(round(rng.uniform(0.8, 2.2) * scale)))
+    letter = row * rng.uniform(0.25, 0.5)
+    y = rng.uniform(0, row)
+    while y < size * 2:
+        x = rng.uniform(-size / 2, size / 4)
+        while x < size * 2:
+            if rng.random() < 0.75:  # a word: a joined stroke of loops
+                steps = int(rng.integers(6, 30))
+                t = np.arange(steps * 6) / 6.0
+                xs = x + t * letter * rng.uniform(0.5, 0.9) + letter * 0.4 * np.sin(t * 2 * np.pi + rng.uniform(0, 6))
+                ys = y - letter * (0.5 + 0.5 * np.cos(t * 2 * np.pi * rng.uniform(0.7, 1.3))) * rng.uniform(0.5, 1.2, len(t))
+                draw.line(list(zip(xs, ys)), fill=rgb255(ink), width=width, joint="curve")
+                x = xs[-1] + letter * rng.uniform(1, 3)
+            else:  # a printed word in between
+                draw.text((x, y - letter * 1.5), _word(rng), fill=rgb255(ink), font=font(max(6, int(letter * 2))))
+                x += letter * rng.uniform(4, 10)
+        y += row * (1 if rng.random() < 0.7 else 2)
+    canvas = canvas.rotate(rng.uniform(-25, 25), resample=Image.Resampling.BILINEAR, fillcolor=rgb255(paper))
+    left, top = int(rng.integers(0, size)), int(rng.integers(0, size))
+    return np.asarray(canvas.crop((left, top, left + size, top + size)), dtype=np.float32) / 255
+
+
+def _shaded_petal(draw: ImageDraw.ImageDraw, cx: float, cy: float, angle: float, length: float, width: float,
+                  colour: np.ndarray, depth: float) -> None:
+    """A petal as stacked ellipse slices, dark at its base and light at its tip (cupped, lit)."""
+    for k in range(6):
+        t = k / 5
+        shade = np.clip(colour * (1 - depth * (1 - t)) + 0.15 * t * (1 - colour), 0, 1)
+        r = length * (1 - 0.55 * t)
+        ox, oy = cx + np.cos(angle) * length * 0.55 * t, cy + np.sin(angle) * length * 0.55 * t
+        points = []
+        for a in np.linspace(0, 2 * np.pi, 18, endpoint=False):
+            u, v = np.cos(a) * r * 0.5, np.sin(a) * width * (1 - 0.4 * t) * 0.5
+            points.append((ox + np.cos(angle) * (u + r * 0.5) - np.sin(angle) * v,
+                           oy + np.sin(angle) * (u + r * 0.5) + np.cos(angle) * v))
+        draw.polygon(points, fill=rgb255(shade))
+
+
+def big_flower(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A photographed bloom filling the window: rings of shaded petals round a centre (dahlia, rose,
+    daisy), sometimes a second bloom, on a blurred ground."""
+    ground = sample_colour(rng, str(rng.choice(("green", "black", "blue", "white", "neutral", "brown"))))
+    canvas = Image.new("RGB", (size, size), rgb255(ground))
+    draw = ImageDraw.Draw(canvas)
+    petal = sample_colour(rng, str(rng.choice(FLOWER_COLOURS + ("orange", "pink"))))
+    blooms = [(rng.uniform(-0.2, 1.2) * size, rng.uniform(-0.2, 1.2) * size, size * rng.uniform(0.5, 1.4))]
+    if rng.random() < 0.4:
+        blooms.append((rng.uniform(0, 1) * size, rng.uniform(0, 1) * size, size * rng.uniform(0.3, 0.8)))
+    depth = rng.uniform(0.2, 0.6)
+    for cx, cy, radius in blooms:
+        rings = int(rng.integers(2, 6))
+        for ring in range(rings):
+            r = radius * (1 - ring / (rings + 0.5))
+            count = int(rng.integers(8, 20))
+            turn = rng.uniform(0, 2 * np.pi)
+            for k in range(count):
+                angle = turn + 2 * np.pi * k / count + rng.normal(0, 0.05)
+                _shaded_petal(draw, cx, cy, angle, r, r * rng.uniform(0.25, 0.5) * 2 * np.pi / count * 1.6,
+                              np.clip(petal * rng.uniform(0.85, 1.1), 0, 1), depth)
+        heart = radius * rng.uniform(0.05, 0.15)
+        draw.ellipse([cx - heart, cy - heart, cx + heart, cy + heart],
+                     fill=rgb255(sample_colour(rng, str(rng.choice(("yellow", "orange", "red", "brown"))))))
+    return np.asarray(canvas, dtype=np.float32) / 255

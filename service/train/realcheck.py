@@ -10,7 +10,7 @@ there (a pale peach petal: orange, or pink). `image` names where the photograph 
 The package files are read where the installed wheel keeps them; nothing is downloaded.
 `set` is `dev` (looked at while the generators were tuned) or `holdout` (labelled before the
 models were changed and kept out of every tuning decision). None of these photographs is used to
-train either model (texture.MATERIAL_IMAGES and texture.PHOTO_IMAGES are, so none of those is here).
+train either model (the texture photos in texture.MATERIAL_IMAGES are, so none of those is here).
 """
 
 from __future__ import annotations
@@ -96,9 +96,11 @@ def load_points(path: Path | None, model: str) -> list[dict]:
     return [p for p in json.loads(path.read_text(encoding="utf-8"))["points"] if p["model"] == model]
 
 
-def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) -> tuple[np.ndarray, list[str], str]:
+def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict],
+          engine=None) -> tuple[np.ndarray, list[str], str]:
     """Scores [len(points), labels], the label list, and which pipeline produced them: Pinpoint's
-    own (decode, crop, resize, batching), so the check measures what a user clicking gets."""
+    own (decode, crop, resize, batching), so the check measures what a user clicking gets. With
+    `engine` (an open service.engine.Engine serving `model`) no engine of its own is opened."""
     from service.engine import Engine
 
     by_image: dict[str, list[int]] = {}
@@ -106,8 +108,10 @@ def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) ->
         by_image.setdefault(point["image"], []).append(row)
     labels = list(pipeline.spec(models_dir, labels_dir, model).labels)
     scores = np.zeros((len(points), len(labels)), dtype=np.float32)
-    with _only(models_dir, model) as repository, Engine.open(models_dir=str(repository),
-                                                             labels_dir=str(labels_dir)) as engine:
+    with contextlib.ExitStack() as stack:
+        if engine is None:
+            repository = stack.enter_context(_only(models_dir, model))
+            engine = stack.enter_context(Engine.open(models_dir=str(repository), labels_dir=str(labels_dir)))
         for name, rows in by_image.items():
             data = pipeline.png_bytes(load_image(name))
             result = engine.classify_image(data, [(points[r]["x"], points[r]["y"]) for r in rows],
@@ -116,4 +120,3 @@ def score(models_dir: Path, labels_dir: Path, model: str, points: list[dict]) ->
                 for label in prediction.results[model]:
                     scores[r, labels.index(label.label)] = label.score
     return scores, labels, "service.engine.Engine"
-

@@ -72,6 +72,15 @@ def scanned(rng, h, w):
     return standardised(material_crop(rng, h, w))
 
 
+def mottle(rng, h, w):
+    """A 0..1 mixing field: soft blotches at one or two scales (foliage, fur, clouds, wood)."""
+    field = smooth_field(rng, h, w, int(rng.integers(2, 5)))
+    if rng.random() < 0.6:
+        field = 0.5 * field + 0.5 * smooth_field(rng, h, w, int(rng.integers(6, max(7, w // 3))))
+    sharpness = rng.uniform(1.5, 6)
+    return (1 / (1 + np.exp(-sharpness * field))).astype(np.float32)
+
+
 KINDS = (fine_noise, weave, grain, scanned)
 
 
