@@ -20,6 +20,7 @@ DELEGATED = {
     "evaluate": ("service.train.evaluate", "accuracy of a demo model on generated and real-photo points"),
     "inspect": ("service.inspect", "a frozen GraphDef's inputs, outputs, dtypes, shapes; --config: a model.toml"),
     "convert": ("service.convert", "a Keras model or SavedModel -> a new frozen version in the repository"),
+    "report": ("service.feedback.cli", "how often answers held what users chose, per model and version"),
 }
 # The settings every command that loads models takes as flags; serve, start and restart take every
 # setting declared with flag=True in service/config.py.

@@ -114,6 +114,27 @@ def _backend(value: str) -> str:
     return value
 
 
+def _workers(value: Any) -> Any:
+    """"auto" is one worker per core; a number as text (from the environment or a flag) is that number."""
+    if value == "auto":
+        return os.cpu_count() or 1
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+def _database(value: str) -> str:
+    """A PostgreSQL URL as given, or a SQLite file's path, resolved as the other paths are."""
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme.startswith(("postgresql", "postgres")):
+        return value
+    if scheme:
+        raise ValueError("must be a SQLite file's path or a postgresql:// URL")
+    if not value.strip():
+        raise ValueError("must be a SQLite file's path or a postgresql:// URL, not empty")
+    return str(Path(value).expanduser().resolve())
+
+
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -122,6 +143,7 @@ ServerPath = Annotated[Path, BeforeValidator(_path), AfterValidator(_resolve)]
 OptionalPath = Annotated[Path | None, BeforeValidator(_optional_path), AfterValidator(_resolve)]
 Names = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_names)]
 Digest = Annotated[str, AfterValidator(_digest)]
+Workers = Annotated[int, BeforeValidator(_workers), Field(ge=0, le=256)]
 RateAndBurst = Annotated[tuple[Annotated[float, Field(ge=0)], Annotated[int, Field(ge=1)]], BeforeValidator(_pair)]
 
 
@@ -144,7 +166,9 @@ class Settings(BaseSettings):
     host: str = setting("127.0.0.1", "address to bind: 0.0.0.0 or :: listen on every interface", flag=True,
                         min_length=1)
     port: int = setting(8080, "port to listen on (1-65535)", flag=True, ge=1, le=65535)
-    threads: int = setting(10, "CherryPy's worker thread pool", flag=True, gt=0)
+    threads: int = setting(10, "CherryPy's worker thread pool (per API worker)", flag=True, gt=0)
+    workers: Workers = setting("auto", 'API worker processes in front of one model runner process: "auto" (one '
+                                       "per core), a number, or 0 for everything in one process", flag=True)
     socket_timeout: float = setting(10, "seconds a connection may stay silent", gt=0)
     drain_timeout_s: float = setting(10, "on SIGTERM: how long in-flight requests may take to finish", gt=0)
     drain_delay_s: float = setting(0, "on SIGTERM: keep serving (with /readyz 503) this long before closing "
@@ -182,8 +206,17 @@ class Settings(BaseSettings):
                                  gt=0, heading="Inference")
     max_batch: int = setting(32, "crops per session.run; 1 turns batching off", gt=0)
     queue_size: int = setting(64, "requests waiting for inference at most; beyond it: 503 overloaded", gt=0)
-    intra_op_threads: int = setting(2, "TensorFlow's intra-op thread pool (0 lets TensorFlow choose)", ge=0)
+    intra_op_threads: int = setting(2, "threads per model run: TensorFlow's and ONNX Runtime's intra-op pool (0: "
+                                       "the library chooses)", ge=0)
     inter_op_threads: int = setting(1, "TensorFlow's inter-op thread pool (0 lets TensorFlow choose)", ge=0)
+    backend: Literal["auto", "tensorflow", "onnxruntime"] = setting(
+        "auto", "what runs frozen graphs: auto (ONNX Runtime when the converted graph gives TensorFlow's answers, "
+                "else TensorFlow), tensorflow, or onnxruntime (a version fails when it cannot); model.toml's "
+                "`backend` overrides it")
+    onnx_tolerance: float = setting(1e-4, "largest output difference from TensorFlow a converted graph may show on "
+                                          "the check inputs and still serve on ONNX Runtime", gt=0)
+    onnx_cache: ServerPath = setting("var/onnx-cache", "converted graphs and TensorFlow's check answers, by content "
+                                                       "hash: restarts and replicas sharing it convert once")
 
     # ---- rate limiting ----
     rate_limit_per_s: float = setting(50, "sustained requests per second per client; 0 turns rate limiting off",
@@ -196,6 +229,23 @@ class Settings(BaseSettings):
         "memory", "or redis://host:6379/0 to share buckets between replicas")
     rate_limit_fail_open: bool = setting(True, "when Redis cannot be reached: true lets requests through, false "
                                                "refuses (429)")
+
+    # ---- feedback ----
+    feedback: bool = setting(True, "log each classify answer (never the image) and take users' choices at POST "
+                                   "/v1/feedback; false turns the log, feedback and reports off",
+                             heading="Feedback: the prediction log, what users chose, and the report "
+                                     "(docs/feedback.md); feedback, feedback_db and feedback_queue_size are read "
+                                     "at start, the others follow a reload")
+    feedback_db: Annotated[str, AfterValidator(_database)] = setting(
+        "var/feedback.db", "a SQLite file (WAL), or a postgresql://user:password@host/db URL that replicas share")
+    feedback_sample_rate: float = setting(1.0, "share of classify answers logged, 0 to 1; feedback is taken for "
+                                               "logged answers only", ge=0, le=1)
+    feedback_retention_days: float = setting(90, "logged answers and their feedback are deleted after this many "
+                                                 "days", gt=0)
+    feedback_queue_size: int = setting(10_000, "answers waiting for the log writer at most; beyond it they are "
+                                               "not logged and counted (pinpoint_prediction_log_dropped_total)",
+                                       gt=0)
+    feedback_hit_rate_window_s: float = setting(3600, "the window of the rolling top-1 hit rate in /metrics", gt=0)
 
     # ---- logs ----
     log_level: Annotated[Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)] = setting(

@@ -2,20 +2,25 @@
 
 Each application gets its own registry, so several engines in one process (tests, benchmarks) never
 collide. Route labels are the API's routes, never raw paths, so a scan of random URLs cannot blow up
-the number of series.
+the number of series. With API workers (service/processes.py) every process writes its samples to the
+supervisor's PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode) and any worker's /metrics
+answers for all of them: its own requests, the other workers', the runner's batches, the restarts.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import cherrypy
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.engine import Engine
 
-ROUTES = ("/v1/classify", "/v1/images", "/v1/models", "/healthz", "/readyz", "/metrics")
+ROUTES = ("/v1/classify", "/v1/images", "/v1/models", "/v1/feedback", "/v1/report", "/report", "/healthz",
+          "/readyz", "/metrics")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -26,10 +31,20 @@ def route(path: str) -> str:
     return "/" if path in ("/", "/index.html") or path.startswith("/static/") else "other"
 
 
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 class Metrics:
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.registry = registry = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        # In multiprocess mode samples go to files and are read back from there for every process, so
+        # they must not also be registered live here (they would be counted twice).
+        registry = None if multiprocess() else self.registry
         self.requests = Counter("pinpoint_requests", "HTTP requests answered", ["route", "method", "status"],
                                 registry=registry)
         self.latency = Histogram("pinpoint_request_duration_seconds", "Time to answer a request", ["route"],
@@ -37,18 +52,18 @@ class Metrics:
         self.stages = Histogram("pinpoint_stage_duration_seconds",
                                 "Time per classify stage: decode, crop, queue (wait), infer", ["stage"],
                                 buckets=LATENCY_BUCKETS, registry=registry)
-        self.batch = Histogram("pinpoint_batch_crops", "Crops per session.run batch",
-                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=registry)
-        self.in_flight = Gauge("pinpoint_in_flight_requests", "Requests being handled", registry=registry)
+        self.in_flight = Gauge("pinpoint_in_flight_requests", "Requests being handled", registry=registry,
+                               multiprocess_mode="livesum")
         self.rate_limited = Counter("pinpoint_rate_limited", "Requests refused by the rate limiter",
                                     registry=registry)
         self.rate_limit_backend_errors = Counter(
             "pinpoint_rate_limit_backend_errors", "Rate-limit checks that could not reach the shared backend",
             registry=registry)
-        queue = Gauge("pinpoint_queue_depth", "Inference jobs waiting", registry=registry)
-        queue.set_function(lambda: engine.runtime.queue_depth)
-        registry.register(_ModelCollector(engine))
-        engine.runtime.on_batch = lambda crops, run_ms: self.batch.observe(crops)
+        if multiprocess():
+            MultiProcessCollector(self.registry)
+        else:
+            runner_metrics(engine, self.registry)
+        self.registry.register(_ModelCollector(engine))
 
     # ---- CherryPy hooks ----
     def request_started(self) -> None:
@@ -83,6 +98,24 @@ class Metrics:
     page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")
 
 
+def runner_metrics(engine: Engine, registry=None) -> None:
+    """What the process holding the runtime measures: the batches it forms."""
+    batch = Histogram("pinpoint_batch_crops", "Crops per inference batch", buckets=BATCH_BUCKETS, registry=registry)
+    engine.runtime.on_batch = lambda crops, run_ms: batch.observe(crops)
+
+
+_restarts = None
+
+
+def restarts() -> Counter:
+    """Processes the supervisor restarted after they died (written by the supervisor, read by workers)."""
+    global _restarts
+    if _restarts is None:
+        _restarts = Counter("pinpoint_process_restarts", "Processes restarted after dying", ["process"],
+                            registry=None)
+    return _restarts
+
+
 class _ModelCollector:
     """Model states and load times, read from the runtime at scrape time."""
 
@@ -108,7 +141,10 @@ class _ModelCollector:
                     shadow.add_metric([name, str(version.version), label, "false"], total - agreed)
         for name, count in manager.load_failures.items():
             failures.add_metric([name], count)
+        queue = GaugeMetricFamily("pinpoint_queue_depth", "Inference jobs waiting")
+        queue.add_metric([], self.engine.runtime.queue_depth)
         yield info
         yield load
         yield failures
         yield shadow
+        yield queue

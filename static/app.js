@@ -561,6 +561,7 @@ function render(answer, elapsedMs) {
   const cards = results.map(([model, labels]) => {
     const card = modelCard(model, answer);
     card.append(...labels.map(scoreRow));
+    offerFeedback(card, model, labels, answer);
     return card;
   });
   for (const [model, message] of Object.entries(answer.errors || {})) {
@@ -625,6 +626,92 @@ function showError(text) {
   $("status").textContent = text;
   $("status").dataset.about = "error";
   clearResult();
+}
+
+// ---- feedback: the tester says which label was right (POST /v1/feedback) ----
+// Under each model's answer: its labels as buttons, another label of that model typed or chosen, or
+// "none of these". Choosing again replaces the choice; the choice stays with the answer in the history.
+function offerFeedback(card, model, labels, answer) {
+  if (!state.config?.feedback?.enabled || !answer.request_id) return;
+  answer.feedback ??= {};
+  const version = answer.models[model]?.version;
+  const box = Object.assign(document.createElement("div"), { className: "feedback" });
+  box.dataset.model = model;
+  const prompt = Object.assign(document.createElement("p"), { className: "feedback-prompt", textContent: "Which is right?" });
+  const choices = Object.assign(document.createElement("div"), { className: "feedback-choices" });
+  choices.setAttribute("role", "group");
+  choices.setAttribute("aria-label", `The right label for ${model}`);
+  for (const { label } of labels) choices.append(feedbackButton(label, label, card, model, answer));
+  choices.append(feedbackButton("none of these", "none", card, model, answer));
+  box.append(prompt, choices, otherLabelForm(model, version, card, answer), feedbackNote());
+  card.append(box);
+  markChoice(card, answer.feedback[model]);
+}
+
+function feedbackButton(text, label, card, model, answer) {
+  const button = Object.assign(document.createElement("button"), { type: "button", className: "choice", textContent: text });
+  button.dataset.label = label;
+  button.setAttribute("aria-pressed", "false");
+  button.addEventListener("click", () => sendFeedback(card, model, answer, label));
+  return button;
+}
+
+function otherLabelForm(model, version, card, answer) {
+  const form = Object.assign(document.createElement("form"), { className: "feedback-other" });
+  const known = state.config?.models?.[model]?.labels?.[String(version)] || [];
+  const list = Object.assign(document.createElement("datalist"), { id: `labels-${model}-${version}-${Math.random().toString(36).slice(2)}` });
+  list.append(...known.map((label) => Object.assign(document.createElement("option"), { value: label })));
+  const input = Object.assign(document.createElement("input"), { type: "text", placeholder: "another label…", autocomplete: "off" });
+  input.setAttribute("list", list.id);
+  input.setAttribute("aria-label", `Another label of ${model}`);
+  const submit = Object.assign(document.createElement("button"), { type: "submit", className: "secondary", textContent: "Save" });
+  form.append(input, list, submit);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const label = input.value.trim();
+    if (!label) return;
+    if (known.length && !known.includes(label)) {
+      showFeedbackNote(card, `${model} has no label “${label}”: choose one of its ${known.length} labels.`, true);
+      return;
+    }
+    sendFeedback(card, model, answer, label);
+  });
+  return form;
+}
+
+function feedbackNote() {
+  const note = Object.assign(document.createElement("p"), { className: "feedback-note" });
+  note.setAttribute("aria-live", "polite");
+  return note;
+}
+
+function showFeedbackNote(card, text, bad = false) {
+  const note = card.querySelector(".feedback-note");
+  note.textContent = text;
+  note.classList.toggle("error", bad);
+}
+
+function markChoice(card, label) {
+  for (const button of card.querySelectorAll(".feedback .choice")) {
+    button.setAttribute("aria-pressed", String(button.dataset.label === label));
+  }
+  if (label) showFeedbackNote(card, `Saved: ${label === "none" ? "none of these" : label}.`);
+}
+
+async function sendFeedback(card, model, answer, label) {
+  showFeedbackNote(card, "Saving…");
+  try {
+    await api("/v1/feedback", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ request_id: answer.request_id, point: 0, model, label }) });
+  } catch (error) {
+    const why = error.code === "not_found" ? " (this answer was not kept for feedback: the server logs a sample)" : "";
+    showFeedbackNote(card, `Not saved: ${error.message}${why}`, true);
+    return;
+  }
+  answer.feedback[model] = label;
+  markChoice(card, label);
+  const input = card.querySelector(".feedback-other input");
+  if (input) input.value = "";
 }
 
 start();

@@ -99,7 +99,7 @@ def start_server(tmp: Path, models: Path, labels: Path, *args: str, env: dict | 
     port = free_port()
     log_path = tmp / f"server-{port}.log"
     environment = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp / "uploads"), "PINPOINT_LOG_FORMAT": "json",
-                   **(env or {})}
+                   "PINPOINT_FEEDBACK_DB": str(tmp / "feedback.db"), **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--port", str(port), "--models", str(models),
          "--labels", str(labels), *args],

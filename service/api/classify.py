@@ -16,6 +16,7 @@ from service.request import ClassifyRequest, ServerPath, StoredImage, Upload, mo
 class Classify:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.recorder = None  # (request, result, client) -> None: the feedback loop's log (service/feedback)
 
     @json_endpoint(methods=lambda *vpath: None if vpath else ("POST",))
     def index(self, *vpath, **params):
@@ -46,10 +47,13 @@ class Classify:
                              + (f" (got {len(sources)})" if sources else ""))
         request = cherrypy.serving.request
         args = classify_args(fields, typed=kind == "application/json")
-        result = self.engine.classify(ClassifyRequest(
+        asked = ClassifyRequest(
             source=sources[0], points=tuple(args["points"]), units=args.get("units", "px"),
             models=model_refs(args.get("models")), top_k=args.get("top_k", 5), request_id=request.request_id,
-            deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms"))))
+            deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms")))
+        result = self.engine.classify(asked)
+        if self.recorder is not None:
+            self.recorder(asked, result, getattr(request, "api_key_name", None))
         request.timings = result.timings_ms
         request.models = {name: answer.version for name, answer in result.models.items()}
         return classify_document(result)

@@ -27,7 +27,9 @@ class Config:
             crops = {str(entry.version): describe_crop(entry.spec.crop) for entry in versions if entry.spec}
             serving = manager.default_version(name)
             default = serving.version if serving else next((entry.version for entry in versions if entry.spec), None)
-            models[name] = {"version": default, "crop": crops.get(str(default)), "versions": crops}
+            models[name] = {"version": default, "crop": crops.get(str(default)), "versions": crops,
+                            # for feedback: a user may choose any label of the version that answered
+                            "labels": {str(entry.version): list(entry.spec.labels) for entry in versions if entry.spec}}
         return {
             "image_root": settings.image_root is not None,
             "auth": bool(settings.api_keys),
@@ -38,6 +40,7 @@ class Config:
             "max_top_k": MAX_TOP_K,
             "max_points": MAX_POINTS,
             "models": models,
+            "feedback": {"enabled": settings.feedback, "sample_rate": settings.feedback_sample_rate},
         }
 
 

@@ -39,6 +39,7 @@ STATUS = {
     "internal_error": 500,
     "overloaded": 503,
     "model_unavailable": 503,
+    "storage_unavailable": 503,
     "timeout": 504,
 }
 # Statuses CherryPy and cheroot answer by themselves -> (the status answered, the contract's code).

@@ -3,6 +3,7 @@
     pinpoint evaluate color                   # held-out generated set + real photos
     pinpoint evaluate theme --data generated --per-label 200
     pinpoint evaluate color --data real --set holdout
+    pinpoint evaluate --csv points.csv        # any served model on labelled points: the feedback report's table
 
 It loads the frozen graph from models/<name>/<version>/ exactly as committed (not the Keras model),
 so these are the numbers of what Pinpoint serves. The model cards quote this command's output.
@@ -140,6 +141,11 @@ def summary_table(measured: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(arg == "--csv" or arg.startswith("--csv=") for arg in argv):
+        from service.feedback.offline import main as evaluate_csv  # a labelled set, read as live feedback is
+
+        return evaluate_csv(argv)
     from service.train import demos, realcheck
 
     parser = argparse.ArgumentParser(prog="pinpoint evaluate", description=__doc__.split("\n")[0])
@@ -152,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=Path, default=None, help="real-photo points JSON (default tests/data/real_points.json)")
     parser.add_argument("--set", default="all", help="which real-photo points: dev, holdout or all (default)")
     parser.add_argument("--details", action="store_true", help="also list every real-photo point and its answer")
+    parser.add_argument("--csv", metavar="FILE", help="instead: rows of image, x, y, units, model, label; prints "
+                                                      "the feedback report's table for them (docs/feedback.md)")
     args = parser.parse_args(argv)
     if args.data in ("real", "all"):  # a mistake here is refused now, not after the generated set's run
         try:
