@@ -8,6 +8,7 @@ It knows no HTTP and no TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from pathlib import Path
 from typing import Iterator
@@ -55,6 +56,10 @@ class Engine:
         self.limits = imaging.ImageLimits(settings.max_pixels, settings.max_side, settings.formats)
         self.cache = DecodedCache(settings.decoded_cache_bytes)
         self.runtime.max_batch = settings.max_batch
+        # Which backend runs a graph applies to the versions loaded from now on.
+        self.runtime.load_options = dataclasses.replace(
+            self.runtime.load_options, backend=settings.backend, onnx_tolerance=settings.onnx_tolerance,
+            onnx_cache=settings.onnx_cache)
         self.manager.configure(settings.models, settings.labels)
         self.pipeline = Pipeline(self.manager, settings, self.store, self.cache, self.limits)
 

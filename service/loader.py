@@ -1,75 +1,101 @@
-"""Frozen GraphDef -> Servable: one version of one model, in a graph and session of its own.
+"""Model files -> Servable: one version of one model, ready for the inference thread.
 
-A servable is imported on a loader thread (so loading never stalls the inference thread), but every
-session.run, warm-up included, happens on the runtime's inference thread (service/runtime.py).
+Which backend executes it (docs/models.md, "Backends"), chosen per version on its loader thread:
+- `model.onnx`: ONNX Runtime, as exported. TensorFlow is not imported for it.
+- a frozen GraphDef with backend `tensorflow`, or one whose input is `encoded` (JPEG bytes in a string
+  tensor, which ONNX has no decoder for): TensorFlow.
+- a frozen GraphDef with backend `auto` (the default) or `onnxruntime`: converted to ONNX with tf2onnx
+  (cached by content, service/backends/onnx_conversion.py) and verified against TensorFlow on the
+  check inputs (the warm-up input and a few seeded random ones); ONNX Runtime serves it only when the
+  largest difference is within `onnx_tolerance`. Otherwise `auto` serves it on TensorFlow and says why
+  (status and the log line `onnx_fallback`), and `onnxruntime` fails the load with that reason.
+
+A servable is created on a loader thread; the verification runs there too, before it is offered. Once
+offered, it runs only on the runtime's inference thread (service/runtime.py). Every servable has
+`spec`, `key`, `backend`, `reason` (why that backend), `run(rows)` and `close()`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
+import structlog
 
-from service.repository import ModelConfigError, ModelSpec
+from service.preprocess import prepare
+from service.repository import ModelSpec
+
+log = structlog.get_logger("pinpoint.loader")
+CHECK_ROWS = 8  # the warm-up input, 3 flat colours and 4 of noise
 
 
 @dataclasses.dataclass(frozen=True)
-class Servable:
-    spec: ModelSpec
-    session: tf.compat.v1.Session
-    input: tf.Tensor
-    output: tf.Tensor
-    batched: bool  # False for graphs that take one (scalar) encoded image per run
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
-
-    def run(self, rows: np.ndarray) -> np.ndarray:
-        """[N, ...] inputs -> [N, classes] float32 outputs. Call on the inference thread only."""
-        if self.batched:
-            return output_rows(self.session.run(self.output, {self.input: rows}), len(rows))
-        # A scalar input (classic retrain.py graphs) takes one image per run.
-        return np.stack([output_rows(self.session.run(self.output, {self.input: row}), 1)[0] for row in rows])
-
-    def close(self) -> None:
-        self.session.close()
+class LoadOptions:
+    intra_op_threads: int = 2
+    inter_op_threads: int = 1
+    backend: str = "auto"  # for versions whose model.toml names none
+    onnx_tolerance: float = 1e-4
+    onnx_cache: Path | None = None  # None: convert at every load
 
 
-def read_graph_def(spec: ModelSpec) -> tf.compat.v1.GraphDef:
-    graph_def = tf.compat.v1.GraphDef()
+def load_servable(spec: ModelSpec, options: LoadOptions):
+    """The servable for this version on the backend its model.toml or the settings choose."""
+    if spec.is_onnx:
+        from service.backends import onnx_runtime
+
+        return onnx_runtime.load(spec, spec.graph_path, options.intra_op_threads, str(spec.graph_path),
+                                 reason="model.onnx, run as exported")
+    chosen = spec.backend or options.backend
+    where = "model.toml" if spec.backend else "the backend setting"
+    graph = spec.graph_path.read_bytes()
+    if spec.input.kind == "encoded":
+        return _tensorflow(spec, graph, options, "an encoded input (JPEG bytes) runs on TensorFlow only")
+    if chosen == "tensorflow":
+        return _tensorflow(spec, graph, options, f"backend = tensorflow ({where})")
+    from service.backends import onnx_conversion
+
     try:
-        graph_def.ParseFromString(spec.graph_path.read_bytes())
-    except Exception as error:  # protobuf's DecodeError and friends
-        raise ModelConfigError(f"{spec.graph_path}: not a frozen GraphDef ({error})") from None
-    return graph_def
+        return onnx_conversion.load_verified(spec, graph, options, check_rows(spec))
+    except onnx_conversion.Unverified as refusal:
+        if chosen == "onnxruntime":
+            from service.repository import ModelConfigError
+
+            raise ModelConfigError(f"backend = onnxruntime ({where}), but {refusal}") from None
+        log.warning("onnx_fallback", servable=spec.key, reason=str(refusal))
+        return _tensorflow(spec, graph, options, f"auto fell back to TensorFlow: {refusal}")
 
 
-def load_servable(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int) -> Servable:
-    """Import the graph into a fresh tf.Graph, check its tensors fit the config, open its session."""
-    graph_def = read_graph_def(spec)
-    graph = tf.Graph()
-    with graph.as_default():
-        try:
-            tf.graph_util.import_graph_def(graph_def, name="")
-        except (ValueError, tf.errors.OpError) as error:
-            raise ModelConfigError(f"{spec.graph_path}: cannot import ({error})") from None
-    try:
-        input_tensor = graph.get_tensor_by_name(_tensor_name(spec.input.tensor))
-        output_tensor = graph.get_tensor_by_name(_tensor_name(spec.output_tensor))
-    except (KeyError, ValueError) as error:
-        raise ModelConfigError(f"{spec.directory}/model.toml: {error}") from None
-    batched = _check_input(spec, input_tensor)
-    labels = output_tensor.shape[-1] if output_tensor.shape.rank else None
-    if labels is not None and labels != len(spec.labels):
-        raise ModelConfigError(
-            f"{spec.name}: the output has {labels} classes but the labels file has {len(spec.labels)} lines")
-    graph.finalize()  # nothing may add ops after load: a per-request op would leak memory
-    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
-                                      inter_op_parallelism_threads=inter_op_threads)
-    session = tf.compat.v1.Session(graph=graph, config=config)
-    return Servable(spec=spec, session=session, input=input_tensor, output=output_tensor, batched=batched)
+def _tensorflow(spec: ModelSpec, graph: bytes, options: LoadOptions, reason: str):
+    from service.backends import tensorflow_graph
+
+    return tensorflow_graph.load(spec, graph, options.intra_op_threads, options.inter_op_threads, reason)
+
+
+def warm_up_rows(spec: ModelSpec) -> np.ndarray:
+    """One mid-grey crop, prepared as a request's would be: what warm-up runs."""
+    i = spec.input
+    return prepare(i, np.full((1, i.height, i.width, i.channels), 128, np.uint8))
+
+
+def check_rows(spec: ModelSpec, seed: int = 0) -> np.ndarray:
+    """What a converted model is verified on: the warm-up input, then seeded random crops (flat colours,
+    as the demo models see them, and noise, which reaches every weight), prepared as requests are."""
+    i = spec.input
+    shape = (i.height, i.width, i.channels)
+    rng = np.random.default_rng(seed)
+    crops = [np.full(shape, 128, np.uint8)]
+    crops += [np.broadcast_to(rng.integers(0, 256, i.channels, dtype=np.uint8), shape) for _ in range(3)]
+    crops += [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(CHECK_ROWS - 4)]
+    return prepare(i, np.stack(crops))
+
+
+def row_shape(spec: ModelSpec) -> list[int]:
+    """One input row's shape as model.toml describes it (image and flat kinds; no batch axis)."""
+    i = spec.input
+    if i.kind == "flat":
+        return [i.height * i.width * i.channels]
+    return [i.channels, i.height, i.width] if i.layout == "nchw" else [i.height, i.width, i.channels]
 
 
 def output_rows(output: np.ndarray, count: int) -> np.ndarray:
@@ -81,27 +107,3 @@ def output_rows(output: np.ndarray, count: int) -> np.ndarray:
     if output.shape[0] != count:
         raise ValueError(f"the model returned {output.shape[0]} rows for {count} inputs")
     return output
-
-
-def _tensor_name(name: str) -> str:
-    return name if ":" in name else f"{name}:0"
-
-
-def _check_input(spec: ModelSpec, tensor: tf.Tensor) -> bool:
-    kind, shape = spec.input.kind, tensor.shape
-    if kind == "encoded":
-        if tensor.dtype != tf.string:
-            raise ModelConfigError(f"{spec.name}: an encoded input must be a string tensor, not {tensor.dtype.name}")
-        return shape.rank != 0
-    expected_dtype = tf.float32 if spec.input.dtype == "float32" else tf.uint8
-    if tensor.dtype != expected_dtype:
-        raise ModelConfigError(f"{spec.name}: input is {tensor.dtype.name} but model.toml says {spec.input.dtype}")
-    expected = ([spec.input.height, spec.input.width, spec.input.channels] if kind == "image"
-                else [spec.input.height * spec.input.width * spec.input.channels])
-    if shape.rank is not None:
-        if shape.rank != len(expected) + 1:
-            raise ModelConfigError(f"{spec.name}: input shape {shape} does not fit kind {kind!r}")
-        for have, want in zip(shape.as_list()[1:], expected):
-            if have is not None and have != want:
-                raise ModelConfigError(f"{spec.name}: input shape {shape} does not fit {expected}")
-    return True

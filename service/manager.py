@@ -73,6 +73,8 @@ class Version:
     reason: str = ""  # why it is not serving, when it is not (policy, superseded, ...)
     load_ms: float = 0.0
     cost_ms: float = 0.0
+    backend: str = ""  # what runs it once loaded: "tensorflow" or "onnxruntime" (service/loader.py)
+    backend_reason: str = ""  # why that backend: verified conversion, fallback and its cause, ...
     in_flight: int = 0
     fingerprint: tuple = ()  # of its files, so a fixed version is retried and a broken one is not
     shadow: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # serving top-1 -> [agreed, total]
@@ -80,10 +82,6 @@ class Version:
     @property
     def key(self) -> str:
         return f"{self.name}@{self.version}"
-
-    @property
-    def backend(self) -> str:
-        return "tensorflow"
 
 
 class Lease:
@@ -196,8 +194,11 @@ class Manager:
                     return  # forgotten meanwhile
                 error = done.exception()
                 if error is None:
-                    entry.state, entry.cost_ms = State.AVAILABLE, done.result()
-                    log.info("version_available", model=entry.name, version=entry.version, load_ms=entry.load_ms)
+                    loaded = done.result()
+                    entry.state, entry.cost_ms = State.AVAILABLE, loaded.cost_ms
+                    entry.backend, entry.backend_reason = loaded.backend, loaded.reason
+                    log.info("version_available", model=entry.name, version=entry.version, load_ms=entry.load_ms,
+                             backend=loaded.backend)
                 else:
                     entry.state, entry.error = State.END, str(error)
                     self._count_failure(entry.name, entry.version, str(error))

@@ -15,12 +15,15 @@ from service.repository import InputSpec
 
 
 def prepare(spec: InputSpec, crops: np.ndarray) -> np.ndarray:
-    """crops: uint8 [N, H, W, C] -> the feed for N crops ([N,H,W,C], [N,H*W*C] or N JPEG strings)."""
+    """crops: uint8 [N, H, W, C] -> the feed for N crops ([N,H,W,C], [N,C,H,W] for the nchw layout,
+    [N,H*W*C] or N JPEG strings)."""
     if spec.kind == "encoded":
         return np.array([_jpeg(crop, spec.jpeg_quality) for crop in crops], dtype=object)
     values = normalise(spec, crops)
     if spec.kind == "flat":
         values = values.reshape(len(crops), -1)
+    elif spec.layout == "nchw":
+        values = np.ascontiguousarray(values.transpose(0, 3, 1, 2))
     return values
 
 

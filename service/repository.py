@@ -1,7 +1,8 @@
 """The model repository (TF Serving's "source"): finds models/<name>/<version>/model.toml and labels.
 
-Knows nothing of TensorFlow: it only reads and validates configuration, so a broken config is
-reported with its file name before any graph is imported. The format is documented in docs/models.md.
+Knows nothing of TensorFlow or ONNX Runtime: it only reads and validates configuration, so a broken
+config is reported with its file name before any model is imported. The format is documented in
+docs/models.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from service.imaging import RESIZE_FILTERS, CropSpec
 CONFIG_NAME = "model.toml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 INPUT_KINDS = ("image", "flat", "encoded")
+LAYOUTS = ("nhwc", "nchw")
+BACKENDS = ("auto", "tensorflow", "onnxruntime")
+GRAPH_FILES = ("frozen_graph.pb", "model.onnx")  # looked for in this order when model.toml names none
 
 
 class ModelConfigError(ValueError):
@@ -35,6 +39,7 @@ class InputSpec:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     jpeg_quality: int = 95
+    layout: str = "nhwc"  # image kind: "nchw" feeds [N, C, H, W] (PyTorch's order)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,11 +53,17 @@ class ModelSpec:
     output_tensor: str
     softmax: bool
     crop: CropSpec
+    backend: str | None = None  # model.toml's `backend`; None: the server's `backend` setting
 
     @property
     def key(self) -> str:
         """The servable's name in the runtime and in logs: one version of one model."""
         return f"{self.name}@{self.version}"
+
+    @property
+    def is_onnx(self) -> bool:
+        """An ONNX model (model.onnx) rather than a frozen TensorFlow GraphDef."""
+        return self.graph_path.suffix == ".onnx"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,20 +116,45 @@ def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> M
         section_input = config["input"]
         section_output = config["output"]
         section_crop = config.get("crop", {})
-        graph_path = version_dir / config.get("graph", "frozen_graph.pb")
-        if not graph_path.is_file():
-            raise ModelConfigError(f"{where}: graph file {graph_path.name} is missing")
+        graph_path = _graph_path(version_dir, config.get("graph"), where)
         labels = read_labels(labels_dir / f"{config.get('labels', name)}.txt")
         input_spec = _input_spec(section_input)
         crop = _crop_spec(section_crop, input_spec)
+        backend = _backend(config.get("backend"), graph_path, input_spec)
         return ModelSpec(
             name=name, version=version, directory=version_dir, graph_path=graph_path, labels=labels,
             input=input_spec, output_tensor=str(section_output["tensor"]),
-            softmax=bool(section_output.get("softmax", False)), crop=crop)
+            softmax=bool(section_output.get("softmax", False)), crop=crop, backend=backend)
     except KeyError as error:
         raise ModelConfigError(f"{where}: missing key {error}") from None
     except (TypeError, ValueError) as error:
         raise ModelConfigError(f"{where}: {error}") from None
+
+
+def _graph_path(version_dir: Path, named: str | None, where: str) -> Path:
+    if named is not None:
+        path = version_dir / str(named)
+        if not path.is_file():
+            raise ModelConfigError(f"{where}: graph file {path.name} is missing")
+        return path
+    for candidate in GRAPH_FILES:
+        if (version_dir / candidate).is_file():
+            return version_dir / candidate
+    raise ModelConfigError(f"{where}: no frozen_graph.pb or model.onnx beside it (or name the file with `graph`)")
+
+
+def _backend(value, graph_path: Path, input_spec: InputSpec) -> str | None:
+    """model.toml's `backend`, checked against what can run the model at all."""
+    if value is not None and value not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {value!r}")
+    if graph_path.suffix == ".onnx":
+        if value == "tensorflow":
+            raise ValueError(f"{graph_path.name} is an ONNX model: it runs on onnxruntime, not tensorflow")
+        if input_spec.kind == "encoded":
+            raise ValueError("an ONNX model cannot take the encoded kind (JPEG bytes); use image or flat")
+    elif input_spec.kind == "encoded" and value == "onnxruntime":
+        raise ValueError("an encoded input (JPEG bytes in a string tensor) runs on tensorflow only")
+    return value
 
 
 def read_labels(path: Path) -> tuple[str, ...]:
@@ -139,6 +175,11 @@ def _input_spec(section: dict) -> InputSpec:
     dtype = section.get("dtype", "float32")
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"input.dtype must be float32 or uint8, got {dtype!r}")
+    layout = section.get("layout", "nhwc")
+    if layout not in LAYOUTS:
+        raise ValueError(f"input.layout must be nhwc or nchw, got {layout!r}")
+    if layout == "nchw" and kind != "image":
+        raise ValueError("input.layout = \"nchw\" is for the image kind only")
     channels = int(section.get("channels", 3))
     if channels not in (1, 3):
         raise ValueError(f"input.channels must be 1 or 3, got {channels}")
@@ -153,7 +194,7 @@ def _input_spec(section: dict) -> InputSpec:
         tensor=str(section["tensor"]), kind=kind, height=int(section["height"]), width=int(section["width"]),
         channels=channels, dtype=dtype, scale=float(section.get("scale", 1.0)),
         offset=float(section.get("offset", 0.0)), mean=mean, std=std,
-        jpeg_quality=int(section.get("jpeg_quality", 95)))
+        jpeg_quality=int(section.get("jpeg_quality", 95)), layout=layout)
     if spec.height < 1 or spec.width < 1:
         raise ValueError("input.height and input.width must be positive")
     return spec

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -24,7 +25,7 @@ import structlog
 
 from service import batching
 from service.errors import ModelUnavailable, Overloaded, Timeout
-from service.preprocess import prepare
+from service.loader import LoadOptions, load_servable, warm_up_rows
 from service.repository import ModelSpec
 
 log = structlog.get_logger("pinpoint.runtime")
@@ -40,6 +41,15 @@ class Outcome:
     errors: dict[str, str]  # servable key -> why it produced nothing
     queue_ms: float
     run_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """What Runtime.load's future resolves to: the servable is warm and serving."""
+
+    cost_ms: float  # its steady-state run time, measured at warm-up
+    backend: str  # "tensorflow" or "onnxruntime"
+    reason: str  # why that backend (service/loader.py)
 
 
 @dataclasses.dataclass
@@ -59,9 +69,11 @@ class Job:
 
 
 class Runtime:
-    def __init__(self, *, max_batch: int, queue_size: int, intra_op_threads: int, inter_op_threads: int):
+    def __init__(self, *, max_batch: int, queue_size: int, intra_op_threads: int, inter_op_threads: int,
+                 backend: str = "auto", onnx_tolerance: float = 1e-4, onnx_cache: Path | None = None):
         self.max_batch = max_batch
-        self._intra, self._inter = intra_op_threads, inter_op_threads
+        # Read at each load (the engine replaces it on reload); the thread pools' sizes stay as started.
+        self.load_options = LoadOptions(intra_op_threads, inter_op_threads, backend, onnx_tolerance, onnx_cache)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._idle: collections.deque[Job] = collections.deque(maxlen=IDLE_QUEUE)
         self._control: collections.deque[Callable[[], None]] = collections.deque()
@@ -95,15 +107,13 @@ class Runtime:
 
     # ---- servables (called by the manager, from any thread) ----
     def load(self, spec: ModelSpec) -> Future:
-        """Import the servable on a loader thread, then warm it on the inference thread. The future
-        resolves once it can serve (to its steady-state run time in ms) or fails with the reason."""
+        """Import the servable on a loader thread (choosing its backend, service/loader.py), then warm it
+        on the inference thread. The future resolves once it can serve (to a Loaded) or fails with the reason."""
         done: Future = Future()
 
         def import_it():
             try:
-                from service.loader import load_servable
-
-                servable = load_servable(spec, self._intra, self._inter)
+                servable = load_servable(spec, self.load_options)
             except Exception as error:
                 done.set_exception(error)
                 return
@@ -196,10 +206,9 @@ class Runtime:
             self._control.popleft()()
 
     def _warm_up(self, servable, done: Future) -> None:
-        """Two real runs before the servable is offered: the first pays TensorFlow's lazy set-up,
+        """Two real runs before the servable is offered: the first pays the backend's lazy set-up,
         the second measures the steady-state cost that orders the models of a batch."""
-        spec = servable.spec.input
-        blank = prepare(spec, np.full((1, spec.height, spec.width, spec.channels), 128, np.uint8))
+        blank = warm_up_rows(servable.spec)
         try:
             servable.run(blank)
             started = time.perf_counter()
@@ -210,7 +219,7 @@ class Runtime:
             return
         self._cost_ms[servable.key] = (time.perf_counter() - started) * 1000
         self._servables[servable.key] = servable
-        done.set_result(self._cost_ms[servable.key])
+        done.set_result(Loaded(self._cost_ms[servable.key], servable.backend, servable.reason))
 
     def _run_batch(self, batch: list[Job]) -> None:
         now = time.monotonic()

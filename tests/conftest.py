@@ -11,6 +11,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 import graphs  # noqa: E402
 from fixtures import split_image, start_server, stop_server  # noqa: E402
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """One conversion cache for every server and engine of the run (PINPOINT_ONNX_CACHE reaches the
+    subprocesses too), so the tiny graphs convert once, not per test, and the repository's var/ stays
+    untouched."""
+    import os
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    os.environ["PINPOINT_ONNX_CACHE"] = str(cache)
+    yield cache
+    os.environ.pop("PINPOINT_ONNX_CACHE", None)
+
+
 @pytest.fixture(scope="session")
 def repository(tmp_path_factory) -> tuple[Path, Path]:
     return graphs.write_repository(tmp_path_factory.mktemp("repo"))

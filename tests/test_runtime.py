@@ -27,9 +27,10 @@ def repository_specs(models, labels):
     return found.specs
 
 
-def running(specs, max_batch=32):
-    """A started runtime with these servables loaded and warm, as the manager would leave it."""
-    runtime = Runtime(max_batch=max_batch, queue_size=64, intra_op_threads=2, inter_op_threads=1)
+def running(specs, max_batch=32, backend="tensorflow"):
+    """A started runtime with these servables loaded and warm, as the manager would leave it.
+    TensorFlow by default: these tests watch its Session.run (the ONNX backend: tests/test_backends.py)."""
+    runtime = Runtime(max_batch=max_batch, queue_size=64, intra_op_threads=2, inter_op_threads=1, backend=backend)
     runtime.start()
     for spec in specs:
         runtime.load(spec).result(60)

@@ -107,6 +107,11 @@ def bounds(rows, limits) -> list[str]:
     ]
 
 
+def _cpu_ms(row) -> str:
+    """The server's CPU time per answered request (every process, from /proc)."""
+    return f"{row['cpu_ms']:.2f}" if row.get("cpu_ms") is not None else "–"
+
+
 def write(out: Path, rows, limits, settings, decode, memory, versions, extra: list[str] = ()) -> None:
     wrk_version = [wrk.version()] if wrk.version() else []
     lines = [
@@ -136,14 +141,14 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
     lines += ["", *bounds(rows, limits)]
     lines += ["## Every run", "",
               "| request | input | c | batching | req/s | p50 ms | p90 ms | p99 ms | non-2xx | server CPU | "
-              "in-process req/s | HTTP / limit |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "server CPU ms/request | in-process req/s | HTTP / limit |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         result, limit = row["result"], row["limit"]
         ratio = f"{result.throughput / limit[0]:.0%}" if limit else "–"
         lines.append(f"| {row['label']} | {row['input']} | {row['c']} | {row['batching']} | {result.throughput:.1f} | "
                      f"{result.p50:.2f} | {result.p90:.2f} | {result.p99:.2f} | {result.non2xx + result.socket_errors} | "
-                     f"{row['cpu']:.0f}% | {f'{limit[0]:.1f}' if limit else '–'} | {ratio} |")
+                     f"{row['cpu']:.0f}% | {_cpu_ms(row)} | {f'{limit[0]:.1f}' if limit else '–'} | {ratio} |")
     lines += ["", "In-process limit (threads calling `Engine.classify`; CPU of 200%):", "",
               "| image | points | threads | batching | req/s | p50 ms | CPU |", "|---|---|---|---|---|---|---|"]
     for key, (rate, p50, cpu) in limits.items():

@@ -97,12 +97,14 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
             cpu_before = server.cpu_seconds()
             result = wrk.run(server.url, path, body, content_type, concurrency, seconds,
                              method="POST" if body else "GET")
-            cpu = 100 * (server.cpu_seconds() - cpu_before) / result.seconds
+            cpu_seconds = server.cpu_seconds() - cpu_before
+            cpu = 100 * cpu_seconds / result.seconds
+            cpu_ms = 1000 * cpu_seconds / max(1, result.requests)
             limit = limits.get((name, count, concurrency) if batching == "on" else (name, count, concurrency, "off"))
             rows.append({"label": label, "image": name, "points": count, "input": kind, "c": concurrency,
-                         "batching": batching, "result": result, "limit": limit, "cpu": cpu})
+                         "batching": batching, "result": result, "limit": limit, "cpu": cpu, "cpu_ms": cpu_ms})
             print(f"  {label:34s} c={concurrency:<3d} {result.throughput:8.1f} req/s  p50 {result.p50:7.2f} ms"
-                  f"  non-2xx {result.non2xx}  server CPU {cpu:.0f}%", flush=True)
+                  f"  non-2xx {result.non2xx}  server CPU {cpu:.0f}% ({cpu_ms:.2f} ms/request)", flush=True)
             return result
 
         print("server: defaults ...", flush=True)
@@ -151,6 +153,12 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
 
         worker_runs = workers.measure(work, images, seconds)
 
+        print("backends: TensorFlow and ONNX Runtime, in-process and served ...", flush=True)
+        from service.bench import backends
+
+        backend_inference = backends.inference(settings)
+        backend_servers = backends.servers(work, images[SMALL][0], seconds, ["--image-root", str(work)])
+
         print("server: no decoded-image cache ...", flush=True)
         with ServerProcess(work, {"PINPOINT_DECODED_CACHE_BYTES": "1"}, ["--image-root", str(work)]) as server:
             for c in (1, 8):
@@ -160,14 +168,15 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
 
     write(out, rows, limits, settings, decode=(decode_full, decode_reduced, reduce),
           memory=(rss_start, rss_end, rss_peak, long_run.requests), versions=_versions(),
-          extra=[*reload.report(reload_cost), *workers.report(worker_runs)])
+          extra=[*reload.report(reload_cost), *workers.report(worker_runs),
+                 *backends.report(backend_inference, backend_servers)])
     print(f"wrote {out}")
     return 0
 
 
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for package in ("tensorflow-cpu", "cherrypy", "cheroot", "pillow", "numpy", "multipart"):
+    for package in ("tensorflow-cpu", "onnxruntime", "tf2onnx", "cherrypy", "cheroot", "pillow", "numpy", "multipart"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
