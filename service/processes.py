@@ -219,6 +219,9 @@ def supervise(settings: Settings, daemonize: bool) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="pinpoint-"))
     (run_dir / "metrics").mkdir()
     os.environ[METRICS_ENV] = str(run_dir / "metrics")
+    from prometheus_client import values  # may already be imported (with in-memory values): switch it
+
+    values.ValueClass = values.MultiProcessValue()
     listener = listen(settings)
     bus = _bus()
     if daemonize:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 from PIL import Image
 
@@ -159,7 +160,10 @@ def test_request_id_is_echoed_or_generated(server):
 
 def test_each_request_is_one_json_log_line(server):
     server.post("/v1/classify", json={"path": "split.png", "x": 1, "y": 1}, headers={"X-Request-ID": "log-me-1"})
-    lines = [json.loads(line) for line in server.log().splitlines() if "log-me-1" in line]
+    deadline = time.monotonic() + 5  # the line is written once the answer has gone out
+    while not (lines := [json.loads(line) for line in server.log().splitlines() if "log-me-1" in line]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     assert len(lines) == 1
     assert lines[0]["status"] == 200 and lines[0]["path"] == "/v1/classify"
     assert lines[0]["timings"]["total"] > 0

@@ -179,7 +179,7 @@ def test_readiness_is_503_until_the_models_are_warm(tmp_path):
                 if requests.get(url + "/healthz", timeout=1).status_code == 200:
                     first_ready = requests.get(url + "/readyz", timeout=5)
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet; or bound, workers starting
                 time.sleep(0.02)
         assert first_ready is not None and first_ready.status_code == 503
         assert first_ready.json()["code"] == "model_unavailable"
