@@ -28,9 +28,13 @@ class Guard:
     """Who is calling (API key or address), whether they may, and how often."""
 
     def __init__(self, settings: Settings, buckets: Buckets, on_refused=None):
-        self.settings = settings
         self.buckets = buckets
         self.on_refused = on_refused  # called once per request refused by the rate limiter
+        self.configure(settings)
+
+    def configure(self, settings: Settings) -> None:
+        """Take these settings: at start, and after a reload (the plugin publishes them on the bus)."""
+        self.settings = settings
         # Compare digests, so neither the secrets nor their length are held or leaked by timing.
         self.key_digests = {bytes.fromhex(digest): name for name, digest in settings.api_keys.items()}
         self.proxies = [ipaddress.ip_network(cidr, strict=False) for cidr in settings.trusted_proxies]
