@@ -41,11 +41,20 @@ _SAMPLES = [_sample(fmt) for fmt in ("JPEG", "PNG")]
 
 
 class Engine:
-    def __init__(self, settings: Settings):
-        self.runtime = Runtime(max_batch=settings.max_batch, queue_size=settings.queue_size,
-                               intra_op_threads=settings.intra_op_threads,
-                               inter_op_threads=settings.inter_op_threads)
-        self.manager = Manager(settings.models, settings.labels, self.runtime)
+    """In one process, or (with `runner`, in an API worker) in front of the model runner's process."""
+
+    def __init__(self, settings: Settings, runner=None):
+        self.remote = runner is not None
+        if self.remote:
+            from service.remote import RemoteManager, RemoteRuntime
+
+            self.runtime = RemoteRuntime(runner)
+            self.manager = RemoteManager(runner, self.runtime)
+        else:
+            self.runtime = Runtime(max_batch=settings.max_batch, queue_size=settings.queue_size,
+                                   intra_op_threads=settings.intra_op_threads,
+                                   inter_op_threads=settings.inter_op_threads)
+            self.manager = Manager(settings.models, settings.labels, self.runtime)
         self.configure(settings)
 
     def configure(self, settings: Settings) -> None:
@@ -56,10 +65,10 @@ class Engine:
         self.limits = imaging.ImageLimits(settings.max_pixels, settings.max_side, settings.formats)
         self.cache = DecodedCache(settings.decoded_cache_bytes)
         self.runtime.max_batch = settings.max_batch
-        # Which backend runs a graph applies to the versions loaded from now on.
-        self.runtime.load_options = dataclasses.replace(
-            self.runtime.load_options, backend=settings.backend, onnx_tolerance=settings.onnx_tolerance,
-            onnx_cache=settings.onnx_cache)
+        if not self.remote:  # which backend runs a graph applies to the versions loaded from now on
+            self.runtime.load_options = dataclasses.replace(
+                self.runtime.load_options, backend=settings.backend, onnx_tolerance=settings.onnx_tolerance,
+                onnx_cache=settings.onnx_cache)
         self.manager.configure(settings.models, settings.labels)
         self.pipeline = Pipeline(self.manager, settings, self.store, self.cache, self.limits)
 
@@ -80,8 +89,11 @@ class Engine:
             engine.stop()
 
     def start(self) -> None:
-        self.runtime.start()
-        self.manager.poll()
+        if self.remote:
+            self.manager.start()  # follows the runner's state; the runner loads the models
+        else:
+            self.runtime.start()
+            self.manager.poll()
         # Pillow loads its decoders lazily: pay that here rather than in the first request.
         for sample in _SAMPLES:
             try:
@@ -90,7 +102,7 @@ class Engine:
                 pass  # a format this server does not accept
 
     def stop(self) -> None:
-        self.runtime.stop()
+        (self.manager if self.remote else self.runtime).stop()
 
     def load_errors(self) -> str:
         problems = [f"{entry.key}: {entry.error}" for versions in self.manager.snapshot().values()

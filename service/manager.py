@@ -27,6 +27,11 @@ from service.runtime import Runtime
 log = structlog.get_logger("pinpoint.manager")
 
 
+class StaleVersions(ModelUnavailable):
+    """A request named exact versions that are no longer AVAILABLE (an API worker's copy of the
+    runner's state was a moment old): look again and retry, once."""
+
+
 class State(enum.Enum):
     """A version's state, as TF Serving reports them."""
 
@@ -245,6 +250,9 @@ class Manager:
     def _count_failure(self, name: str, number: int, error: str) -> None:
         self.load_failures[name] = self.load_failures.get(name, 0) + 1
         log.error("version_load_failed", model=name, version=number, error=error)
+
+    def refresh(self) -> None:
+        """Bring this view of the versions up to date: here it is the truth already (see remote.py)."""
 
     def poll_soon(self) -> None:
         threading.Thread(target=self.poll, name="pinpoint-poll", daemon=True).start()

@@ -6,7 +6,6 @@ It knows no HTTP and no TensorFlow: a typed ClassifyRequest comes in, a typed Cl
 
 from __future__ import annotations
 
-import concurrent.futures
 import time
 import uuid
 from typing import Sequence
@@ -16,12 +15,11 @@ import structlog
 
 from service import imaging, paths
 from service.cache import DecodedCache, file_identity
-from service.errors import ModelUnavailable, NotFound, PointOutOfBounds, Timeout
-from service.manager import Manager, Version
+from service.errors import ModelUnavailable, NotFound, PointOutOfBounds
+from service.manager import Manager, StaleVersions, Version
 from service.preprocess import prepare
 from service.request import (ClassifyRequest, ClassifyResult, ImageInfo, ImageSource, Label, ModelAnswer,
                              PointResult, ServerPath, StoredImage, Upload)
-from service.runtime import Outcome
 from service.store import ImageStore
 
 log = structlog.get_logger("pinpoint.pipeline")
@@ -33,6 +31,15 @@ class Pipeline:
         self.manager, self.settings, self.store, self.cache, self.limits = manager, settings, store, cache, limits
 
     def classify(self, request: ClassifyRequest) -> ClassifyResult:
+        try:
+            return self._classify(request)
+        except StaleVersions:
+            # Only with a model runner in another process: its state moved (a swap) since this worker
+            # last looked. Look again and go once more; the image is decoded from the cache or again.
+            self.manager.refresh()
+            return self._classify(request)
+
+    def _classify(self, request: ClassifyRequest) -> ClassifyResult:
         started = time.perf_counter()
         deadline = time.monotonic() + (request.deadline_ms or self.settings.deadline_ms) / 1000
         with self.manager.acquire(list(request.models)) as lease:  # none of these versions unloads meanwhile
@@ -47,7 +54,7 @@ class Pipeline:
             feeds = self.feeds(decoded, points, versions)
             crop_ms = (time.perf_counter() - crop_started) * 1000
 
-            outcome = self._infer(feeds, deadline)
+            outcome = self.manager.runtime.infer(feeds, deadline)
             errors: dict[str, str] = {}
             scores: dict[str, np.ndarray] = {}
             for version in versions:
@@ -110,23 +117,6 @@ class Pipeline:
                 crops[spec.crop] = np.stack([imaging.crop(decoded, spec.crop, x, y) for x, y in points])
             feeds[version.key] = prepare(spec.input, crops[spec.crop])
         return feeds
-
-    def _infer(self, feeds: dict[str, np.ndarray], deadline: float) -> Outcome:
-        """Wait for the runtime until the deadline; a model still running then is reported, not awaited."""
-        job = self.manager.runtime.submit(feeds, deadline)
-        try:
-            return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except concurrent.futures.TimeoutError:
-            job.future.cancel()  # dropped from the queue if it has not started
-        except concurrent.futures.CancelledError:
-            raise ModelUnavailable("the runtime stopped before answering") from None
-        outputs, errors = dict(job.results), dict(job.errors)
-        if not outputs:
-            raise Timeout("the request missed its deadline")
-        for key in feeds:
-            if key not in outputs and key not in errors:
-                errors[key] = "the model missed the request's deadline"
-        return Outcome(outputs, errors, (time.monotonic() - job.queued_at) * 1000, 0.0)
 
     def _shadow(self, versions: Sequence[Version], feeds, scores: dict[str, np.ndarray]) -> None:
         """Hand the shadow versions the same crops and this answer's top-1; nobody waits for them."""

@@ -41,7 +41,7 @@ class EnginePlugin(plugins.SimplePlugin):
         # Monitors subscribe to the bus themselves, before it starts: subscribing them from start()
         # (as this plugin once did) is too late for CherryPy to ever start them.
         self.sweeper.subscribe()
-        if self.engine.settings.model_poll_s > 0:
+        if self.engine.settings.model_poll_s > 0 and not self.engine.remote:  # a runner polls for its workers
             self.poller.subscribe()
 
     def start(self):

@@ -11,6 +11,7 @@ business (service/manager.py).
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import os
 import queue
@@ -146,6 +147,24 @@ class Runtime:
         except queue.Full:
             raise Overloaded("the inference queue is full", retry_after=1) from None
         return job
+
+    def infer(self, feeds: dict[str, np.ndarray], deadline: float) -> Outcome:
+        """Submit and wait until the deadline; a servable still running then is reported, not awaited
+        (a partial answer). Every servable missing: Timeout."""
+        job = self.submit(feeds, deadline)
+        try:
+            return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            job.future.cancel()  # dropped from the queue if it has not started
+        except concurrent.futures.CancelledError:
+            raise ModelUnavailable("the runtime stopped before answering", retry_after=1) from None
+        outputs, errors = dict(job.results), dict(job.errors)
+        if not outputs:
+            raise Timeout("the request missed its deadline")
+        for key in feeds:
+            if key not in outputs and key not in errors:
+                errors[key] = "the model missed the request's deadline"
+        return Outcome(outputs, errors, (time.monotonic() - job.queued_at) * 1000, 0.0)
 
     def submit_idle(self, feeds: dict[str, np.ndarray]) -> Job | None:
         """Work nobody waits for (a shadow version): run when no request is waiting, or never."""
