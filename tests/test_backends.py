@@ -125,7 +125,8 @@ def test_both_backends_give_the_same_answers_on_the_image_and_flat_graphs(reposi
     tensorflow_runtime, onnx_runtime = started("tensorflow", None), started("auto", onnx_cache)
     try:
         for name in ("tint", "bright"):
-            on_tf, on_onnx = tensorflow_runtime.load(specs[name]).result(120), onnx_runtime.load(specs[name]).result(120)
+            on_tf = tensorflow_runtime.load(specs[name]).result(120)
+            on_onnx = onnx_runtime.load(specs[name]).result(120)
             assert (on_tf.backend, on_onnx.backend) == ("tensorflow", "onnxruntime")
             assert "verified against TensorFlow" in on_onnx.reason and "tolerance 0.0001" in on_onnx.reason
             feeds = {specs[name].key: crops_of(specs[name], [RED, (30, 200, 30), (30, 30, 220), (10, 10, 10)])}

@@ -66,3 +66,34 @@ def test_report_marks_each_target_and_explains_the_ceiling_with_the_runs_numbers
     # The ceiling: 1 / (1.25 ms pipeline + 0.83 ms HTTP) = 480 req/s, 60% of the limit.
     assert "= 480 req/s, 60% of the in-process limit" in text
     assert "| 640x360.jpg | 1 | 32 | off | 400.0 | 80.00 | 140% |" in text
+
+
+def test_backends_section_marks_each_target_and_says_what_bounds_the_http_ratios():
+    from service.bench import backends
+
+    def served(p50, rate, cpu_ms):
+        return {"c": 1, "result": wrk.Result(requests=int(rate * 10), seconds=10.0, non2xx=0, socket_errors=0,
+                                               p50=p50, p90=p50, p99=p50 * 2, mean=p50), "cpu_ms": cpu_ms}
+
+    inference = [{"model": "color", "batch": 1, "tensorflow_ms": 1.2, "onnxruntime_ms": 0.5,
+                  "tensorflow_median_ms": 1.3, "onnxruntime_median_ms": 0.6, "ratio": 0.5 / 1.2, "difference": 2e-7,
+                  "top1_same": 1, "crops": 1},
+                 {"model": "color", "batch": 32, "tensorflow_ms": 20.0, "onnxruntime_ms": 12.0,
+                  "tensorflow_median_ms": 21.0, "onnxruntime_median_ms": 13.0, "ratio": 0.6, "difference": 3e-7,
+                  "top1_same": 32, "crops": 32}]
+    servers = [{"server": "auto, cold conversion cache", "runs": [], "rss_mb": 1135.0, "ready_s": 15.0,
+                "backends": "color: onnxruntime"},
+               {"server": "tensorflow", "runs": [served(9.0, 90, 9.0), {**served(48.0, 150, 7.4), "c": 8}],
+                "rss_mb": 1075.0, "ready_s": 12.0, "backends": "color: tensorflow"},
+               {"server": "auto, warm conversion cache",
+                "runs": [served(6.0, 130, 6.5), {**served(30.0, 240, 5.8), "c": 8}],
+                "rss_mb": 465.0, "ready_s": 9.0, "backends": "color: onnxruntime"}]
+    text = "\n".join(backends.report(inference, servers))
+    assert ("| color, batch 1: ONNX Runtime ≤ 0.5× TensorFlow, same top-1, scores within 1e-4 | "
+            "0.42× (0.50 vs 1.20 ms), top-1 1/1, largest difference 2e-07 | met |") in text
+    assert "| color, batch 32: ONNX Runtime ≤ 0.5× TensorFlow" in text and "0.60× (12.00 vs 20.00 ms)" in text
+    assert "| 640×360 upload, c=1: p50 ≥ 1.5× lower than on TensorFlow | 1.50× (6.00 vs 9.00 ms) | met |" in text
+    assert "| 640×360 upload, c=8: throughput ≥ 1.5× TensorFlow's | 1.60× (240 vs 150 req/s) | met |" in text
+    assert "| auto, cold conversion cache | color: onnxruntime | 15.0 s | – | – | – | – | – | 1135 |" in text
+    assert "takes 2.5 ms of server CPU off each request at c=1 (9.0 → 6.5 ms)" in text
+    assert "ONNX Runtime's runs are about 0.5 ms" in text

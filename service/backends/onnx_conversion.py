@@ -68,7 +68,8 @@ def load_verified(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, use_
         servable.close()
         raise Unverified(f"ONNX Runtime's answers differ from TensorFlow's by {difference:.3g} "
                          f"(tolerance {options.onnx_tolerance:g}) on {len(rows)} check inputs")
-    servable.reason = (f"converted by tf2onnx {_version('tf2onnx')} (opset {OPSET}{', from the cache' if cached else ''})"
+    from_cache = ", from the cache" if cached else ""
+    servable.reason = (f"converted by tf2onnx {_version('tf2onnx')} (opset {OPSET}{from_cache})"
                        f", verified against TensorFlow on {len(rows)} inputs: largest difference {difference:.2g}"
                        f" (tolerance {options.onnx_tolerance:g})")
     log.info("onnx_verified", servable=spec.key, cached=cached, difference=float(difference))
