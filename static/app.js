@@ -629,21 +629,32 @@ function showError(text) {
 }
 
 // ---- feedback: the tester says which label was right (POST /v1/feedback) ----
-// Under each model's answer: its labels as buttons, another label of that model typed or chosen, or
-// "none of these". Choosing again replaces the choice; the choice stays with the answer in the history.
+// Under each model's answer, one row: its labels as buttons, "none of these", and "another…" (a label of
+// the model outside the answer, typed or chosen). Choosing again replaces the choice; the choice stays
+// with the answer in the history.
 function offerFeedback(card, model, labels, answer) {
   if (!state.config?.feedback?.enabled || !answer.request_id) return;
   answer.feedback ??= {};
   const version = answer.models[model]?.version;
   const box = Object.assign(document.createElement("div"), { className: "feedback" });
   box.dataset.model = model;
-  const prompt = Object.assign(document.createElement("p"), { className: "feedback-prompt", textContent: "Which is right?" });
+  const prompt = Object.assign(document.createElement("p"), { className: "feedback-prompt", textContent: "Which is right? " });
+  prompt.append(feedbackNote());
   const choices = Object.assign(document.createElement("div"), { className: "feedback-choices" });
   choices.setAttribute("role", "group");
   choices.setAttribute("aria-label", `The right label for ${model}`);
   for (const { label } of labels) choices.append(feedbackButton(label, label, card, model, answer));
   choices.append(feedbackButton("none of these", "none", card, model, answer));
-  box.append(prompt, choices, otherLabelForm(model, version, card, answer), feedbackNote());
+  const form = otherLabelForm(model, version, card, answer);
+  const toggle = Object.assign(document.createElement("button"), { type: "button", className: "other-toggle", textContent: "another…" });
+  toggle.setAttribute("aria-expanded", "false");
+  toggle.addEventListener("click", () => {
+    form.hidden = !form.hidden;
+    toggle.setAttribute("aria-expanded", String(!form.hidden));
+    if (!form.hidden) form.querySelector("input").focus();
+  });
+  choices.append(toggle);
+  box.append(prompt, choices, form);
   card.append(box);
   markChoice(card, answer.feedback[model]);
 }
@@ -657,11 +668,11 @@ function feedbackButton(text, label, card, model, answer) {
 }
 
 function otherLabelForm(model, version, card, answer) {
-  const form = Object.assign(document.createElement("form"), { className: "feedback-other" });
+  const form = Object.assign(document.createElement("form"), { className: "feedback-other", hidden: true });
   const known = state.config?.models?.[model]?.labels?.[String(version)] || [];
   const list = Object.assign(document.createElement("datalist"), { id: `labels-${model}-${version}-${Math.random().toString(36).slice(2)}` });
   list.append(...known.map((label) => Object.assign(document.createElement("option"), { value: label })));
-  const input = Object.assign(document.createElement("input"), { type: "text", placeholder: "another label…", autocomplete: "off" });
+  const input = Object.assign(document.createElement("input"), { type: "text", placeholder: `a label of ${model}…`, autocomplete: "off" });
   input.setAttribute("list", list.id);
   input.setAttribute("aria-label", `Another label of ${model}`);
   const submit = Object.assign(document.createElement("button"), { type: "submit", className: "secondary", textContent: "Save" });
@@ -671,7 +682,7 @@ function otherLabelForm(model, version, card, answer) {
     const label = input.value.trim();
     if (!label) return;
     if (known.length && !known.includes(label)) {
-      showFeedbackNote(card, `${model} has no label “${label}”: choose one of its ${known.length} labels.`, true);
+      showFeedbackNote(card, `${model} has no label “${label}”: choose one of its ${known.length} labels.`, "error");
       return;
     }
     sendFeedback(card, model, answer, label);
@@ -680,22 +691,22 @@ function otherLabelForm(model, version, card, answer) {
 }
 
 function feedbackNote() {
-  const note = Object.assign(document.createElement("p"), { className: "feedback-note" });
+  const note = Object.assign(document.createElement("span"), { className: "feedback-note" });
   note.setAttribute("aria-live", "polite");
   return note;
 }
 
-function showFeedbackNote(card, text, bad = false) {
+function showFeedbackNote(card, text, kind = "") {  // kind: "", "saved" or "error"
   const note = card.querySelector(".feedback-note");
   note.textContent = text;
-  note.classList.toggle("error", bad);
+  note.className = `feedback-note ${kind}`.trim();
 }
 
 function markChoice(card, label) {
   for (const button of card.querySelectorAll(".feedback .choice")) {
     button.setAttribute("aria-pressed", String(button.dataset.label === label));
   }
-  if (label) showFeedbackNote(card, `Saved: ${label === "none" ? "none of these" : label}.`);
+  if (label) showFeedbackNote(card, `Saved: ${label === "none" ? "none of these" : label}.`, "saved");
 }
 
 async function sendFeedback(card, model, answer, label) {
@@ -705,13 +716,15 @@ async function sendFeedback(card, model, answer, label) {
       body: JSON.stringify({ request_id: answer.request_id, point: 0, model, label }) });
   } catch (error) {
     const why = error.code === "not_found" ? " (this answer was not kept for feedback: the server logs a sample)" : "";
-    showFeedbackNote(card, `Not saved: ${error.message}${why}`, true);
+    showFeedbackNote(card, `Not saved: ${error.message}${why}`, "error");
     return;
   }
   answer.feedback[model] = label;
   markChoice(card, label);
-  const input = card.querySelector(".feedback-other input");
-  if (input) input.value = "";
+  const form = card.querySelector(".feedback-other");
+  form.querySelector("input").value = "";
+  form.hidden = true;
+  card.querySelector(".feedback .other-toggle").setAttribute("aria-expanded", "false");
 }
 
 start();

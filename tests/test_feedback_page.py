@@ -74,6 +74,7 @@ def photo(tmp_path) -> Path:
 
 
 def classify_at(page, fraction_x: float, fraction_y: float) -> None:
+    page.locator("#image").scroll_into_view_if_needed()
     box = page.locator("#image").bounding_box()
     before = page.evaluate("state.history.length")
     page.mouse.click(box["x"] + box["width"] * fraction_x, box["y"] + box["height"] * fraction_y)
@@ -113,7 +114,7 @@ def test_the_report_page_of_an_empty_database_says_how_to_fill_it(browser, serve
         report.wait_for_function("!document.querySelector('#status').textContent.startsWith('Loading')")
         assert "Nothing is logged yet" in report.locator("#status").inner_text()
         assert report.locator("#plot-card").is_hidden() and report.locator("#summary article").count() == 0
-        assert report.locator("a[href='/']").is_visible() and no_sideways_scroll(report)
+        assert report.locator("header a[href='/']").is_visible() and no_sideways_scroll(report)
         shot(report, f"report-empty-{width}.png")
         report.close()
 
@@ -140,7 +141,10 @@ def test_marking_the_right_label_posts_it_and_choosing_again_replaces_it(page, s
     assert tint.locator(".choice[data-label=green]").get_attribute("aria-pressed") == "false"
     assert tint.locator(".feedback-note").inner_text() == "Saved: none of these."
 
+    assert tint.locator(".feedback-other").is_hidden()
+    tint.locator(".feedback .other-toggle").click()  # another label: typed, or chosen from tint's
     other = tint.locator(".feedback-other input")
+    assert other.is_visible()
     other.fill("purple")  # not a label of tint: said on the page, nothing sent
     tint.locator(".feedback-other button").click()
     assert "has no label “purple”" in tint.locator(".feedback-note").inner_text()
@@ -151,6 +155,7 @@ def test_marking_the_right_label_posts_it_and_choosing_again_replaces_it(page, s
     wait_for_posts(page, 3)
     assert feedback_posts(page)[-1]["label"] == "red"
     assert tint.locator(".choice[data-label=red]").get_attribute("aria-pressed") == "true"
+    assert tint.locator(".feedback-other").is_hidden()
 
     report = server.get("/v1/report", params={"model": "tint"}).json()
     assert report["versions"][0]["feedback"] == 1 and report["versions"][0]["top1"]["hits"] == 1  # the last choice

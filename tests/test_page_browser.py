@@ -79,6 +79,7 @@ def choose(page, path: Path) -> None:
 
 
 def click_at(page, fraction_x: float, fraction_y: float) -> None:
+    page.locator("#image").scroll_into_view_if_needed()  # as a person scrolls back up from the forms
     box = page.locator("#image").bounding_box()
     page.mouse.click(box["x"] + box["width"] * fraction_x, box["y"] + box["height"] * fraction_y)
 
