@@ -271,14 +271,15 @@ def test_a_restart_keeps_everything_and_a_full_queue_is_counted_while_classify_a
         stop_server(second)
 
 
-def test_feedback_off_keeps_classify_and_answers_404(tmp_path, repository):
+def test_feedback_off_answers_404_and_writes_nothing(tmp_path, repository):
     models, labels = repository
-    server = start_server(tmp_path, models, labels, env={"PINPOINT_FEEDBACK": "false", "PINPOINT_WORKERS": "0"})
+    # Its models need not load for this (the log's hook is never installed): HTTP up is enough.
+    server = start_server(tmp_path, models, labels, env={"PINPOINT_FEEDBACK": "false", "PINPOINT_WORKERS": "0"},
+                          wait_ready=False)
     try:
-        answer = classify(server, [LEFT])
-        assert "feedback is off" in assert_error(give(server, answer["request_id"], "tint", "red"), 404,
-                                                 "not_found")["error"]
+        assert "feedback is off" in assert_error(give(server, "any-id", "tint", "red"), 404, "not_found")["error"]
         assert_error(server.get("/v1/report"), 404, "not_found")
+        assert_error(server.get("/v1/report/plot.png"), 404, "not_found")
         assert server.get("/v1/config").json()["feedback"]["enabled"] is False
     finally:
         stop_server(server)
