@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
@@ -242,20 +243,27 @@ def test_a_restart_keeps_everything_and_a_full_queue_is_counted_while_classify_a
         before = first.get("/v1/report").json()
     finally:
         stop_server(first)
-    # Stopping wrote everything queued; the next server reads it all back. Its log writer gets a queue of
-    # two answers, and the test holds SQLite's write lock, so the queue fills while classify goes on.
-    second = start_server(tmp_path, models, labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0",
-                                                         "PINPOINT_FEEDBACK_QUEUE_SIZE": "2", "PINPOINT_WORKERS": "1"})
+    # Stopping wrote everything queued; the next server reads it all back. It wants API keys, and its log
+    # writer gets a queue of two answers: the test holds SQLite's write lock, so the queue fills while
+    # classify goes on.
+    key = {"X-API-Key": "s3cret"}
+    second = start_server(tmp_path, models, labels, env={
+        "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_FEEDBACK_QUEUE_SIZE": "2", "PINPOINT_WORKERS": "1",
+        "PINPOINT_API_KEYS": json.dumps({"tester": hashlib.sha256(b"s3cret").hexdigest()})})
     try:
-        assert second.get("/v1/report").json()["versions"] == before["versions"]
-        assert give(second, answer["request_id"], "tint", "blue").status_code == 200  # the old answer is still there
+        assert_error(second.get("/v1/report"), 401, "unauthorized")
+        assert_error(give(second, answer["request_id"], "tint", "blue"), 401, "unauthorized")
+        assert second.get("/v1/report", headers=key).json()["versions"] == before["versions"]
+        assert give(second, answer["request_id"], "tint", "blue", headers=key).status_code == 200  # still there
+        assert _rows(db, "SELECT label, client FROM pinpoint_feedback WHERE request_id = ? AND model = 'tint'",
+                     answer["request_id"]) == [("blue", "tester")]  # the key's name, never the key
         logged_before = _counts(db)["requests"]
         lock = sqlite3.connect(db, timeout=10, isolation_level=None)
         lock.execute("BEGIN EXCLUSIVE")
         try:
             sent = 30
             for _ in range(sent):
-                assert classify(second, [LEFT])["predictions"]  # never slowed or failed by the log
+                assert classify(second, [LEFT], headers=key)["predictions"]  # never slowed or failed by the log
             samples = scrape(second)
         finally:
             lock.execute("ROLLBACK")
@@ -266,6 +274,7 @@ def test_a_restart_keeps_everything_and_a_full_queue_is_counted_while_classify_a
         while _counts(db)["requests"] - logged_before < sent - dropped and time.monotonic() < deadline:
             time.sleep(0.1)
         assert _counts(db)["requests"] - logged_before == sent - dropped  # each answer: logged or counted
+        assert _rows(db, "SELECT client FROM pinpoint_requests ORDER BY created_ms DESC LIMIT 1") == [("tester",)]
         assert '"prediction_log_dropped"' in second.log() and '"reason": "queue_full"' in second.log()
     finally:
         stop_server(second)
