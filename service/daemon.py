@@ -71,21 +71,9 @@ def status(settings: Settings) -> int:
 
 
 def _children(pid: int) -> list[tuple[str, int]]:
-    """The supervisor's model runner and API workers, from /proc (none with `workers = 0`)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != pid:
-                continue
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        role = next((item.split(b"=", 1)[1].decode() for item in environ if item.startswith(b"PINPOINTD_ROLE=")), None)
-        if role:
-            found.append(("model runner" if role == "runner" else "API worker", int(entry.name)))
-    return sorted(found)
+    from service.processes import children
+
+    return [("model runner" if role == "runner" else "API worker", child) for role, child in children(pid)]
 
 
 def start(settings: Settings, serve_args: list[str], wait: bool = True, timeout: float = 90) -> int:

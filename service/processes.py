@@ -39,6 +39,25 @@ LISTEN_FD = 3  # systemd's first passed descriptor, where cheroot looks when LIS
 BACKOFF_S = (0.5, 1, 2, 4, 8, 16, 30)
 
 
+def children(pid: int) -> list[tuple[str, int]]:
+    """(role, pid) of a supervisor's model runner and API workers, read from /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != pid:
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        prefix = ROLE_ENV.encode() + b"="
+        role = next((item[len(prefix):].decode() for item in environ if item.startswith(prefix)), None)
+        if role:
+            found.append((role, int(entry.name)))
+    return sorted(found)
+
+
 def role() -> str | None:
     return os.environ.get(ROLE_ENV)
 

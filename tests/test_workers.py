@@ -14,24 +14,15 @@ import pytest
 import requests
 
 import graphs
+from service.processes import children
 from fixtures import assert_error, free_port, scrape, split_image, start_server, value, wait_until
 
 
 def pids(server) -> dict[str, list[int]]:
-    """role -> pids of the supervisor's children, from /proc (what `ps` would show)."""
+    """role -> pids of the supervisor's children (what `ps` would show)."""
     found: dict[str, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != server.process.pid:
-                continue
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue
-        role = next((item.split(b"=", 1)[1].decode() for item in environ if item.startswith(b"PINPOINTD_ROLE=")), None)
-        if role:
-            found.setdefault(role, []).append(int(entry.name))
+    for role, pid in children(server.process.pid):
+        found.setdefault(role, []).append(pid)
     return found
 
 

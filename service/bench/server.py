@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+from service.processes import children
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -43,28 +45,12 @@ class ServerProcess:
 
     def pids(self) -> list[int]:
         """The server's processes: the one `pinpoint serve`, and its runner and workers if it has them."""
-        found = [self.process.pid]
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                        found.append(int(entry.name))
-                except (OSError, IndexError, ValueError):
-                    pass
-        return found
+        return [self.process.pid, *(pid for _, pid in children(self.process.pid))]
 
     def roles(self) -> dict[int, str]:
         """pid -> supervisor, runner or worker (or `server` for a single process)."""
-        roles = {}
-        for pid in self.pids():
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            role = next((item.split(b"=", 1)[1].decode() for item in environ
-                         if item.startswith(b"PINPOINTD_ROLE=")), None)
-            roles[pid] = role or ("supervisor" if len(self.pids()) > 1 else "server")
-        return roles
+        found = dict((pid, role) for role, pid in children(self.process.pid))
+        return {self.process.pid: "supervisor" if found else "server", **found}
 
     def rss_mb(self, field: str = "VmRSS", pid: int | None = None) -> float:
         """A process's resident memory; without a pid, the whole server's."""
