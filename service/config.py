@@ -127,6 +127,15 @@ def _database(value: str) -> str:
     """A PostgreSQL URL as given, or a SQLite file's path, resolved as the other paths are."""
     scheme = value.split("://", 1)[0].lower() if "://" in value else ""
     if scheme.startswith(("postgresql", "postgres")):
+        from urllib.parse import urlsplit
+
+        try:
+            url = urlsplit(value)
+            url.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as error:
+            raise ValueError(f"is not a usable PostgreSQL URL ({error})") from None
+        if not url.hostname and "host=" not in url.query:
+            raise ValueError("a PostgreSQL URL needs a host: postgresql://user:password@host:5432/database")
         return value
     if scheme:
         raise ValueError("must be a SQLite file's path or a postgresql:// URL")
@@ -352,6 +361,11 @@ def _from_text(name: str, value: Any) -> Any:
         return value
 
 
+def _masked(value: Any) -> Any:
+    """A URL's password never reaches a message (feedback_db, rate_limit_backend may carry one)."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", value) if isinstance(value, str) else value
+
+
 def _suggestion(key: str) -> str:
     close = difflib.get_close_matches(key, Settings.model_fields, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -377,7 +391,7 @@ def _explain(error: ValidationError, path: Path | None, file_values: Mapping[str
         where = ".".join(str(part) for part in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
         message = message[0].lower() + message[1:]
-        lines.append(f"{where}: {message}; got {problem['input']!r} from {source}")
+        lines.append(f"{where}: {message}; got {_masked(problem['input'])!r} from {source}")
     return "\n".join(lines)
 
 

@@ -162,8 +162,9 @@ def test_wrong_ids_labels_points_and_bodies_get_the_contracts_errors(served):
 
 def test_the_log_holds_the_answer_never_the_image(served):
     answer = classify(served, [LEFT, RIGHT], models="tint,bright", top_k=2)
-    (request,) = _rows(served.db, "SELECT source, width, height, points, top_k, client FROM pinpoint_requests "
-                                  "WHERE request_id = ?", answer["request_id"])
+    (request,) = _eventually(lambda: _rows(served.db, "SELECT source, width, height, points, top_k, client "
+                                                      "FROM pinpoint_requests WHERE request_id = ?",
+                                           answer["request_id"]))  # written a moment after the answer
     assert request == ("upload", 200, 100, 2, 2, None)
     logged = _rows(served.db, "SELECT point, model, version, x, y, labels, scores, top1 FROM pinpoint_predictions "
                               "WHERE request_id = ? ORDER BY point, model", answer["request_id"])
@@ -299,6 +300,13 @@ def test_feedback_off_answers_404_and_writes_nothing(tmp_path, repository):
 def _rows(db, sql, *args):
     with contextlib.closing(sqlite3.connect(db, timeout=10)) as connection:
         return connection.execute(sql, args).fetchall()
+
+
+def _eventually(read, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not (found := read()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def _counts(db) -> dict:

@@ -49,7 +49,7 @@ def test_migrations_are_versioned_and_run_once_even_when_processes_start_togethe
         thread.start()
     for thread in threads:
         thread.join()
-    assert not failures
+    assert not failures, failures
     assert sorted(outcomes) == [(0, LATEST)] + [(LATEST, LATEST)] * 5  # one of them created the tables
     store = Store(path)
     with store.engine.begin() as db:
@@ -127,3 +127,19 @@ def test_the_report_of_an_empty_database_and_of_a_labelled_one():
     red = next(row for row in color["labels"] if row["label"] == "red")
     assert (red["chosen"], red["predicted"], red["correct"], red["precision"], red["recall"]) == (2, 2, 1, 0.5, 0.5)
     assert json.loads(json.dumps(color)) == color  # JSON-ready as it is
+
+
+def test_the_database_setting_takes_a_file_or_a_postgresql_url_and_never_shows_a_password(tmp_path):
+    from service.config import ConfigError, load_settings
+
+    def database(value):
+        return load_settings(environ={"PINPOINT_FEEDBACK_DB": value}).feedback_db
+
+    assert database(str(tmp_path / "f.db")) == str(tmp_path / "f.db")
+    assert database("postgresql://pinpoint:pw@db:5432/pinpoint") == "postgresql://pinpoint:pw@db:5432/pinpoint"
+    for wrong, why in (("mysql://db/x", "a SQLite file's path or a postgresql:// URL"),
+                       ("postgresql://pinpoint:hunter2@db:port/x", "not a usable PostgreSQL URL"),
+                       ("postgresql:///x", "needs a host")):
+        with pytest.raises(ConfigError, match=why) as refused:
+            database(wrong)
+        assert "hunter2" not in str(refused.value)

@@ -184,7 +184,10 @@ def _engine(database: str) -> Engine:
             url = url.set(drivername="postgresql+psycopg")  # psycopg 3, installed with Pinpoint
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     path = Path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # opening it fails then, and the writer says why in the log and keeps trying
     engine = create_engine(URL.create("sqlite", database=str(path)), pool_size=5, max_overflow=15)
     _sqlite_transactions(engine, wal=True)
     return engine
@@ -201,10 +204,10 @@ def _sqlite_transactions(engine: Engine, wal: bool) -> None:
     def connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL waits for other connections too
         if wal:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL: a process crash loses no commit, a power cut the last few
-        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
