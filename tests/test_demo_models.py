@@ -126,13 +126,7 @@ def test_theme_names_a_clean_print(theme, label):
     assert top1(theme, clean_prints()[label].astype(np.uint8)[None]) == [label]
 
 
-@pytest.mark.parametrize("name, floor", [
-    ("color", 0.8),
-    # The v2 theme generators (304291a) landed before the theme model retrained on them (issue 16, in
-    # progress): the committed v1 model scores 0.79 on this v2 sample. Strict, so the retrained model's
-    # commit must remove this mark.
-    pytest.param("theme", 0.85, marks=pytest.mark.xfail(strict=True, reason="generator v2 ahead of the v1 theme model")),
-])
+@pytest.mark.parametrize("name, floor", [("color", 0.8), ("theme", 0.85)])
 def test_a_fixed_generated_sample_is_mostly_right(name, floor):
     """A small slice of the held-out generated set (the model card quotes the full one)."""
     demo = demos.get(name)
@@ -165,14 +159,58 @@ def test_real_photo_point_through_the_service_pipeline(engine, model, image, x, 
     assert labels[0].label == label, labels
 
 
-def test_real_photo_check_does_not_regress():
-    """Every colour point of the real-photo check, an accepted answer first (the v1 model: 82% of the
-    dev points, 72% of the held-out ones; the model card quotes both)."""
+# Floors on the held-out real-photo points (tests/data/real_points.json, set holdout), an answer a
+# person accepts counting as right, a point or two below what the committed models measure (the
+# cards quote the figures). Issue 16's targets are not met yet: colour >= 92% top-1 and >= 99% top-5
+# (v2 measures 83.0% and 97.7%; v1 71.6% and 96.6%), theme >= 80% top-1. Raise these with the models.
+HELD_OUT_TARGETS = {"color": (0.81, 0.96), "theme": (0.55, None)}
+
+
+@pytest.mark.parametrize("name", ["color", "theme"])
+def test_held_out_real_photo_points_meet_the_targets(engine, name):
     from service.train import evaluate
 
-    points, scores, _, accepted, _ = evaluate.real_scores(MODELS, LABELS, "color")
-    top1, _ = evaluate.rates(scores, accepted)
-    assert top1 >= 0.75
+    points, scores, labels, accepted, _ = evaluate.real_scores(MODELS, LABELS, name, which="holdout", engine=engine)
+    assert len(points) >= (80 if name == "color" else 36)
+    top1, top5 = evaluate.rates(scores, accepted)
+    floor1, floor5 = HELD_OUT_TARGETS[name]
+    assert top1 >= floor1, f"{name}: held-out top-1 {top1:.1%}"
+    if floor5 is not None:
+        assert top5 >= floor5, f"{name}: held-out top-5 {top5:.1%}"
+
+
+def readme_example() -> list[tuple[int, int, str, str]]:
+    """(x, y, model, first label) of the README's `pinpoint predict` example answer."""
+    import re
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text[text.index("pinpoint predict photo.jpg --points"):]
+    block = block[block.index("```\n", block.index("```\n") + 4):]  # the answer: the next fenced block
+    block = block[:block.index("```", 4)]
+    rows, point = [], None
+    for line in block.splitlines():
+        found = re.match(r"\s*(?:\((\d+), (\d+)\))?\s*(color|theme) v\d+\s+(.+?) \d\.\d\d", line)
+        if found:
+            if found.group(1):
+                point = (int(found.group(1)), int(found.group(2)))
+            rows.append((*point, found.group(3), found.group(4)))
+    return rows
+
+
+def test_the_readme_example_answers_what_the_readme_shows(engine):
+    """README: save scikit-image's astronaut, `pinpoint predict photo.jpg --points '[[100,400],[448,180]]'`."""
+    import io
+
+    rows = readme_example()
+    assert {(x, y, model) for x, y, model, _ in rows} == {(100, 400, "color"), (100, 400, "theme"),
+                                                         (448, 180, "color"), (448, 180, "theme")}
+    jpeg = io.BytesIO()
+    realcheck.load_image("astronaut").save(jpeg, format="JPEG")  # photo.jpg as the README saves it
+    result = engine.classify_image(jpeg.getvalue(), [(100, 400), (448, 180)], units="px", top_k=5)
+    answers = {(round(p.x), round(p.y), model): labels[0].label
+               for p in result.predictions for model, labels in p.results.items()}
+    for x, y, model, label in rows:
+        assert answers[(x, y, model)] == label, (x, y, model, answers[(x, y, model)])
 
 
 def test_training_smoke_run_writes_a_servable_model(tmp_path):
