@@ -255,8 +255,8 @@ def test_earlier_points_can_be_shown_again_without_a_new_request(page, photo):
     assert history.nth(0).get_attribute("aria-current") == "true"
     assert len(page.sent) == sent  # answered from memory
 
-    choose(page, photo)  # a new image starts a new history
-    assert page.locator("#history-card").is_hidden()
+    choose(page, photo)  # a new image starts a new history, once the server has accepted it
+    page.wait_for_selector("#history-card", state="hidden", timeout=10_000)
 
 
 def test_each_models_window_is_drawn_where_the_server_cuts_it(page, server, photo):
