@@ -183,7 +183,8 @@ def test_readiness_is_503_until_the_models_are_warm(tmp_path):
                 time.sleep(0.02)
         assert first_ready is not None and first_ready.status_code == 503
         assert first_ready.json()["code"] == "model_unavailable"
-        early = classify(url)  # refused while loading, unless the models finished meanwhile
+        # A model still loading is refused (versions load independently: a ready one may already answer).
+        early = classify(url, "x=10&y=10&models=slow")
         assert early.json().get("code") == "model_unavailable" or requests.get(url + "/readyz").status_code == 200
         wait_until(url + "/readyz")
     finally:
