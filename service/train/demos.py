@@ -62,7 +62,7 @@ def _theme() -> Demo:
     return Demo(
         name="theme", labels=THEME_LABELS, size=96, scale=2 / 255, offset=-1.0,
         fraction=0.25, min_px=96, resize="bilinear",
-        per_label=1500, epochs=14, batch_size=64, learning_rate=4e-3, rotate=True,
+        per_label=1500, epochs=10, batch_size=64, learning_rate=4e-3, rotate=True,
         comment="Pinpoint demo theme model: the print or surface around a point (separable CNN, 96x96).")
 
 

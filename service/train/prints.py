@@ -156,7 +156,8 @@ def _shaded_petal(draw: ImageDraw.ImageDraw, cx: float, cy: float, angle: float,
             u, v = np.cos(a) * r * 0.5, np.sin(a) * width * (1 - 0.4 * t) * 0.5
             points.append((ox + np.cos(angle) * (u + r * 0.5) - np.sin(angle) * v,
                            oy + np.sin(angle) * (u + r * 0.5) + np.cos(angle) * v))
-        draw.polygon(points, fill=rgb255(shade))
+        draw.polygon(points, fill=rgb255(shade), outline=rgb255(colour * 0.45) if k == 0 else None,
+                     width=max(1, int(width * 0.06)) if k == 0 else 1)
 
 
 def big_flower(rng: np.random.Generator, size: int) -> np.ndarray:
