@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("pinpoint.feedback")
 READY_WAIT_S = 2.0  # feedback waits this long for a database still being opened, then answers 503
-LOG_WAIT_S = 1.0  # feedback for a request whose log row is still on its way waits at most this long
+# Feedback for a request whose log row is still on its way (in this process's queue or another replica's)
+# waits at most this long: a busy replica's writer can be seconds behind on a loaded machine.
+LOG_WAIT_S = 5.0
 
 
 class StorageUnavailable(PinpointError):
