@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test bench clean
+.PHONY: serve test bench clean vendor-ort
 
 # Reinstall only when the package metadata changes; the install is editable, so code edits need none.
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -22,6 +22,14 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/pinpoint bench --out docs/benchmarks.md
+
+# The browser runtime is committed (static/vendor/onnxruntime-web/README.md); this refreshes it from npm.
+ORT_VERSION ?= 1.30.0
+vendor-ort:
+	rm -rf .ort && mkdir .ort && cd .ort && npm pack --silent onnxruntime-web@$(ORT_VERSION) && tar xzf onnxruntime-web-*.tgz
+	cp .ort/package/dist/ort.wasm.min.js .ort/package/dist/ort-wasm-simd-threaded.mjs static/vendor/onnxruntime-web/
+	gzip -9 -n -c .ort/package/dist/ort-wasm-simd-threaded.wasm > static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm.gz
+	rm -rf .ort
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

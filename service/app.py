@@ -17,6 +17,7 @@ from service.api.feedback import FeedbackApi
 from service.api.health import Health
 from service.api.images import Images
 from service.api.models import Models
+from service.api import web
 from service.api.report import ReportApi, report_page
 from service.config import Settings
 from service.engine import Engine
@@ -29,6 +30,13 @@ from service import address, processes, protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
+
+
+# The page and its files are cross-origin isolated, so onnxruntime-web may run threaded WebAssembly
+# (SharedArrayBuffer) when the page runs the models in the browser (docs/browser.md).
+ISOLATED = {"tools.response_headers.on": True, "tools.response_headers.headers": [
+    ("Cross-Origin-Opener-Policy", "same-origin"), ("Cross-Origin-Embedder-Policy", "require-corp"),
+    ("Cross-Origin-Resource-Policy", "same-origin")]}
 
 
 class V1:
@@ -111,11 +119,12 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "tools.trailing_slash.on": False,
         },
         "/index.html": {"tools.staticfile.on": True, "tools.staticfile.filename": str(STATIC_DIR / "index.html"),
-                        "tools.methods.methods": ("GET", "HEAD")},
+                        "tools.methods.methods": ("GET", "HEAD"), **ISOLATED},
         "/static": {"tools.staticdir.on": True, "tools.staticdir.dir": str(STATIC_DIR),
-                    "tools.methods.methods": ("GET", "HEAD")},
+                    "tools.methods.methods": ("GET", "HEAD"), **ISOLATED},
     }
     root = Root(engine, metrics)
+    root.static = web.Static()  # what staticdir does not find: the runtime's WebAssembly, from its .gz
     mount_feedback(root, Feedback(engine, metrics.registry))
     _page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")  # below /: not found, any method
     root.index = _page
@@ -142,6 +151,7 @@ def mount_feedback(root: Root, feedback: Feedback) -> None:
 def _page(*args, **kwargs):
     if args:
         raise cherrypy.NotFound()
+    cherrypy.serving.response.headers.update(ISOLATED["tools.response_headers.headers"])
     return cherrypy.lib.static.serve_file(str(STATIC_DIR / "index.html"), content_type="text/html")
 
 

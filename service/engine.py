@@ -25,6 +25,7 @@ from service.request import (MAX_POINTS, MAX_TOP_K, ClassifyRequest, ClassifyRes
                              Upload, model_refs)
 from service.runtime import Runtime
 from service.store import ImageStore
+from service.webmodels import WebModels
 
 log = structlog.get_logger("pinpoint.engine")
 
@@ -47,14 +48,17 @@ class Engine:
         self.remote = runner is not None
         if self.remote:
             from service.remote import RemoteManager, RemoteRuntime
+            from service.webmodels import RemoteWebModels
 
             self.runtime = RemoteRuntime(runner)
             self.manager = RemoteManager(runner, self.runtime)
+            self.web = RemoteWebModels(runner)
         else:
             self.runtime = Runtime(max_batch=settings.max_batch, queue_size=settings.queue_size,
                                    intra_op_threads=settings.intra_op_threads,
                                    inter_op_threads=settings.inter_op_threads)
             self.manager = Manager(settings.models, settings.labels, self.runtime)
+            self.web = WebModels(self.manager, lambda: self.runtime.load_options)
         self.configure(settings)
 
     def configure(self, settings: Settings) -> None:

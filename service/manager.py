@@ -308,6 +308,11 @@ class Manager:
             raise ModelUnavailable(f"no version of {ref.name!r} is AVAILABLE", retry_after=1)
         return entry
 
+    def find(self, name: str, number: int) -> Version | None:
+        """One version as it is now, whatever its state."""
+        with self._lock:
+            return self.versions.get(name, {}).get(number)
+
     def default_version(self, name: str) -> Version | None:
         """What answers an unqualified request: the `default` label's version, else the highest AVAILABLE
         version the policy serves, else (while a replacement loads) the highest AVAILABLE at all."""

@@ -65,7 +65,7 @@ class Pipeline:
                     errors[version.name] = (f"the model gave {rows.shape[1]} scores for {len(version.spec.labels)}"
                                             " labels; its labels file does not match the graph")
                 elif rows is not None:
-                    scores[version.name] = _probabilities(rows, version.spec.softmax)
+                    scores[version.name] = probabilities(rows, version.spec.softmax)
             if not scores:
                 raise ModelUnavailable("every model failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
             self._shadow(versions, feeds, scores)
@@ -140,7 +140,8 @@ def _to_pixels(index: int, point, units: str, width: int, height: int) -> tuple[
     return float(x), float(y)
 
 
-def _probabilities(rows: np.ndarray, softmax: bool) -> np.ndarray:
+def probabilities(rows: np.ndarray, softmax: bool) -> np.ndarray:
+    """A model's output rows -> the scores answered (the browser's copy: static/inbrowser/preprocess.js)."""
     scores = rows.astype(np.float64)
     if softmax:
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))

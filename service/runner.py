@@ -23,7 +23,7 @@ class RunnerService:
         self.engine = engine
         self.buckets = MemoryBuckets()
         self.handlers = {"infer": self.infer, "state": self.state, "shadow": self.shadow, "take": self.take,
-                         "poll": self.poll, "ping": lambda: time.monotonic()}
+                         "poll": self.poll, "web": self.engine.web.get, "ping": lambda: time.monotonic()}
 
     def serve(self, address: str, secret: bytes) -> Server:
         return Server(address, secret, self.handlers)

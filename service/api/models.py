@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import cherrypy
 
-from service.api import serving
+from service.api import serving, web
 from service.api.errors import json_endpoint, require_method
 from service.engine import Engine
-from service.manager import Version
+from service.manager import State, Version
 
 
 class Models:
@@ -17,13 +17,16 @@ class Models:
 
     @cherrypy.expose
     def default(self, *vpath, **params):
+        if web.is_web_path(vpath):  # /v1/models/{name}/versions/{v}/web/...: the browser's copy
+            return web.handle(self.engine, vpath)
         if vpath:  # /v1/models/{name}...: TensorFlow Serving's routes
             return serving.handle(self.engine)
         return self._listing()
 
     index = default  # CherryPy calls index for the collection, default for paths below it
     # Checked before a body is read (service/api/errors.py: the methods tool), so PUT is a 405, not a 411.
-    default.allowed_methods = lambda *vpath: ("GET", "HEAD", "POST") if vpath else ("GET", "HEAD")
+    default.allowed_methods = lambda *vpath: ("GET", "HEAD", "POST") if vpath and not web.is_web_path(vpath) \
+        else ("GET", "HEAD")
 
     @json_endpoint
     def _listing(self):
@@ -54,8 +57,15 @@ class Models:
                 "backend_reason": v.backend_reason or None,
                 "error": v.error or None, "reason": v.reason or None, "load_ms": v.load_ms,
                 "run_ms": round(v.cost_ms, 3), **({"shadow": _shadow(v)} if v.shadow else {}),
+                **({"web": web.manifest_url(name, v.version)} if _for_the_browser(v) else {}),
             } for v in versions],
         }
+
+
+def _for_the_browser(version: Version) -> bool:
+    """Whether the page may ask for a web copy: a serving version whose input is not encoded JPEG bytes
+    (one tf2onnx cannot convert is refused when asked, with the reason)."""
+    return version.state is State.AVAILABLE and version.spec is not None and version.spec.input.kind != "encoded"
 
 
 def _shadow(version: Version) -> dict:

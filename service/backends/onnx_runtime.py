@@ -28,8 +28,9 @@ class OnnxServable:
     backend = BACKEND
 
     def __init__(self, spec: ModelSpec, session: ort.InferenceSession, input_name: str, output_name: str,
-                 batched: bool, reason: str = ""):
+                 batched: bool, reason: str = "", model: bytes | Path | None = None):
         self.spec, self.session, self.input_name, self.output_name = spec, session, input_name, output_name
+        self.model = model  # what the session was opened on: the web copy (backends/web_export.py) is it
         self.batched = batched  # False for a model exported with a fixed batch of 1: one row per run
         self.reason = reason  # why ONNX Runtime runs it (shown in status)
 
@@ -92,7 +93,7 @@ def load(spec: ModelSpec, model: bytes | Path, intra_op_threads: int, source: st
     if isinstance(classes, int) and classes != len(spec.labels):
         raise ModelConfigError(
             f"{spec.name}: the output has {classes} classes but the labels file has {len(spec.labels)} lines")
-    return OnnxServable(spec, session, feed.name, fetch.name, batched, reason)
+    return OnnxServable(spec, session, feed.name, fetch.name, batched, reason, model)
 
 
 def _find(nodes, name: str):
