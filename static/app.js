@@ -1,10 +1,14 @@
 // Pinpoint's test page: choose, drop or paste an image (or name one on the server), click a point or
 // move the keyboard cursor to it, and read every model's top labels, with the window each model saw.
-// Plain browser JavaScript; it speaks the same HTTP API as any client (docs/api.md).
+// Plain browser JavaScript; it speaks the same HTTP API as any client (docs/api.md). "Run on: this
+// browser" runs the same models here instead (static/inbrowser/run.js, loaded when first chosen): the
+// image is then neither uploaded nor stored; "both" runs each point on both and compares the answers.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORAGE = "pinpoint.apiKey";
+const RUN_ON_STORAGE = "pinpoint.runOn";      // "server", "browser" or "both" (localStorage)
+const FLOAT16_STORAGE = "pinpoint.float16";   // "1": the browser runs the float16 copies
 const RETRIES = 4;  // a 503 with Retry-After (models loading, queue full) is tried again this many times
 const COLORS = ["#e8590c", "#12b76a", "#7a5af8", "#0ba5ec", "#ee46bc", "#eaaa08"];
 
@@ -17,9 +21,12 @@ const state = {
   pendingFile: null,   // a file being sent, or waiting for an API key
   cursor: null,        // {x, y}: the keyboard cursor, in image pixels
   point: null,         // {x, y}: the point last asked about in this image
-  history: [],         // [{point, answer, elapsedMs}]: every answer for this image
+  history: [],         // [{point, where, answer, elapsedMs, server?, browser?, disagree?}]: every answer
+                       // for this image; answer is the one shown first (the server's in "both"), and in
+                       // "both" server and browser hold each side's {answer, ms} or {error, ms}
   shown: -1,           // the history entry on screen, -1 for none
   asked: 0,            // requests sent; only the latest one's answer is put on screen
+  runOn: "server",     // where a point is classified: "server", "browser" or "both"
 };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -210,10 +217,109 @@ function classifyAgain() {
 $("top-k").addEventListener("change", classifyAgain);
 $("show-windows").addEventListener("change", () => state.shown >= 0 && drawWindows(state.history[state.shown]));
 
+// ---- where the models run: the server, this browser, or both ----
+const RUN_ON_NOTES = {
+  server: "Each point is classified on the server (the image is stored there once).",
+  browser: "The models run in this browser: the image is neither uploaded nor stored; each model version is " +
+    "downloaded once. Images on the server (the form below) are still classified there.",
+  both: "Each point is classified on the server and in this browser; the answers are shown side by side and " +
+    "compared. Images on the server are classified there only.",
+};
+
+function remembered(key, fallback) {
+  try {
+    return localStorage.getItem(key) ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function keep(key, value) {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    // storage refused (a private window): the choice holds for this visit only
+  }
+}
+
+function setRunOn(where) {
+  state.runOn = RUN_ON_NOTES[where] ? where : "server";
+  for (const radio of document.querySelectorAll("input[name=run-on]")) radio.checked = radio.value === state.runOn;
+  $("run-on-note").textContent = RUN_ON_NOTES[state.runOn];
+  $("float16-choice").hidden = state.runOn === "server";
+  if (state.runOn !== "server") {
+    inBrowser().catch((error) => showError(`The models cannot run in this browser: ${error.message}`));
+  }
+}
+
+for (const radio of document.querySelectorAll("input[name=run-on]")) {
+  radio.addEventListener("change", () => {
+    keep(RUN_ON_STORAGE, radio.value);
+    setRunOn(radio.value);
+    classifyAgain();
+  });
+}
+$("float16").checked = remembered(FLOAT16_STORAGE, "") === "1";
+$("float16").addEventListener("change", () => {
+  keep(FLOAT16_STORAGE, $("float16").checked ? "1" : "");
+  if (state.runOn !== "server") classifyAgain();
+});
+
+// static/inbrowser/run.js (global PinpointBrowser; it loads onnxruntime-web and the preprocessing port),
+// fetched only once "this browser" or "both" is chosen: a server-only visit downloads none of it.
+let browserLoading = null, listening = false;
+function inBrowser() {
+  browserLoading ??= new Promise((resolve, reject) => {
+    if (globalThis.PinpointBrowser) return resolve();
+    const script = Object.assign(document.createElement("script"), { src: "/static/inbrowser/run.js" });
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => {
+      script.remove();
+      reject(new Error("/static/inbrowser/run.js could not be loaded"));
+    });
+    document.head.append(script);
+  }).then(() => {
+    if (!listening) PinpointBrowser.onDownload(showDownload);
+    listening = true;
+    return PinpointBrowser.ready();
+  }).then(() => PinpointBrowser).catch((error) => {
+    browserLoading = null;  // tried again on the next click
+    throw error;
+  });
+  return browserLoading;
+}
+
+// What each model version cost to bring into this browser, once per version and variant.
+function showDownload({ model, version, variant, bytes, ms }) {
+  const line = $("downloads");
+  if (!line.childElementCount) line.append("Downloaded to this browser: ");
+  const item = Object.assign(document.createElement("span"), { className: "download",
+    textContent: `${model} v${version}: ${(bytes / 1e6).toFixed(2)} MB in ${ms.toFixed(0)} ms (${variant})` });
+  Object.assign(item.dataset, { model, version, variant, bytes, ms: ms.toFixed(1) });
+  line.append(item);
+  line.hidden = false;
+}
+
+// The pixels this browser decoded from a file (EXIF orientation applied, as the server does), once.
+function decodeHere(file) {
+  return inBrowser().then((browser) => browser.pixelsOf(file));
+}
+
+function pixelsOf(source) {
+  source.pixels ??= decodeHere(source.file).catch((error) => {
+    source.pixels = null;
+    throw error;
+  });
+  return source.pixels;
+}
+
+const FORMATS = { "image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP", "image/gif": "GIF", "image/bmp": "BMP" };
+
 // ---- choosing an image ----
-// The image goes to the server once (POST /v1/images), as a product would send it; each click then
-// names it by id. It is shown only once the server has taken it, so a refused file leaves the
-// previous image (if any) in place, and the file chooser is always there.
+// On the server, the image goes up once (POST /v1/images), as a product would send it; each click then
+// names it by id. In this browser only, it is decoded here and sent nowhere. It is shown only once it
+// has been taken, so a refused file leaves the previous image (if any) in place, and the file chooser
+// is always there.
 async function useFile(file) {
   if (!file) return;
   if (!file.type.startsWith("image/") && file.type !== "") {
@@ -221,20 +327,26 @@ async function useFile(file) {
     return;
   }
   state.pendingFile = file;
-  setStatus(`Sending ${file.name}…`);
-  let stored;
+  const here = state.runOn === "browser";
+  setStatus(here ? `Reading ${file.name} (it stays in this browser)…` : `Sending ${file.name}…`);
+  let stored, pixels;
   try {
-    stored = await storeImage(file);
+    if (here) {
+      pixels = await decodeHere(file);
+    } else {
+      stored = await storeImage(file);
+    }
   } catch (error) {
     if (state.pendingFile !== file) return;
     if (error.status !== 401) state.pendingFile = null;  // kept until a key is given
-    showError(`${file.name} cannot be classified: ${error}`);
+    showError(here ? `${file.name} cannot be read in this browser: ${error.message}` : `${file.name} cannot be classified: ${error}`);
     return;
   }
   if (state.pendingFile !== file) return;  // another file was chosen meanwhile
   state.pendingFile = null;
-  setSource({ kind: "file", name: file.name, file, imageId: stored.image_id, url: URL.createObjectURL(file) },
-            stored.width, stored.height);
+  setSource({ kind: "file", name: file.name, file, imageId: stored?.image_id ?? null, url: URL.createObjectURL(file),
+              pixels: pixels ? Promise.resolve(pixels) : null },
+            stored?.width ?? pixels.width, stored?.height ?? pixels.height);
   setStatus(`${file.name}: click on the image (or focus it, move with the arrow keys and press Enter) to classify a point.`);
 }
 
@@ -367,24 +479,86 @@ async function classifyAt(point) {
   if (!options) return;
   $("point").textContent = `Point (${point.x}, ${point.y}) of ${state.width}×${state.height}`;
   placeCursor();
-  const document_ = source.kind === "file" ? { image_id: source.imageId } : { path: source.path };
-  Object.assign(document_, { x: point.x, y: point.y }, options);
-  const asked = ++state.asked, started = performance.now();
-  let answer;
-  try {
-    answer = await classify(document_);
-  } catch (error) {
-    if (error.code !== "not_found" || source.kind !== "file" || state.source !== source) return failed(error, asked);
-    // The stored copy expired or was deleted on the server: store the same image again, once.
-    try {
-      source.imageId = (await storeImage(source.file)).image_id;
-      document_.image_id = source.imageId;
-      answer = await classify(document_);
-    } catch (again) {
-      return failed(again, asked);
+  const where = source.kind === "path" ? "server" : state.runOn;  // a server image is classified where it is
+  const asked = ++state.asked;
+  const server = where === "browser" ? null : await timed(() => onServer(source, point, options));
+  // In "both", this browser runs the versions that answered on the server.
+  const browser = where === "server" ? null : await timed(() => inThisBrowser(source, point, options, server?.answer));
+  const runs = [server, browser].filter(Boolean);
+  if (runs.every((run) => run.error)) return failed(runs[0].error, asked);
+  if (state.source !== source) return;
+  const shown = runs.find((run) => run.answer);
+  const entry = { point: { x: point.x, y: point.y }, where, answer: shown.answer, elapsedMs: shown.ms };
+  if (where === "both") {
+    Object.assign(entry, { server, browser });
+    if (server.answer && browser.answer) {
+      entry.disagree = PinpointBrowser.disagreements(server.answer, browser.answer,
+                                                     PinpointBrowser.tolerance(browser.answer.variant));
     }
   }
-  if (state.source === source) remember(answer, performance.now() - started, asked);
+  remember(entry, asked);
+}
+
+// {answer, ms} or {error, ms}: ms is the round trip on the server, crop + inference in this browser.
+async function timed(run) {
+  const started = performance.now();
+  try {
+    const answer = await run();
+    return { answer, ms: performance.now() - started };
+  } catch (error) {
+    return { error, ms: performance.now() - started };
+  }
+}
+
+async function onServer(source, point, options) {
+  if (source.kind === "file" && !source.imageId) {  // chosen while "this browser" was on: stored now
+    setStatus(`Sending ${source.name}…`);
+    source.imageId = (await storeImage(source.file)).image_id;
+  }
+  const document_ = source.kind === "file" ? { image_id: source.imageId } : { path: source.path };
+  Object.assign(document_, { x: point.x, y: point.y }, options);
+  try {
+    return await classify(document_);
+  } catch (error) {
+    if (error.code !== "not_found" || source.kind !== "file" || state.source !== source) throw error;
+    // The stored copy expired or was deleted on the server: store the same image again, once.
+    source.imageId = (await storeImage(source.file)).image_id;
+    document_.image_id = source.imageId;
+    return classify(document_);
+  }
+}
+
+async function inThisBrowser(source, point, options, served) {
+  const browser = await inBrowser();
+  const pixels = await pixelsOf(source);
+  const runs = await browserRuns(options.models, served);
+  setStatus("Classifying in this browser…");
+  const headers = apiKey() ? { "X-API-Key": apiKey() } : {};
+  const answer = await browser.classify({
+    pixels, format: FORMATS[source.file.type] ?? "image", point, runs, topK: options.top_k,
+    variant: $("float16").checked ? "float16" : "float32", api, headers });
+  return answer;
+}
+
+// The versions to run here: those the server answered with, else each model's serving version; each
+// with its model.json when the server offers a browser copy (GET /v1/models: versions[].web).
+async function browserRuns(chosen, served) {
+  const names = chosen ?? state.models.map((model) => model.name);
+  const find = (name, version) => state.models.find((model) => model.name === name)?.versions
+    ?.find((entry) => entry.version === version);
+  const runs = [];
+  for (const name of names) {
+    const version = served?.models?.[name]?.version ?? state.models.find((model) => model.name === name)?.version;
+    let listed = find(name, version);
+    if (!listed) {  // loaded since the listing was read
+      await loadModels().catch(() => {});
+      listed = find(name, version);
+    }
+    const why = listed && listed.state !== "AVAILABLE"
+      ? `${name} v${version} is ${listed.state.toLowerCase()} on the server` : null;
+    runs.push({ name, version, web: why ? undefined : listed?.web, why });
+  }
+  return runs;
 }
 
 $("path-form").addEventListener("submit", async (event) => {
@@ -409,7 +583,7 @@ $("path-form").addEventListener("submit", async (event) => {
     : { x: document_.x, y: document_.y };
   state.cursor = { ...point };
   state.point = { ...point };
-  remember(answer, performance.now() - started, asked, point);
+  remember({ point, where: "server", answer, elapsedMs: performance.now() - started }, asked);
 });
 
 async function classify(document_) {
@@ -419,14 +593,15 @@ async function classify(document_) {
 
 function failed(error, asked) {
   if (asked !== state.asked) return;  // a later request is on its way; its answer counts
+  if (!(error instanceof ApiError)) return showError(`In this browser: ${error?.message ?? error}`);
   const hint = error.code === "path_forbidden"
     ? " (the path must be inside the image root the server was started with, --image-root)" : "";
   showError(`${error.message}${hint} [${error.status} ${error.code}]`);
 }
 
 // ---- the answers of this image ----
-function remember(answer, elapsedMs, asked, point = answer.predictions[0].point) {
-  state.history.push({ point, answer, elapsedMs });
+function remember(entry, asked) {
+  state.history.push(entry);
   if (asked === state.asked) {
     show(state.history.length - 1);
   } else {
@@ -443,7 +618,7 @@ function show(index) {
   placeMarker(entry.point);
   drawWindows(entry);
   learnVersions(entry);
-  render(entry.answer, entry.elapsedMs);
+  render(entry);
   renderHistory();
 }
 
@@ -455,7 +630,9 @@ function renderHistory() {
     const tops = Object.entries(entry.answer.predictions[0].results).sort(([a], [b]) => byModel(a, b))
       .map(([model, labels]) => `${model} ${labels[0]?.label}`);
     const failures = Object.keys(entry.answer.errors || {}).map((model) => `${model} failed`);
-    button.textContent = `(${round2(entry.point.x)}, ${round2(entry.point.y)}) · ${[...tops, ...failures].join(", ")}`;
+    const where = { server: "", browser: " · in this browser",
+      both: entry.disagree && Object.keys(entry.disagree).length ? " · both: they disagree" : " · both" }[entry.where];
+    button.textContent = `(${round2(entry.point.x)}, ${round2(entry.point.y)}) · ${[...tops, ...failures].join(", ")}${where}`;
     if (index === state.shown) button.setAttribute("aria-current", "true");
     button.addEventListener("click", () => show(index));
     item.append(button);
@@ -555,34 +732,113 @@ function drawWindows(entry) {
 }
 
 // ---- showing ----
-function render(answer, elapsedMs) {
-  const prediction = answer.predictions[0];
-  const results = Object.entries(prediction.results).sort(([a], [b]) => byModel(a, b));
+// One card per model; in "both", the server's and this browser's cards of a model side by side, with
+// whether they agree (the same top label, and every score of the server's top-k within the tolerance).
+function render(entry) {
+  const results = $("results");
+  results.dataset.where = entry.where;
+  if (entry.where !== "both") {
+    results.replaceChildren(...answerCards(entry.answer, entry.where, entry.elapsedMs));
+  } else {
+    results.replaceChildren(...pairs(entry));
+  }
+  $("meta").textContent = metaLine(entry);
+}
+
+function answerCards(answer, where, elapsedMs) {
+  const results = Object.entries(answer.predictions[0].results).sort(([a], [b]) => byModel(a, b));
   const cards = results.map(([model, labels]) => {
-    const card = modelCard(model, answer);
+    const card = modelCard(model, answer, where, elapsedMs);
     card.append(...labels.map(scoreRow));
-    offerFeedback(card, model, labels, answer);
+    offerFeedback(card, model, labels, answer);  // server answers only: feedback names a request_id
     return card;
   });
   for (const [model, message] of Object.entries(answer.errors || {})) {
-    const card = modelCard(model, answer);
+    const card = modelCard(model, answer, where, elapsedMs);
+    card.dataset.failed = "true";
     card.append(Object.assign(document.createElement("p"), { className: "failed", textContent: message }));
     cards.push(card);
   }
-  $("results").replaceChildren(...cards);
-  const timings = Object.entries(answer.timings_ms).map(([stage, ms]) => `${stage} ${ms} ms`).join(" · ");
-  $("meta").textContent = `${answer.image.width}×${answer.image.height} ${answer.image.format} at ` +
-    `(${prediction.point.x}, ${prediction.point.y}) · ${timings} · round trip ${elapsedMs.toFixed(0)} ms · ` +
-    `request ${answer.request_id}`;
+  return cards;
 }
 
-function modelCard(model, answer) {
+const SIDES = { server: "server", browser: "this browser" };
+
+function pairs(entry) {
+  const rows = [];
+  const cards = {};
+  for (const where of ["server", "browser"]) {
+    const run = entry[where];
+    if (run.error) {
+      const message = run.error instanceof ApiError ? String(run.error) : run.error?.message ?? String(run.error);
+      const failure = Object.assign(document.createElement("p"), { className: "side-failed",
+        textContent: `On ${SIDES[where]}: ${message}` });
+      failure.dataset.where = where;
+      rows.push(failure);
+    }
+    cards[where] = new Map(run.answer ? answerCards(run.answer, where, run.ms).map((card) => [card.dataset.model, card]) : []);
+  }
+  const models = [...new Set([...cards.server.keys(), ...cards.browser.keys()])].sort(byModel);
+  for (const model of models) {
+    const pair = Object.assign(document.createElement("div"), { className: "pair" });
+    pair.dataset.model = model;
+    for (const where of ["server", "browser"]) {
+      pair.append(cards[where].get(model) ?? Object.assign(document.createElement("div"), { className: "card model missing" }));
+    }
+    const compared = ["server", "browser"].every((where) => entry[where].answer?.predictions[0].results[model]);
+    if (compared) {
+      const reasons = entry.disagree?.[model];
+      const tolerance = PinpointBrowser.tolerance(entry.browser.answer.variant);
+      const verdict = Object.assign(document.createElement("p"), { className: reasons ? "verdict differs" : "verdict same" });
+      verdict.textContent = reasons
+        ? `⚠ ${model}: the server and this browser disagree: ${reasons.join("; ")}`
+        : `✓ ${model}: the same answer (scores within ${tolerance})`;
+      pair.dataset.agree = String(!reasons);
+      pair.append(verdict);
+    }
+    rows.push(pair);
+  }
+  return rows;
+}
+
+function metaLine(entry) {
+  const answer = entry.answer;
+  const point = answer.predictions[0].point;
+  const where = `${answer.image.width}×${answer.image.height} ${answer.image.format} at (${point.x}, ${point.y})`;
+  const server = (run) => {
+    const timings = Object.entries(run.answer.timings_ms).map(([stage, ms]) => `${stage} ${ms} ms`).join(" · ");
+    return `${timings} · round trip ${run.ms.toFixed(0)} ms · request ${run.answer.request_id}`;
+  };
+  const browser = (run) => `in this browser (${run.answer.variant}): ` +
+    `${run.ms.toFixed(0)} ms in all, ${browserMs(run.answer).toFixed(1)} ms cropping and running the models`;
+  if (entry.where === "server") return `${where} · ${server({ answer, ms: entry.elapsedMs })}`;
+  if (entry.where === "browser") return `${where} · ${browser({ answer, ms: entry.elapsedMs })} · nothing was sent to the server`;
+  return [where, entry.server.answer ? `server: ${server(entry.server)}` : "server: failed",
+          entry.browser.answer ? browser(entry.browser) : "this browser: failed"].join(" · ");
+}
+
+// Crop + inference time of one model in a browser answer, or of all of them.
+function browserMs(answer, model = null) {
+  return Object.entries(answer.timings_ms)
+    .filter(([stage]) => model ? stage === `${model} crop` || stage === `${model} inference` : stage !== "total")
+    .reduce((sum, [, ms]) => sum + ms, 0);
+}
+
+function modelCard(model, answer, where = "server", elapsedMs = 0) {
   const card = document.createElement("article");
   card.className = "card model";
   card.style.setProperty("--color", modelColor(model));
+  const version = answer.models[model]?.version;
+  Object.assign(card.dataset, { model, where, version: version ?? "" });
   const title = document.createElement("h3");
-  const version = Object.assign(document.createElement("small"), { textContent: `v${answer.models[model]?.version ?? "?"}` });
-  title.append(model, " ", version);
+  title.append(model, " ", Object.assign(document.createElement("small"), { textContent: `v${version ?? "?"}` }));
+  if (where === "browser" || state.runOn !== "server") {
+    const ms = where === "browser" ? browserMs(answer, model) : elapsedMs;
+    card.dataset.ms = ms.toFixed(2);
+    title.append(" ", Object.assign(document.createElement("small"), { className: "where",
+      textContent: where === "browser" ? `· this browser · ${ms.toFixed(1)} ms (${answer.variant})`
+                                       : `· server · ${ms.toFixed(0)} ms round trip` }));
+  }
   card.append(title);
   return card;
 }
@@ -590,6 +846,7 @@ function modelCard(model, answer) {
 function scoreRow({ label, score }) {
   const row = document.createElement("div");
   row.className = "score";
+  Object.assign(row.dataset, { label, score: String(score) });
   const name = Object.assign(document.createElement("span"), { className: "label", textContent: label });
   const bar = Object.assign(document.createElement("span"), { className: "bar" });
   const fill = document.createElement("span");
@@ -727,4 +984,5 @@ async function sendFeedback(card, model, answer, label) {
   card.querySelector(".feedback .other-toggle").setAttribute("aria-expanded", "false");
 }
 
+setRunOn(remembered(RUN_ON_STORAGE, "server"));
 start();
