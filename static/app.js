@@ -648,31 +648,9 @@ function modelIndex(name) {
 const byModel = (a, b) => modelIndex(a) - modelIndex(b) || a.localeCompare(b);
 const modelColor = (name) => COLORS[modelIndex(name) % COLORS.length];
 
-// The region each model was given, computed as the server cuts it (service/imaging.py crop_box).
-function cropBox(crop, width, height, x, y) {
-  let windowWidth, windowHeight;
-  if (crop.box) {
-    [windowWidth, windowHeight] = crop.box;
-  } else {
-    const fraction = crop.fraction || 0;
-    windowWidth = Math.max(fraction * width, crop.min_px);
-    windowHeight = Math.max(fraction * height, crop.min_px);
-  }
-  windowWidth = Math.min(windowWidth, width);
-  windowHeight = Math.min(windowHeight, height);
-  if (crop.keep_aspect) {
-    const aspect = crop.width / crop.height;
-    if (windowWidth / windowHeight > aspect) {
-      windowWidth = windowHeight * aspect;
-    } else {
-      windowHeight = windowWidth / aspect;
-    }
-  }
-  // Centred on the point, then shifted (not padded) to stay inside the image.
-  const left = Math.min(Math.max(x - windowWidth / 2, 0), width - windowWidth);
-  const top = Math.min(Math.max(y - windowHeight / 2, 0), height - windowHeight);
-  return [left, top, left + windowWidth, top + windowHeight];
-}
+// The region each model was given, computed as the server cuts it (service/imaging.py crop_box),
+// by the same code the in-browser preprocessing uses (static/inbrowser/preprocess.js).
+function cropBox(crop, width, height, x, y) { return PinpointPreprocess.cropBox(crop, width, height, x, y); }
 
 // The crop spec of the version that answered (versions of a model may cut differently).
 function cropOf(model, version) {
