@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import sys
 import time
 import zlib
@@ -142,3 +143,25 @@ def scrape(server) -> dict:
 
 def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+class Clients:
+    """Threads asking a server all the time while a with-block runs (clients under load in the
+    lifecycle and worker tests); a subclass's `_client()` loops until `self.stopping` is set."""
+
+    def __init__(self, clients: int):
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def _client(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(30)

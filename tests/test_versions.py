@@ -4,14 +4,13 @@ survive a broken one, pin versions and labels per request, and set policies in m
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 
 import pytest
 import requests
 
 import graphs
-from fixtures import assert_error, split_image, start_server, stop_server
+from fixtures import Clients, assert_error, split_image, start_server, stop_server
 from service.remote import REFRESH_S
 
 RED_POINT = "x=10&y=50"  # the left half of split_image() is red; tint v1 says red, the published v2 blue
@@ -45,12 +44,12 @@ def lifecycle(tmp_path):
     stop_server(server)
 
 
-class SteadyLoad:
+class SteadyLoad(Clients):
     """Clients asking all the time, from threads, over real HTTP; every answer is kept."""
 
     def __init__(self, server, clients=4):
-        self.server, self.answers, self.stopping = server, [], threading.Event()
-        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
+        super().__init__(clients)
+        self.server, self.answers = server, []
 
     def _client(self):
         while not self.stopping.is_set():
@@ -59,16 +58,6 @@ class SteadyLoad:
             self.answers.append((response.status_code, body.get("models", {}).get("tint", {}).get("version"),
                                  body["predictions"][0]["results"]["tint"][0]["label"]
                                  if response.status_code == 200 else body))
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(30)
 
 
 def test_a_published_version_takes_over_and_a_removed_one_rolls_back_without_a_failed_request(lifecycle):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import requests
 
 import graphs
 from service.processes import children
-from fixtures import assert_error, free_port, scrape, split_image, start_server, value, wait_until
+from fixtures import Clients, assert_error, free_port, scrape, split_image, start_server, value, wait_until
 
 
 def pids(server) -> dict[str, list[int]]:
@@ -38,13 +37,12 @@ def classify(url, session=None, timeout=10):
                                       headers={"Content-Type": "image/png"}, timeout=timeout)
 
 
-class Load:
+class Load(Clients):
     """Clients asking all the time; each outcome kept: a status code or the exception's name."""
 
     def __init__(self, url, clients=6, fresh_connections=False):
-        self.url, self.outcomes, self.stopping = url, [], threading.Event()
-        self.fresh = fresh_connections
-        self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
+        super().__init__(clients)
+        self.url, self.outcomes, self.fresh = url, [], fresh_connections
 
     def _client(self):
         session = None if self.fresh else requests.Session()
@@ -56,16 +54,6 @@ class Load:
                 outcome = type(error).__name__
                 session = None if self.fresh else requests.Session()
             self.outcomes.append((outcome, time.monotonic() - started))
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(30)
 
     def statuses(self):
         return [outcome for outcome, _ in self.outcomes]
