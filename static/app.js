@@ -267,9 +267,9 @@ $("float16").addEventListener("change", () => {
 
 // static/inbrowser/run.js (global PinpointBrowser; it loads onnxruntime-web and the preprocessing port),
 // fetched only once "this browser" or "both" is chosen: a server-only visit downloads none of it.
-let browserLoading = null, listening = false;
-function inBrowser() {
-  browserLoading ??= new Promise((resolve, reject) => {
+let browserScript = null;
+function browserCode() {
+  browserScript ??= new Promise((resolve, reject) => {
     if (globalThis.PinpointBrowser) return resolve();
     const script = Object.assign(document.createElement("script"), { src: "/static/inbrowser/run.js" });
     script.addEventListener("load", resolve);
@@ -279,14 +279,18 @@ function inBrowser() {
     });
     document.head.append(script);
   }).then(() => {
-    if (!listening) PinpointBrowser.onDownload(showDownload);
-    listening = true;
-    return PinpointBrowser.ready();
-  }).then(() => PinpointBrowser).catch((error) => {
-    browserLoading = null;  // tried again on the next click
+    PinpointBrowser.onDownload(showDownload);
+    return PinpointBrowser;
+  }).catch((error) => {
+    browserScript = null;  // tried again on the next click
     throw error;
   });
-  return browserLoading;
+  return browserScript;
+}
+
+// PinpointBrowser once onnxruntime-web is loaded too.
+function inBrowser() {
+  return browserCode().then((browser) => browser.ready().then(() => browser));
 }
 
 // What each model version cost to bring into this browser, once per version and variant.
@@ -302,7 +306,7 @@ function showDownload({ model, version, variant, bytes, ms }) {
 
 // The pixels this browser decoded from a file (EXIF orientation applied, as the server does), once.
 function decodeHere(file) {
-  return inBrowser().then((browser) => browser.pixelsOf(file));
+  return browserCode().then((browser) => browser.pixelsOf(file));
 }
 
 function pixelsOf(source) {

@@ -168,11 +168,15 @@ def test_in_browser_mode_the_image_stays_here_and_the_models_come_from_the_cache
         choose(first, photos[0])
         classify(first, 0.4, 0.6)
         classify(first, 0.9, 0.1)
+        first.focus("#picture")  # and from the keyboard
+        first.keyboard.press("Shift+ArrowLeft")
+        first.keyboard.press("Enter")
+        first.wait_for_function("document.querySelectorAll('#history button').length === 3")
         shown = answers(first)
         assert set(shown) == {"browser"} and set(shown["browser"]) == set(MODELS)
         assert not any(card["feedback"] for card in shown["browser"].values())  # no request_id to name
         assert "nothing was sent to the server" in first.locator("#meta").inner_text()
-        assert first.locator("#history button").count() == 2
+        assert first.locator("#history button").all_inner_texts()[0].endswith("· in this browser")
         assert_private(first)
         files = served_model_files(demo)
         assert files, "the model files were not downloaded from this server"
@@ -246,4 +250,19 @@ def test_both_mode_flags_a_disagreement(browser, demo, photos):
     assert "color: the server and this browser disagree: top-1 differs" in flags[0]
     assert "top-1" not in flags[1] and "theme" in flags[1]
     assert page.locator("#history button").first.inner_text().endswith("both: they disagree")
+    page.close()
+
+
+def test_a_runtime_that_cannot_load_is_an_error_not_silence(browser, demo, photos):
+    page = open_page(browser, demo, routes=[("**/onnxruntime-web/ort.wasm.min.js", lambda route: route.abort())])
+    page.wait_for_selector("#models li.state-AVAILABLE")
+    run_on(page, "browser")
+    page.wait_for_selector("#status.error")
+    assert "The models cannot run in this browser" in page.locator("#status").inner_text()
+    choose(page, photos[0])  # the image is still read here (decoding needs no runtime)
+    click_at(page, 0.5, 0.5)
+    page.wait_for_function("document.querySelector('#status').textContent.includes('In this browser: the in-browser "
+                           "runtime could not be loaded')")
+    assert page.locator("#results article").count() == 0
+    assert not [url for method, url, _, _ in page.sent if method == "POST"]
     page.close()

@@ -30,10 +30,20 @@ const PinpointBrowser = (() => {
     });
   }
 
+  // The preprocessing port (index.html loads it; loaded here if it did not), once.
+  let porting = null;
+  function preprocessing() {
+    porting ??= (globalThis.PinpointPreprocess ? Promise.resolve() : loadScript(PREPROCESS)).catch((error) => {
+      porting = null;
+      throw new Error(`the in-browser preprocessing could not be loaded (${error.message})`);
+    });
+    return porting;
+  }
+
   // Loads onnxruntime-web and the preprocessing port (once; again after a failure).
   function ready() {
     loading ??= Promise.all([
-      globalThis.PinpointPreprocess ? null : loadScript(PREPROCESS),
+      preprocessing(),
       globalThis.ort ? null : loadScript(`${VENDOR}ort.wasm.min.js`),
     ]).then(() => {
       ort.env.wasm.wasmPaths = VENDOR;
@@ -188,8 +198,8 @@ const PinpointBrowser = (() => {
   return {
     ready, classify, disagreements, downloads,
     onDownload: (listener) => listeners.push(listener),
-    pixelsOf: async (blob) => {
-      await ready();
+    pixelsOf: async (blob) => {  // decoding needs no runtime: an image can be chosen while it loads
+      await preprocessing();
       return PinpointPreprocess.pixelsOf(blob);
     },
     tolerance: (variant) => (variant === "float16" ? 0.05 : 0.02),
