@@ -19,7 +19,7 @@ from service.errors import ModelUnavailable, NotFound, PointOutOfBounds
 from service.manager import Manager, StaleVersions, Version
 from service.preprocess import prepare
 from service.request import (ClassifyRequest, ClassifyResult, ImageInfo, ImageSource, Label, ModelAnswer,
-                             PointResult, ServerPath, StoredImage, Upload)
+                             PointResult, ServerPath, Upload)
 from service.store import ImageStore
 
 log = structlog.get_logger("pinpoint.pipeline")

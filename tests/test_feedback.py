@@ -11,14 +11,12 @@ import io
 import json
 import math
 import sqlite3
-import threading
 import time
 
 import pytest
-import requests
 from PIL import Image
 
-from feedback_client import LEFT, RIGHT, classify, give
+from feedback_client import LEFT, RIGHT, classify, give, many_clients
 from fixtures import assert_error, pinpoint, scrape, start_server, stop_server, value
 
 
@@ -190,25 +188,8 @@ def test_config_tells_clients_about_feedback_and_each_versions_labels(served):
 def test_twenty_threads_classifying_and_giving_feedback_lose_no_rows(served):
     before = _counts(served.db)
     samples_before = scrape(served)
-    errors, per_thread = [], 6
-
-    def client(number):
-        with requests.Session() as session:  # keep-alive, as a product's client: one worker per connection
-            for i in range(per_thread):
-                try:
-                    answer = classify(served, [LEFT, RIGHT], session=session)
-                    label = ("red", "green", "blue", "none")[(number + i) % 4]
-                    response = give(served, answer["request_id"], "tint", label, point=i % 2, session=session)
-                    if response.status_code != 201:
-                        errors.append(response.text)
-                except Exception as error:  # noqa: BLE001 - every failure is reported below
-                    errors.append(repr(error))
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    per_thread = 6
+    errors = many_clients(lambda n: served, lambda n: served, clients=20, per_client=per_thread)
     assert not errors, errors[:3]
     after = _counts(served.db)
     answers = 20 * per_thread

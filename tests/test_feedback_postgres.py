@@ -4,14 +4,11 @@ feedback through both, a restart. Skipped, naming the tool, where PostgreSQL is 
 
 from __future__ import annotations
 
-import itertools
-import threading
 
 import pytest
-import requests
 
 import postgres
-from feedback_client import LEFT, RIGHT, classify, give
+from feedback_client import LEFT, classify, give, many_clients
 from fixtures import assert_error, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(postgres.missing() is not None, reason=str(postgres.missing()))
@@ -40,27 +37,10 @@ def replicas(tmp_path_factory, repository, database):
 
 def test_twenty_threads_through_two_replicas_lose_nothing_and_both_report_the_same(replicas, database):
     before = {table: database.count(f"pinpoint_{table}") for table in ("requests", "predictions", "feedback")}
-    errors, per_thread = [], 5
-    labels = itertools.cycle(("red", "green", "blue", "none"))
-
-    def client(number):
-        # Classify on one replica, tell the other what the user chose: the log is the database's, not a process's.
-        asked, told = replicas[number % 2], replicas[(number + 1) % 2]
-        with requests.Session() as to_asked, requests.Session() as to_told:
-            for i in range(per_thread):
-                try:
-                    answer = classify(asked, [LEFT, RIGHT], models="tint,bright", session=to_asked)
-                    response = give(told, answer["request_id"], "tint", next(labels), point=i % 2, session=to_told)
-                    if response.status_code != 201:
-                        errors.append(response.text)
-                except Exception as error:  # noqa: BLE001 - every failure is reported below
-                    errors.append(repr(error))
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    per_thread = 5
+    # Classify on one replica, tell the other what the user chose: the log is the database's, not a process's.
+    errors = many_clients(lambda n: replicas[n % 2], lambda n: replicas[(n + 1) % 2], clients=20,
+                          per_client=per_thread, models="tint,bright")
     assert not errors, errors[:3]
     answers = 20 * per_thread
     assert database.count("pinpoint_requests") - before["requests"] == answers

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import requests
 
 import graphs
 from service.processes import children
-from fixtures import Clients, assert_error, free_port, scrape, split_image, start_server, value, wait_until
+from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
 
 
 def pids(server) -> dict[str, list[int]]:
