@@ -315,13 +315,18 @@ class Manager:
 
     def default_version(self, name: str) -> Version | None:
         """What answers an unqualified request: the `default` label's version, else the highest AVAILABLE
-        version the policy serves, else (while a replacement loads) the highest AVAILABLE at all."""
+        version the policy serves, else (while a replacement loads, or when it failed) the highest
+        AVAILABLE one that is not the shadow version."""
         versions = self.versions.get(name, {})
         labelled = self.labels.get(name, {}).get("default")
         if labelled is not None:
             return versions[labelled]
-        available = [entry for entry in versions.values() if entry.state is State.AVAILABLE]
-        preferred = [entry for entry in available if entry.version in self.chosen.get(name, ())]
+        chosen = self.chosen.get(name, ())
+        shadow = self.policies.get(name, policy.DEFAULT).shadow
+        # A shadow version is a candidate under watch: it answers only when asked for by number or label.
+        available = [entry for entry in versions.values() if entry.state is State.AVAILABLE
+                     and (entry.version != shadow or entry.version in chosen)]
+        preferred = [entry for entry in available if entry.version in chosen]
         return max(preferred or available, key=lambda entry: entry.version) if available else None
 
     def shadow_of(self, name: str, serving: Version) -> Version | None:

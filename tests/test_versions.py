@@ -168,3 +168,15 @@ def test_a_shadow_version_runs_off_the_answer_path_and_reports_agreement(lifecyc
                                   "red": {"compared": 10, "top1_agreement": 0.0}}
     metrics = lifecycle.get("/metrics").text
     assert 'pinpoint_shadow_compared_total{agreed="false",label="red",model="tint",version="2"} 10.0' in metrics
+
+
+def test_a_shadow_version_never_answers_for_the_policy_even_when_the_policy_version_failed(lifecycle):
+    (lifecycle.models / "models.toml").write_text("[tint]\nversions = {specific = [3]}\nshadow = 2\n")
+    graphs.publish_version(lifecycle.models, "tint", 2)  # reversed: it would say blue
+    graphs.publish_version(lifecycle.models, "tint", 3, graph=b"this is not a GraphDef")
+    wait_for(lambda: served(lifecycle) == {"1": "END", "2": "AVAILABLE", "3": "END"}, timeout=60)
+    time.sleep(2 * REFRESH_S)  # every API worker's copy of the runner's state has it
+    # The candidate under watch is not what the policy serves: an unqualified request is refused ...
+    assert_error(classify(lifecycle), 503, "model_unavailable")
+    # ... and it answers only when asked for by number.
+    assert classify(lifecycle, models="tint@2").json()["models"]["tint"]["version"] == 2
