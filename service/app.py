@@ -26,7 +26,7 @@ from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import SETTINGS, EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets
-from service import address, processes, protect
+from service import address, daemon, processes, protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -178,6 +178,7 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
     if daemonize:
         # Fork before anything starts: the Daemonizer runs at priority 65, the engine at 70.
         plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()
+        daemon.keep_umask(bus, Path(settings.log_file))
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
     EnginePlugin(bus, engine, reread_settings).subscribe()
     if hasattr(bus, "signal_handler"):

@@ -30,6 +30,17 @@ PIDFILE_WITHIN_S = 30  # the daemon writes its pidfile right after forking; with
 EXITED = "ENGINE Bus EXITED"  # CherryPy's last line, however the process ends
 
 
+def keep_umask(bus, log_file: Path) -> None:
+    """CherryPy's Daemonizer sets umask 0 in the daemon, so its pidfile, log, uploads and databases
+    would be world-writable: the log (which it opens while its umask is 0) is created here first, and
+    the umask `pinpoint start` ran with is put back right after the fork (65), before the pidfile (70)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.touch()
+    bus.subscribe("start", lambda: os.umask(umask), priority=66)
+
+
 def _pid_in(pidfile: Path) -> int | None:
     try:
         return int(pidfile.read_text().strip())

@@ -29,6 +29,7 @@ import cherrypy
 import structlog
 from cherrypy.process import plugins
 
+from service import daemon
 from service.config import Settings
 from service.ipc import Client
 
@@ -245,6 +246,7 @@ def supervise(settings: Settings, daemonize: bool) -> None:
     bus = _bus()
     if daemonize:
         plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()
+        daemon.keep_umask(bus, Path(settings.log_file))
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
     supervisor = Supervisor(bus, settings, listener, sys.argv[1:], run_dir)
     supervisor.subscribe()

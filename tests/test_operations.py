@@ -37,6 +37,8 @@ def test_daemon_starts_classifies_reloads_and_stops_cleanly(tmp_path):
     assert requests.get(url + "/readyz", timeout=5).status_code == 200  # `start && curl` works: it waited
     assert classify(url).json()["predictions"][0]["results"]["tint"][0]["label"] == "red"
     pid = int(pidfile.read_text())
+    for written in (pidfile, tmp_path / "var" / "pinpoint.log"):  # the daemon keeps the caller's umask
+        assert written.stat().st_mode & 0o022 == 0, oct(written.stat().st_mode)
     status = pinpoint("status", cwd=tmp_path, env=env)
     assert status.returncode == 0 and f"running (pid {pid}) on {url}/" in status.stdout
     assert status.stdout.count("API worker (pid") == os.cpu_count() and "model runner (pid" in status.stdout
