@@ -294,19 +294,24 @@ function inBrowser() {
 }
 
 // What each model version cost to bring into this browser, once per version and variant.
-function showDownload({ model, version, variant, bytes, ms }) {
+function showDownload({ model, version, variant, bytes, ms, createMs }) {
   const line = $("downloads");
   if (!line.childElementCount) line.append("Downloaded to this browser: ");
   const item = Object.assign(document.createElement("span"), { className: "download",
     textContent: `${model} v${version}: ${(bytes / 1e6).toFixed(2)} MB in ${ms.toFixed(0)} ms (${variant})` });
-  Object.assign(item.dataset, { model, version, variant, bytes, ms: ms.toFixed(1) });
+  Object.assign(item.dataset, { model, version, variant, bytes, ms: ms.toFixed(1), createMs: createMs.toFixed(1) });
   line.append(item);
   line.hidden = false;
 }
 
 // The pixels this browser decoded from a file (EXIF orientation applied, as the server does), once.
+// What the server would refuse (GET /v1/config: max_body_bytes, formats, max_pixels, max_side) is
+// refused here too, with the server's code and message, before any pixel is decoded.
 function decodeHere(file) {
-  return browserCode().then((browser) => browser.pixelsOf(file));
+  const config = state.config;
+  const limits = config && { max_body_bytes: config.max_body_bytes, max_pixels: config.max_pixels,
+                             max_side: config.max_side, formats: config.formats };
+  return browserCode().then((browser) => browser.pixelsOf(file, limits));
 }
 
 function pixelsOf(source) {
@@ -343,7 +348,9 @@ async function useFile(file) {
   } catch (error) {
     if (state.pendingFile !== file) return;
     if (error.status !== 401) state.pendingFile = null;  // kept until a key is given
-    showError(here ? `${file.name} cannot be read in this browser: ${error.message}` : `${file.name} cannot be classified: ${error}`);
+    // A refusal by the server's rules (error.code, in either place) reads the same; a decoder's failure says where.
+    showError(here && typeof error.code !== "string" ? `${file.name} cannot be read in this browser: ${error.message}`
+      : `${file.name} cannot be classified: ${error}`);
     return;
   }
   if (state.pendingFile !== file) return;  // another file was chosen meanwhile
@@ -597,7 +604,7 @@ async function classify(document_) {
 
 function failed(error, asked) {
   if (asked !== state.asked) return;  // a later request is on its way; its answer counts
-  if (!(error instanceof ApiError)) return showError(`In this browser: ${error?.message ?? error}`);
+  if (!(error instanceof ApiError)) return showError(`In this browser: ${typeof error?.code === "string" ? error : error?.message ?? error}`);
   const hint = error.code === "path_forbidden"
     ? " (the path must be inside the image root the server was started with, --image-root)" : "";
   showError(`${error.message}${hint} [${error.status} ${error.code}]`);
@@ -814,9 +821,10 @@ function modelCard(model, answer, where = "server", elapsedMs = 0) {
   Object.assign(card.dataset, { model, where, version: version ?? "" });
   const title = document.createElement("h3");
   title.append(model, " ", Object.assign(document.createElement("small"), { textContent: `v${version ?? "?"}` }));
+  // data-ms: this browser's crop + inference of the model, or the server's round trip of the request.
+  const ms = where === "browser" ? browserMs(answer, model) : elapsedMs;
+  card.dataset.ms = ms.toFixed(2);
   if (where === "browser" || state.runOn !== "server") {
-    const ms = where === "browser" ? browserMs(answer, model) : elapsedMs;
-    card.dataset.ms = ms.toFixed(2);
     title.append(" ", Object.assign(document.createElement("small"), { className: "where",
       textContent: where === "browser" ? `· this browser · ${ms.toFixed(1)} ms (${answer.variant})`
                                        : `· server · ${ms.toFixed(0)} ms round trip` }));

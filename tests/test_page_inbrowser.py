@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fixtures import start_server, stop_server
+from fixtures import decompression_bomb, start_server, stop_server
+from service.errors import image_too_large, round_size, size
 from test_page_browser import CHROMIUM, FLAGS, browser, choose, click_at, open_page  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
@@ -265,4 +266,57 @@ def test_a_runtime_that_cannot_load_is_an_error_not_silence(browser, demo, photo
                            "runtime could not be loaded')")
     assert page.locator("#results article").count() == 0
     assert not [url for method, url, _, _ in page.sent if method == "POST"]
+    page.close()
+
+
+def test_in_browser_mode_what_the_server_refuses_is_refused_here_before_decoding(browser, demo, photos, tmp_path):
+    """A decompression bomb (a PNG whose header claims 50000×50000) gets the server's own image_too_large
+    message in browser mode, from its header alone: nothing is decoded and no request carries it. With
+    tighter limits in GET /v1/config, a file over max_body_bytes, a format not in `formats` and an image
+    over max_side (a JPEG whose size is in a SOF segment after its EXIF block) are refused the same way."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(decompression_bomb())
+    served = demo.post("/v1/images", files={"image": ("bomb.png", bomb.read_bytes(), "image/png")})
+    assert served.status_code == 413 and served.json()["code"] == "image_too_large"
+    by_name = {path.name: path for path in photos}
+    stored_size = Image.open(by_name["chelsea-exif6.jpg"]).size  # as stored: the header's size, before EXIF turns it
+    max_pixels = demo.get("/v1/config").json()["max_pixels"]
+    cases = [
+        ({}, bomb, f"{served.json()['error']} [image_too_large, in this browser]"),
+        ({"max_body_bytes": 10_000}, by_name["astronaut.png"],
+         f"the file is {size(by_name['astronaut.png'].stat().st_size)}; the limit is {round_size(10_000)} "
+         "[payload_too_large, in this browser]"),
+        ({"formats": ["PNG", "GIF"]}, by_name["coffee.jpg"],
+         "image format JPEG is not accepted; accepted: PNG, GIF [unsupported_media_type, in this browser]"),
+        ({"max_side": 400}, by_name["chelsea-exif6.jpg"],
+         f"{image_too_large(*stored_size, max_pixels, 400).message} [image_too_large, in this browser]"),
+    ]
+    def tighter(limits):
+        return lambda route: route.fulfill(json={**route.fetch().json(), **limits})
+
+    for limits, path, message in cases:
+        page = open_page(browser, demo, routes=[("**/v1/config", tighter(limits))])
+        page.wait_for_selector("#models li.state-AVAILABLE")
+        run_on(page, "browser")
+        page.evaluate("""() => {  // counts decodes: none may start for a refused file
+          window.decodes = 0;
+          const decode = window.createImageBitmap;
+          window.createImageBitmap = (...args) => { window.decodes++; return decode(...args); };
+        }""")
+        page.set_input_files("#file", str(path))
+        page.wait_for_selector("#status.error")
+        assert page.locator("#status").inner_text() == f"{path.name} cannot be classified: {message}"
+        assert page.evaluate("window.decodes") == 0, path.name
+        assert page.locator("#picture").is_hidden() and page.locator("label[for=file]").is_visible()
+        assert [(method, url) for method, url, _, _ in page.sent if method != "GET"] == []
+        assert not [url for _, url, _, _ in page.sent if "/v1/images" in url or "/v1/classify" in url]
+        page.close()
+
+    # Within the limits, the same page reads and classifies a photo as before.
+    page = open_page(browser, demo)
+    page.wait_for_selector("#models li.state-AVAILABLE")
+    run_on(page, "browser")
+    choose(page, by_name["chelsea-exif6.jpg"])
+    classify(page, 0.5, 0.5)
+    assert set(answers(page)["browser"]) == set(MODELS)
     page.close()

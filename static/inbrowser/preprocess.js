@@ -460,17 +460,141 @@
     return order.slice(0, k).map((i) => ({ label: labels[i], score: round6(scoreList[i]) }));
   }
 
+  // ---- the server's limits, before decoding: service/imaging.py probe, service/errors.py messages ----
+
+  // A file the server would refuse, refused here with the server's code and message (nothing is sent).
+  class Refused extends Error {
+    constructor(code, message) {
+      super(message);
+      this.code = code;
+    }
+    toString() {
+      return `${this.message} [${this.code}, in this browser]`;
+    }
+  }
+
+  const number = (value, digits) => value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+  // errors.size and errors.round_size: bytes in MB and KB of 2**20 and 2**10 bytes.
+  function size(n) {
+    for (const [unit, scale] of [["MB", 2 ** 20], ["KB", 2 ** 10]]) {
+      if (n >= scale) return `${number(n / scale, 1)} ${unit}`;
+    }
+    return `${number(n, 0)} bytes`;
+  }
+  const roundSize = (n) => size(n).replace(".0 ", " ");
+
+  // errors._megapixels
+  function megapixels(pixels) {
+    const mp = pixels / 1e6;
+    if (mp < 1) return mp.toFixed(2);
+    return mp >= 100 ? number(mp, 0) : mp.toFixed(1).replace(/\.0$/, "");
+  }
+
+  // errors.image_too_large: pixels first (what a decompression bomb inflates), then the longer side.
+  function checkSize(width, height, limits) {
+    if (width * height > limits.max_pixels) {
+      throw new Refused("image_too_large", `the image is ${width}×${height} (${megapixels(width * height)} MP); ` +
+        `the limit is ${megapixels(limits.max_pixels)} MP`);
+    }
+    if (width > limits.max_side || height > limits.max_side) {
+      throw new Refused("image_too_large", `the image is ${width}×${height}; the limit is ${number(limits.max_side, 0)} px a side`);
+    }
+  }
+
+  // The format and stored size an image file's header states, read from a few bytes of it, as Pillow's
+  // openers read them: {format, width, height} (width and height null where the header was not found),
+  // or null for bytes no known format starts with. JPEG (MPO, a JPEG with more pictures, counts as JPEG:
+  // its first picture is the one decoded), PNG, GIF, BMP, WebP; TIFF, ICO and AVIF are named, not sized.
+  async function header(blob) {
+    const read = async (offset, length) => new DataView(await blob.slice(offset, offset + length).arrayBuffer());
+    const head = await read(0, 32);
+    const ascii = (view, at, length) => String.fromCharCode(...Array.from({ length }, (_, i) =>
+      at + i < view.byteLength ? view.getUint8(at + i) : 0));
+    const has = (at, length) => at + length <= head.byteLength;
+    if (has(0, 24) && head.getUint32(0) === 0x89504e47 && head.getUint32(4) === 0x0d0a1a0a && ascii(head, 12, 4) === "IHDR") {
+      return { format: "PNG", width: head.getUint32(16), height: head.getUint32(20) };
+    }
+    if (has(0, 10) && /^GIF8[79]a$/.test(ascii(head, 0, 6))) {
+      return { format: "GIF", width: head.getUint16(6, true), height: head.getUint16(8, true) };
+    }
+    if (has(0, 26) && ascii(head, 0, 2) === "BM") {
+      if (head.getUint32(14, true) === 12) return { format: "BMP", width: head.getUint16(18, true), height: head.getUint16(20, true) };
+      return { format: "BMP", width: Math.abs(head.getInt32(18, true)), height: Math.abs(head.getInt32(22, true)) };
+    }
+    if (has(0, 30) && ascii(head, 0, 4) === "RIFF" && ascii(head, 8, 4) === "WEBP") {
+      const chunk = ascii(head, 12, 4);
+      if (chunk === "VP8X") {
+        const int24 = (at) => head.getUint8(at) | (head.getUint8(at + 1) << 8) | (head.getUint8(at + 2) << 16);
+        return { format: "WEBP", width: int24(24) + 1, height: int24(27) + 1 };
+      }
+      if (chunk === "VP8L" && head.getUint8(20) === 0x2f) {
+        const bits = head.getUint32(21, true);
+        return { format: "WEBP", width: (bits & 0x3fff) + 1, height: ((bits >>> 14) & 0x3fff) + 1 };
+      }
+      if (chunk === "VP8 " && head.getUint8(23) === 0x9d && head.getUint8(24) === 0x01 && head.getUint8(25) === 0x2a) {
+        return { format: "WEBP", width: head.getUint16(26, true) & 0x3fff, height: head.getUint16(28, true) & 0x3fff };
+      }
+      return { format: "WEBP", width: null, height: null };
+    }
+    if (has(0, 3) && head.getUint16(0) === 0xffd8 && head.getUint8(2) === 0xff) {
+      // Segment by segment to the first SOF marker (after EXIF, ICC and other APPn segments).
+      let at = 2;
+      for (let segments = 0; segments < 1000 && at + 9 <= blob.size; segments++) {
+        const view = await read(at, 9);
+        if (view.getUint8(0) !== 0xff) break;
+        const marker = view.getUint8(1);
+        if (marker === 0xff) { at += 1; continue; }  // fill byte
+        if ((marker >= 0xd0 && marker <= 0xd9) || marker === 0x01) { at += 2; continue; }  // no length
+        if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+          return { format: "JPEG", width: view.getUint16(7), height: view.getUint16(5) };
+        }
+        at += 2 + view.getUint16(2);
+      }
+      return { format: "JPEG", width: null, height: null };
+    }
+    if (has(0, 4) && (ascii(head, 0, 4) === "II*\0" || ascii(head, 0, 4) === "MM\0*")) return { format: "TIFF", width: null, height: null };
+    if (has(0, 4) && head.getUint32(0) === 0x00000100) return { format: "ICO", width: null, height: null };
+    if (has(0, 12) && ascii(head, 4, 4) === "ftyp" && /^avi[fs]$/.test(ascii(head, 8, 4))) return { format: "AVIF", width: null, height: null };
+    return null;
+  }
+
+  // imaging.probe's refusals, in its order, from the file's size and header alone: too large a body,
+  // bytes that are not an image, a format the server does not take, too many pixels or too long a
+  // side. limits: GET /v1/config's max_body_bytes, max_pixels, max_side and formats. -> the header.
+  async function probe(blob, limits) {
+    if (!blob.size) throw new Refused("invalid_image", "the image is empty");
+    if (limits.max_body_bytes && blob.size > limits.max_body_bytes) {
+      throw new Refused("payload_too_large", `the file is ${size(blob.size)}; the limit is ${roundSize(limits.max_body_bytes)}`);
+    }
+    const found = await header(blob);
+    if (!found) throw new Refused("invalid_image", "the bytes are not a decodable image");
+    const formats = limits.formats || [];
+    if (formats.length && !formats.includes(found.format)) {
+      throw new Refused("unsupported_media_type", `image format ${found.format} is not accepted; accepted: ${formats.join(", ")}`);
+    }
+    if (found.width !== null && found.height !== null) {
+      if (found.width < 1 || found.height < 1) throw new Refused("invalid_image", "the image has no pixels");
+      checkSize(found.width, found.height, limits);
+    }
+    return found;
+  }
+
   // An image file as the server decodes it (imaging.decode at full scale): EXIF orientation applied
   // (the displayed size, as imaging.probe), no colour management (Pillow ignores ICC profiles), and
   // transparency flattened onto white with Pillow's arithmetic, from straight (not premultiplied)
   // alpha. -> {width, height, rgb, via}: via says how the pixels were read, "webgl" (exact) or "2d"
   // (exact for opaque pixels only; see readStraightRGBA).
-  async function pixelsOf(blob) {
+  // With limits (GET /v1/config), what the server would refuse is refused first (probe, before any
+  // pixel is decoded), and the decoded size is checked again where the header did not state it.
+  async function pixelsOf(blob, limits = null) {
+    if (limits) await probe(blob, limits);
     const bitmap = await createImageBitmap(blob, {
       imageOrientation: "from-image", colorSpaceConversion: "none", premultiplyAlpha: "none",
     });
     try {
       const { width, height } = bitmap;
+      if (limits) checkSize(width, height, limits);
       const { rgba, via } = readStraightRGBA(bitmap, width, height);
       return { width, height, rgb: flattenOnWhite(rgba), via };
     } finally {
@@ -532,7 +656,7 @@
   }
 
   global.PinpointPreprocess = Object.freeze({
-    cropBox, resize, toGrey, flattenOnWhite, crop, feed, scores, topK, pixelsOf,
+    cropBox, resize, toGrey, flattenOnWhite, crop, feed, scores, topK, pixelsOf, probe, header, Refused,
     // for tests: which path pixelsOf reads pixels with, and the pieces the exactness rests on
     _internal: { coefficients, pairwiseSum, round6, readStraightRGBA },
   });

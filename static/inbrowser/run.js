@@ -198,9 +198,11 @@ const PinpointBrowser = (() => {
   return {
     ready, classify, disagreements, downloads,
     onDownload: (listener) => listeners.push(listener),
-    pixelsOf: async (blob) => {  // decoding needs no runtime: an image can be chosen while it loads
+    // Decoding needs no runtime: an image can be chosen while it loads. With limits (GET /v1/config),
+    // a file the server would refuse is refused here first, before a pixel is decoded.
+    pixelsOf: async (blob, limits = null) => {
       await preprocessing();
-      return PinpointPreprocess.pixelsOf(blob);
+      return PinpointPreprocess.pixelsOf(blob, limits);
     },
     tolerance: (variant) => (variant === "float16" ? 0.05 : 0.02),
   };
