@@ -98,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=("table", "json"), default=None,
                          help="table: one line per point and model; json: the API's answer "
                               "(default: table on a terminal, json when piped)")
-    bench = commands.add_parser("bench", help="measure throughput and latency with wrk; write docs/benchmarks.md")
+    bench = commands.add_parser(
+        "bench", help="measure throughput and latency with wrk, and the models in headless Chromium; write "
+                      "docs/benchmarks.md and docs/browser.md's table")
     add_setting_flags(bench, MODEL_FLAGS)
     bench.add_argument("--out", default="docs/benchmarks.md", help="where to write the report")
     bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")

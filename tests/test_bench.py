@@ -97,3 +97,74 @@ def test_backends_section_marks_each_target_and_says_what_bounds_the_http_ratios
     assert "| auto, cold conversion cache | color: onnxruntime | 15.0 s | – | – | – | – | – | 1135 |" in text
     assert "takes 2.5 ms of server CPU off each request at c=1 (9.0 → 6.5 ms)" in text
     assert "ONNX Runtime's runs are about 0.5 ms" in text
+
+
+def _browser_run() -> dict:
+    """What service.bench.browser.measure returns, for two models and two points: float16 changes
+    colour's top-1 at the second point, and the server answered one point the browser did not."""
+    import time
+
+    from service.bench import browser
+
+    def scores(top, other, shift=0.0):
+        return {top: 0.6 + shift, other: 0.4 - shift}
+
+    models = {"color": ("red", "blue"), "theme": ("solid", "stripes")}
+    at = [("astronaut", 10, 20), ("astronaut", 300, 400)]
+    clicks = {
+        "float32": [{"at": point, "browser": {m: {"ms": 2.0 + i, "scores": scores(*labels)} for m, labels in models.items()}}
+                    for i, point in enumerate(at)],
+        "float16": [{"at": point, "browser": {m: {"ms": 3.0, "scores": scores(*labels, shift=-0.3 * i * (m == "color"))}
+                                              for m, labels in models.items()}} for i, point in enumerate(at)],
+        "server": [{"at": point, "server": {m: {"ms": 20.0, "scores": scores(*labels, shift=0.001)} for m, labels in models.items()}}
+                   for point in (at[0], ("astronaut", 1, 1))],
+    }
+    files = {m: {v: {"url": f"/v1/models/{m}/versions/1/web/{m}-{v}.onnx", "bytes": 600_000, "max_difference": 0.0004}
+                 for v in browser.VARIANTS} for m in models}
+    visits = {v: {visit: {"downloads": {(m, v): {"bytes": 600_000 // (1 + (v == "float16")), "ms": 40.0, "create_ms": 9.0}
+                                        for m in models},
+                          "resources": [{"name": files[m][v]["url"], "duration": 5.0, "transfer": 0 if visit == "second" else 600_300,
+                                         "encoded": 600_000, "decoded": 600_000} for m in models]
+                          + [{"name": "/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm", "duration": 200.0,
+                              "transfer": 3_660_000, "encoded": 3_659_927, "decoded": 14_240_000}],
+                          "answer_ms": 1500.0}
+                  for visit in ("first", "second")} for v in browser.VARIANTS}
+    return {"load_start": (5.0, 4.0, 3.0), "load_end": (6.0, 5.0, 4.0), "started": time.gmtime(0), "points": 2,
+            "photos": [("astronaut", (512, 512))], "chromium": "156.0", "server": {"workers": 2},
+            "environment": {"isolated": True, "threads": 2, "ort": "1.30.0", "cores": 2},
+            "exports": {m: {"version": 1, "s": 0.2, "backend": "onnxruntime", "files": files[m], "source": ""} for m in models},
+            "clicks": clicks, "visits": visits}
+
+
+def test_browser_section_states_sizes_timings_and_what_float16_changes(tmp_path: Path):
+    from service.bench import browser
+
+    lines = browser.report(_browser_run())
+    text = "\n".join(lines)
+    assert lines[0] == browser.START and lines[-1] == browser.END
+    assert "load average (1, 5, 15 min) 5.00, 4.00, 3.00 at the start and 6.00, 5.00, 4.00 at the end" in text
+    assert "onnxruntime-web 1.30.0" in text and "Chromium 156.0" in text and "2 thread(s)" in text
+    assert "| color v1 | float32 | 0.60 MB | 40 ms | 40 ms (HTTP cache) | 9 / 9 ms | 2.50 / 2.90 ms | 0.48 s |" in text
+    assert "| theme v1 | float16 | 0.30 MB |" in text
+    # float16 against float32 on both points; the server against the browser on the one point both answered.
+    assert "| color | 1/2 | 0.3000 | 0.0004 | 1/1 | 0.001000 |" in text
+    assert "| theme | 2/2 | 0.0000 | 0.0004 | 1/1 | 0.001000 |" in text
+    assert "| ort-wasm-simd-threaded.wasm | 3.66 MB | 14.24 MB | 200 ms | 200 ms (3.66 MB on the wire) |" in text
+    assert "| server (the page's round trip" in text and "| 20.00 ms | 20.00 ms |" in text
+
+    # The section replaces the one between the markers and leaves the page's prose alone.
+    page = tmp_path / "browser.md"
+    page.write_text(f"# Prose\n\n{browser.START}\nold figures\n{browser.END}\n\nMore prose.\n")
+    browser.write(page, lines)
+    browser.write(page, lines)
+    written = page.read_text()
+    assert written.startswith("# Prose\n\n" + browser.START) and written.endswith(browser.END + "\n\nMore prose.\n")
+    assert "old figures" not in written and written.count(browser.START) == 1
+
+
+def test_browser_bench_names_the_missing_tool(monkeypatch, capsys):
+    from service.bench import browser
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert browser.main([]) == 0
+    assert "skipped: chromium is not installed" in capsys.readouterr().out

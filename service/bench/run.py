@@ -159,6 +159,18 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
         backend_inference = backends.inference(settings)
         backend_servers = backends.servers(work, images[SMALL][0], seconds, ["--image-root", str(work)])
 
+        print("browser: the test page's models in headless Chromium (docs/browser.md) ...", flush=True)
+        from service.bench import browser
+
+        skipped = browser.missing()
+        if skipped:
+            print(f"  skipped: {skipped}", flush=True)
+            browser_section = ["## In the browser", "", f"Not measured: {skipped}.", ""]
+        else:
+            browser_run = browser.measure(work, settings.models, settings.labels)
+            browser.write(out.parent / "browser.md", browser.report(browser_run))
+            browser_section = browser.summary(browser_run)
+
         print("server: no decoded-image cache ...", flush=True)
         with ServerProcess(work, {"PINPOINT_DECODED_CACHE_BYTES": "1"}, ["--image-root", str(work)]) as server:
             for c in (1, 8):
@@ -169,7 +181,7 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
     write(out, rows, limits, settings, decode=(decode_full, decode_reduced, reduce),
           memory=(rss_start, rss_end, rss_peak, long_run.requests), versions=_versions(),
           extra=[*reload.report(reload_cost), *workers.report(worker_runs),
-                 *backends.report(backend_inference, backend_servers)])
+                 *backends.report(backend_inference, backend_servers), *browser_section])
     print(f"wrote {out}")
     return 0
 
