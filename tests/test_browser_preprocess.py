@@ -18,6 +18,7 @@ from PIL import Image
 
 from service import pipeline
 from service.imaging import RESIZE_FILTERS, CropSpec, DecodedImage, ImageLimits, crop, crop_box, decode
+from service.errors import PinpointError
 from service.preprocess import prepare
 from service.repository import InputSpec
 
@@ -257,3 +258,68 @@ def test_files_decode_to_the_servers_pixels_png_exactly_and_jpeg_closely(page):
             # The red bar is where the server sees it (stored at x 8..30, y 8..16; turned 90° clockwise;
             # its inside: JPEG blurs the edges of a red bar).
             assert (mine[10:28, 26:30, 0] > 200).all() and (theirs[10:28, 26:30, 0] > 200).all()
+
+
+def test_the_header_states_the_format_and_size_pillow_reads_and_probe_refuses_as_the_server(page):
+    """PinpointPreprocess.header (what browser mode checks the limits with, before decoding) against
+    Pillow on every accepted format and its variants: JPEG baseline and progressive with EXIF and an
+    ICC profile in front of the frame header, PNG, GIF, BMP (bottom-up and top-down), WebP lossy,
+    lossless and extended (alpha); TIFF is named, not sized. probe then refuses as imaging.probe does."""
+    from PIL import ImageCms
+
+    rng = np.random.default_rng(7)
+    pixels = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))  # 53×37: width ≠ height
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    files = {}
+
+    def save(name, image, **options):
+        buffer = io.BytesIO()
+        image.save(buffer, **options)
+        files[name] = buffer.getvalue()
+
+    save("jpeg", pixels, format="JPEG", quality=90, exif=exif.tobytes(), icc_profile=icc)
+    save("jpeg-progressive", pixels, format="JPEG", progressive=True, icc_profile=icc)
+    save("png", pixels, format="PNG")
+    save("gif", pixels.convert("P"), format="GIF")
+    save("bmp", pixels, format="BMP")
+    save("webp-lossy", pixels, format="WEBP", quality=80)
+    save("webp-lossless", pixels, format="WEBP", lossless=True)
+    save("webp-alpha", pixels.convert("RGBA"), format="WEBP", quality=80)
+    save("tiff", pixels, format="TIFF")
+    top_down = bytearray(files["bmp"])
+    top_down[22:26] = (-37).to_bytes(4, "little", signed=True)  # a negative height: rows stored top-down
+    files["bmp-top-down"] = bytes(top_down)
+
+    seen = page.evaluate("""async (files) => {
+      const out = {};
+      for (const [name, data] of Object.entries(files)) out[name] = await PinpointPreprocess.header(new Blob([b64bytes(data)]));
+      return out;
+    }""", {name: b64(data) for name, data in files.items()})
+    for name, data in files.items():
+        opened = Image.open(io.BytesIO(data))
+        fmt = {"MPO": "JPEG"}.get(opened.format, opened.format)
+        sized = name != "tiff"
+        assert seen[name] == {"format": fmt, "width": 53 if sized else None, "height": 37 if sized else None}, name
+        assert opened.size == (53, 37), name
+
+    limits = {"max_body_bytes": 20 * 2**20, "max_pixels": 53 * 37 - 1, "max_side": 12_000,
+              "formats": ["JPEG", "PNG", "WEBP", "GIF", "BMP", "MPO"]}
+    refused = page.evaluate("""async ([files, limits]) => {
+      const out = {};
+      for (const [name, data] of Object.entries(files)) {
+        try {
+          await PinpointPreprocess.probe(new Blob([b64bytes(data)]), limits);
+          out[name] = null;
+        } catch (error) {
+          out[name] = [error.code, error.message];
+        }
+      }
+      return out;
+    }""", [{name: b64(data) for name, data in files.items()}, limits])
+    server_limits = ImageLimits(max_pixels=limits["max_pixels"], max_side=limits["max_side"], formats=tuple(limits["formats"]))
+    for name, data in files.items():
+        with pytest.raises(PinpointError) as caught:
+            decode(data, server_limits)
+        assert refused[name] == [caught.value.code, caught.value.message], name
