@@ -1,5 +1,6 @@
 """An API worker's view of the model runner: the same interfaces the pipeline uses in one process
-(a Manager, a Runtime, rate-limit Buckets), answered over the worker hop (service/ipc.py).
+(a Manager, a Runtime), answered over the worker hop (service/ipc.py), and the rate-limit Buckets
+every worker shares without asking the runner.
 
 The worker keeps a copy of the runner's manager state, refreshed in the background, and resolves
 `color`, `color@2` and `color@canary` from it, so a request costs one call to the runner: `infer`.
@@ -10,13 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import structlog
 
 from service.errors import ModelUnavailable
 from service.ipc import Client, RunnerGone
 from service.manager import Manager, Version
-from service.ratelimit import Decision
+from service.ratelimit import SharedBuckets
 from service.runtime import Outcome
 
 log = structlog.get_logger("pinpoint.remote")
@@ -106,16 +108,12 @@ class RemoteManager(Manager):
             pass  # a shadow run is never worth failing or slowing an answer
 
 
-class RemoteBuckets:
-    """Rate-limit buckets kept in the runner, so a client's limit holds across every worker."""
+class RemoteBuckets(SharedBuckets):
+    """The rate-limit buckets every API worker of this server shares, so a client's limit holds across
+    workers: a file beside the runner's socket (in the supervisor's private run directory), which each
+    worker maps (SharedBuckets). No call to the runner: a take is a few microseconds under an flock,
+    where asking the runner was a second round trip per request (0.25–0.45 ms, docs/benchmarks.md);
+    and nothing can be unreachable, so `fail_open` has nothing to decide."""
 
     def __init__(self, client: Client, fail_open: bool, on_error=None):
-        self.client, self.fail_open, self.on_error = client, fail_open, on_error
-
-    def take(self, key: str, rate: float, burst: int) -> Decision:
-        try:
-            return self.client.call("take", key, rate, burst, timeout=1.0)
-        except ModelUnavailable as error:
-            if self.on_error is not None:
-                self.on_error(error)
-            return Decision(self.fail_open, burst, burst if self.fail_open else 0, 0.0, 0.0 if self.fail_open else 1.0)
+        super().__init__(Path(client.address).with_name("buckets"))

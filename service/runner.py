@@ -3,8 +3,8 @@ the models (the manager, its runtime and the inference thread, batching across e
 
 Workers resolve versions themselves from the runner's `state` (refreshed a few times a second) and
 send crops to `infer`, which leases those exact versions here, so none unloads mid-request; a worker
-whose state is stale gets model_unavailable and looks again. Rate-limit buckets live here too, so a
-client's limit holds across every worker without Redis.
+whose state is stale gets model_unavailable and looks again. (Rate-limit buckets are not here: the
+workers share them in a file, service/remote.RemoteBuckets, so a request costs one call, not two.)
 """
 
 from __future__ import annotations
@@ -12,24 +12,24 @@ from __future__ import annotations
 import time
 
 from service.engine import Engine
-from service.ipc import Server
 from service.errors import ModelUnavailable, NotFound
+from service.ipc import Reply, Server
 from service.manager import ModelRef, StaleVersions
-from service.ratelimit import Decision, MemoryBuckets
 
 
 class RunnerService:
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.buckets = MemoryBuckets()
-        self.handlers = {"infer": self.infer, "state": self.state, "shadow": self.shadow, "take": self.take,
+        self.handlers = {"infer": self.infer, "state": self.state, "shadow": self.shadow,
                          "poll": self.poll, "web": self.engine.web.get, "ping": lambda: time.monotonic()}
 
     def serve(self, address: str, secret: bytes) -> Server:
-        return Server(address, secret, self.handlers)
+        return Server(address, secret, self.handlers, replying=frozenset({"infer"}))
 
-    def infer(self, feeds: dict, deadline: float):
-        """Lease exactly the versions the worker resolved (none unloads meanwhile) and run them."""
+    def infer(self, feeds: dict, deadline: float, reply: Reply | None = None):
+        """Lease exactly the versions the worker resolved (none unloads meanwhile) and run them. The
+        inference thread answers the worker itself when the job is done and no other job waits for it:
+        one thread hand-off less on the way back (the IPC thread answers partial results and errors)."""
         refs = [ModelRef(*_split(key)) for key in feeds]
         try:
             lease = self.engine.manager.acquire(refs)
@@ -37,7 +37,14 @@ class RunnerService:
         except (ModelUnavailable, NotFound) as error:
             raise StaleVersions(f"{', '.join(sorted(feeds))}: {error.message}", retry_after=1) from None
         try:
-            return self.engine.manager.runtime.infer(feeds, deadline)
+            runtime = self.engine.manager.runtime
+
+            def answer(done):
+                if reply is not None and runtime.queue_depth == 0 and not done.cancelled() \
+                        and done.exception() is None:
+                    reply.early(done.result())
+
+            return runtime.infer(feeds, deadline, on_done=answer)
         finally:
             lease.__exit__(None, None, None)
 
@@ -56,9 +63,6 @@ class RunnerService:
         entry = self.engine.manager.versions.get(name, {}).get(version)
         if entry is not None:
             self.engine.manager.shadow(entry, rows, served)
-
-    def take(self, key: str, rate: float, burst: int) -> Decision:
-        return self.buckets.take(key, rate, burst)
 
     def poll(self) -> None:
         self.engine.manager.poll()

@@ -148,10 +148,14 @@ class Runtime:
             raise Overloaded("the inference queue is full", retry_after=1) from None
         return job
 
-    def infer(self, feeds: dict[str, np.ndarray], deadline: float) -> Outcome:
+    def infer(self, feeds: dict[str, np.ndarray], deadline: float,
+              on_done: Callable[[Future], None] | None = None) -> Outcome:
         """Submit and wait until the deadline; a servable still running then is reported, not awaited
-        (a partial answer). Every servable missing: Timeout."""
+        (a partial answer). Every servable missing: Timeout. `on_done(future)` runs as soon as the job
+        is done, on the inference thread (the model runner answers its caller from there)."""
         job = self.submit(feeds, deadline)
+        if on_done is not None:
+            job.future.add_done_callback(on_done)
         try:
             return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:

@@ -16,7 +16,7 @@ import graphs
 from fixtures import split_image, start_server, stop_server
 from service.config import load_settings
 from service.protect import Guard
-from service.ratelimit import MemoryBuckets
+from service.ratelimit import MemoryBuckets, SharedBuckets
 from fixtures import assert_error, decompression_bomb
 
 
@@ -135,6 +135,33 @@ def test_token_bucket_refills_at_its_rate():
     refused = buckets.take("a", 2, 2)
     assert not refused.allowed and refused.retry_after_s == pytest.approx(0.5)
 
+
+
+def test_shared_buckets_are_one_bucket_per_client_for_every_process_that_maps_the_file(tmp_path):
+    """API workers each map the file (here: two mappings, as two workers would): a client's tokens are
+    spent and refilled once, whichever worker it reaches."""
+    now = [100.0]
+    one, other = (SharedBuckets(tmp_path / "buckets", clock=lambda: now[0]) for _ in range(2))
+    assert [buckets.take("ip:a", 2, 3).allowed for buckets in (one, other, one, other)] == [True, True, True, False]
+    assert other.take("ip:b", 2, 3).remaining == 2  # another client, another bucket
+    now[0] += 0.5
+    decision = one.take("ip:a", 2, 3)
+    assert decision.allowed and decision.remaining == 0
+    refused = other.take("ip:a", 2, 3)
+    assert not refused.allowed and refused.retry_after_s == pytest.approx(0.5)
+    assert refused.limit == 3 and refused.reset_s == pytest.approx(1.5)
+
+
+def test_shared_buckets_forget_the_least_recently_seen_client_when_full(tmp_path):
+    now = [0.0]
+    buckets = SharedBuckets(tmp_path / "buckets", slots=4, clock=lambda: now[0])
+    for client in ("a", "b", "c", "d"):  # every entry taken, each client's only token spent
+        now[0] += 1
+        assert buckets.take(client, 0.001, 1).allowed
+    now[0] += 1
+    assert buckets.take("e", 0.001, 1).allowed  # forgets "a", the least recently seen
+    assert not any(buckets.take(client, 0.001, 1).allowed for client in ("b", "c", "d", "e"))
+    assert buckets.take("a", 0.001, 1).allowed  # a full bucket again (and "b" is forgotten now)
 
 # ---- load shedding and deadlines ----
 def test_overload_is_shed_fast_while_admitted_requests_succeed(loaded):

@@ -82,6 +82,7 @@ def test_a_published_version_takes_over_and_a_removed_one_rolls_back_without_a_f
 def test_a_corrupt_version_never_replaces_a_working_one_and_its_status_says_why(lifecycle):
     graphs.publish_version(lifecycle.models, "tint", 2, graph=b"this is not a GraphDef")
     wait_for(lambda: served(lifecycle).get("2") == "END")
+    time.sleep(2 * REFRESH_S)  # every API worker's copy of the runner's state has it (not only the one asked)
     status = {entry["version"]: entry for entry in lifecycle.get("/v1/models/tint").json()["model_version_status"]}
     assert status["2"]["status"]["error_code"] != "OK" and "GraphDef" in status["2"]["status"]["error_message"]
     assert status["1"]["state"] == "AVAILABLE"
@@ -93,6 +94,7 @@ def test_a_corrupt_version_never_replaces_a_working_one_and_its_status_says_why(
     graphs.publish_version(lifecycle.models, "bright", 2, graph=graphs._tint().SerializeToString(),
                            config=graphs.MODEL_CONFIGS["tint"])
     wait_for(lambda: served(lifecycle, "bright").get("2") == "END")
+    time.sleep(2 * REFRESH_S)
     message = lifecycle.get("/v1/models/bright/versions/2").json()["model_version_status"][0]["status"]["error_message"]
     assert "3 classes but the labels file has 2" in message
     assert classify(lifecycle, models="bright").json()["models"]["bright"]["version"] == 1

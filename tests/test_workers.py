@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
 import graphs
+from service import ipc
 from service.processes import children
 from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
 
@@ -147,3 +151,53 @@ def test_one_clients_rate_limit_holds_across_workers(tmp_path):
     finally:
         server.process.send_signal(signal.SIGTERM)
         server.process.wait(60)
+
+
+def test_the_worker_hop_carries_arrays_of_every_layout_exactly():
+    """Frames of our own (pickle protocol 5, arrays out of band in one writev): what is sent is what
+    arrives, whatever the arrays' order, dtype or contiguity."""
+    ours, theirs = socket.socketpair()
+    arrays = {"c@1": np.arange(24, dtype=np.float32).reshape(2, 3, 4), "f@1": np.asfortranarray(np.ones((5, 3))),
+              "strided@1": np.arange(20)[::3], "empty@1": np.zeros((0, 96, 96, 3), np.float32),
+              "big@1": np.random.default_rng(0).random((3, 300, 400))}
+    sent = [("infer", (arrays, 12.5)), (True, None), [np.full(2, i % 256, np.uint8) for i in range(700)]]
+    received = []
+    reader = threading.Thread(target=lambda: received.extend(ipc.receive(theirs.fileno()) for _ in sent))
+    reader.start()
+    for message in sent:
+        ipc.send(ours.fileno(), message)
+    reader.join(10)
+    (op, (got, deadline)), ok, many = received
+    assert op == "infer" and deadline == 12.5 and ok == (True, None)
+    for key, array in arrays.items():
+        assert got[key].dtype == array.dtype and np.array_equal(got[key], array)
+    assert [int(row[0]) for row in many] == [i % 256 for i in range(700)]
+    ours.close()
+    with pytest.raises(EOFError):
+        ipc.receive(theirs.fileno())
+
+
+def test_a_call_is_answered_once_whether_early_or_by_its_connection_thread(tmp_path):
+    address, secret = str(tmp_path / "runner.sock"), b"s" * 32
+    released = threading.Event()
+
+    def early(value, reply):
+        reply.early(("early", value))  # as the inference thread does, before the handler returns
+        released.wait(5)
+        return ("late", value)
+
+    def late(value, reply):
+        return ("late", value)
+
+    server = ipc.Server(address, secret, {"early": early, "late": late, "big": lambda reply: (
+        reply.early(np.zeros(ipc.Reply.SMALL)), "late")[1]}, replying=frozenset({"early", "late", "big"}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ipc.Client(address, secret)
+        assert client.call("early", 1) == ("early", 1)
+        released.set()
+        assert client.call("late", 2) == ("late", 2)  # not the previous call's second answer
+        assert client.call("big") == "late"  # too big to answer from the inference thread
+        assert client.call("early", 3) == ("early", 3) and client.call("late", 4) == ("late", 4)
+    finally:
+        server.close()
