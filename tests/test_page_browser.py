@@ -74,8 +74,12 @@ def posts(page, path="/v1/classify"):
 
 
 def choose(page, path: Path) -> None:
+    """Choose a file and wait until the page shows it: its own src (a new blob: URL each time), not the
+    previous image's, which stays until the new one is taken (stored on the server, or decoded here)."""
+    before = page.evaluate("document.querySelector('#image').getAttribute('src')")
     page.set_input_files("#file", str(path))
-    page.wait_for_selector("#image[src]")
+    page.wait_for_function("(before) => { const src = document.querySelector('#image').getAttribute('src');"
+                           " return src !== null && src !== before; }", arg=before, timeout=60_000)
 
 
 def click_at(page, fraction_x: float, fraction_y: float) -> None:
