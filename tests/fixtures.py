@@ -3,14 +3,15 @@ on a free port, waiting for it, the CLI as a subprocess, the contract's error sh
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
 import socket
 import struct
 import subprocess
-import threading
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -109,7 +110,7 @@ def start_server(tmp: Path, models: Path, labels: Path, *args: str, env: dict | 
     try:
         wait_until(url + ("/readyz" if wait_ready else "/healthz"), process=process, log_path=log_path)
     except AssertionError:
-        process.kill()
+        kill(process)
         raise
     return Server(url, process, log_path)
 
@@ -119,7 +120,18 @@ def stop_server(server: Server) -> None:
     try:
         server.process.wait(30)
     except subprocess.TimeoutExpired:
-        server.process.kill()
+        kill(server.process)
+
+
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL a server and its model runner and API workers (they would outlive a killed supervisor)."""
+    from service.processes import children
+
+    for _, pid in children(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.kill()
+    process.wait(10)
 
 
 def pinpoint(*args, cwd, env=None, timeout=120) -> subprocess.CompletedProcess:
