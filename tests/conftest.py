@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import graphs  # noqa: E402
+from browser_page import browser, page  # noqa: E402,F401 (fixtures of the page tests)
 from fixtures import split_image, start_server, stop_server  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)

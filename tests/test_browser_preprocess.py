@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from browser_page import CHROMIUM, FLAGS, needs_chromium
 from service import pipeline
-from service.imaging import RESIZE_FILTERS, CropSpec, DecodedImage, ImageLimits, crop, crop_box, decode
 from service.errors import PinpointError
+from service.imaging import RESIZE_FILTERS, CropSpec, DecodedImage, ImageLimits, crop, crop_box, decode
 from service.preprocess import prepare
 from service.repository import InputSpec
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+pytestmark = needs_chromium
 
 # Helpers the tests' page-side snippets share: base64 <-> bytes.
 HELPERS = """

@@ -5,22 +5,17 @@ Screenshots at 1280 and 400 px go to $PAGE_SCREENSHOTS (a directory) when it is 
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
-
+from browser_page import needs_chromium, open_page
 from feedback_client import LEFT, RIGHT, classify, give
 from fixtures import split_image, start_server, stop_server
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -31,39 +26,6 @@ def server(tmp_path_factory, repository):
                            env={"PINPOINT_RATE_LIMIT_PER_S": "0"})
     yield running
     stop_server(running)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
-
-
-def open_page(browser, server, path="/", width=1280, height=900):
-    """A page as a person opens it; every request it sends is kept in page.sent as (method, path, JSON body)."""
-    opened = browser.new_page(viewport={"width": width, "height": height})
-    opened.sent = []
-
-    def record(request):
-        try:
-            body = json.loads(request.post_data) if request.post_data else None
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        opened.sent.append((request.method, request.url.removeprefix(server.url), body))
-
-    opened.on("request", record)
-    opened.goto(server.url + path)
-    return opened
-
-
-@pytest.fixture
-def page(browser, server):
-    opened = open_page(browser, server)
-    opened.wait_for_selector("#models li.state-AVAILABLE")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
@@ -86,12 +48,12 @@ def card(page, model: str):
 
 
 def feedback_posts(page) -> list[dict]:
-    return [body for method, url, body in page.sent if method == "POST" and url == "/v1/feedback"]
+    return [body for method, url, body, _ in page.sent if method == "POST" and url == "/v1/feedback"]
 
 
 def wait_for_posts(page, count: int) -> None:
-    page.wait_for_function(f"document.querySelectorAll('.feedback-note').length && "
-                           f"![...document.querySelectorAll('.feedback-note')].some(n => n.textContent === 'Saving…')")
+    page.wait_for_function("document.querySelectorAll('.feedback-note').length && "
+                           "![...document.querySelectorAll('.feedback-note')].some(n => n.textContent === 'Saving…')")
     assert len(feedback_posts(page)) == count
 
 

@@ -78,10 +78,10 @@ def test_a_daemon_on_every_interface_is_polled_on_loopback_and_warns_in_its_log(
         assert started.returncode == 0, started.stdout + started.stderr
         url = f"http://{loopback}:{port}"
         if wait:
-            assert f"pinpoint started (pid " in started.stdout and f"on {url}/" in started.stdout
+            assert "pinpoint started (pid " in started.stdout and f"on {url}/" in started.stdout
             assert time.monotonic() - started_at < 60
         else:  # --no-wait: back once the daemon runs, while its models may still load
-            assert f"pinpoint is starting (pid " in started.stdout and "not waiting" in started.stdout
+            assert "pinpoint is starting (pid " in started.stdout and "not waiting" in started.stdout
         wait_until(url + "/readyz")
         log = (tmp_path / "var" / "pinpoint.log").read_text()
         assert '"listening_beyond_loopback_without_auth"' in log  # written after the fork, so it is kept

@@ -10,56 +10,17 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 import graphs
+from browser_page import choose, click_at, needs_chromium, open_page
 from fixtures import decompression_bomb, split_image, start_server, stop_server
 from service.imaging import CropSpec, crop_box
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
-
-
-def open_page(browser, server, width=1280, height=900, routes=()):
-    """The page as a person opens it; every request it sends is kept in page.sent as
-    (method, path, JSON body or None, headers)."""
-    opened = browser.new_page(viewport={"width": width, "height": height})
-    opened.sent = []
-
-    def record(request):
-        try:
-            body = json.loads(request.post_data) if request.post_data else None
-        except (ValueError, UnicodeDecodeError):
-            body = None  # a multipart upload
-        opened.sent.append((request.method, request.url.removeprefix(server.url), body, request.headers))
-
-    opened.on("request", record)
-    for pattern, handler in routes:
-        opened.route(pattern, handler)
-    opened.goto(server.url + "/")
-    return opened
-
-
-@pytest.fixture
-def page(browser, server):
-    opened = open_page(browser, server)
-    opened.wait_for_selector("#models li.state-AVAILABLE")
-    yield opened
-    opened.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -71,21 +32,6 @@ def photo(tmp_path) -> Path:
 
 def posts(page, path="/v1/classify"):
     return [body for method, url, body, _ in page.sent if method == "POST" and url == path]
-
-
-def choose(page, path: Path) -> None:
-    """Choose a file and wait until the page shows it: its own src (a new blob: URL each time), not the
-    previous image's, which stays until the new one is taken (stored on the server, or decoded here)."""
-    before = page.evaluate("document.querySelector('#image').getAttribute('src')")
-    page.set_input_files("#file", str(path))
-    page.wait_for_function("(before) => { const src = document.querySelector('#image').getAttribute('src');"
-                           " return src !== null && src !== before; }", arg=before, timeout=60_000)
-
-
-def click_at(page, fraction_x: float, fraction_y: float) -> None:
-    page.locator("#image").scroll_into_view_if_needed()  # as a person scrolls back up from the forms
-    box = page.locator("#image").bounding_box()
-    page.mouse.click(box["x"] + box["width"] * fraction_x, box["y"] + box["height"] * fraction_y)
 
 
 def classify_at(page, fraction_x: float, fraction_y: float) -> tuple[int, int]:

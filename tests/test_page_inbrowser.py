@@ -7,7 +7,6 @@ cache. The page's other behaviour is tests/test_page_browser.py (its browser fix
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
@@ -15,11 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from browser_page import choose, click_at, needs_chromium, open_page
 from fixtures import decompression_bomb, start_server, stop_server
 from service.errors import image_too_large, round_size, size
-from test_page_browser import CHROMIUM, FLAGS, browser, choose, click_at, open_page  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+pytestmark = needs_chromium
 data = pytest.importorskip("skimage.data")
 
 REPO = Path(__file__).resolve().parents[1]

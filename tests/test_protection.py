@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
