@@ -4,6 +4,7 @@ survive a broken one, pin versions and labels per request, and set policies in m
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 
 import pytest
@@ -23,7 +24,13 @@ def classify(server, query=RED_POINT, models="tint"):
 
 def served(server, name="tint") -> dict[str, str]:
     """version -> state, from TF Serving's status route."""
-    status = server.get(f"/v1/models/{name}").json()["model_version_status"]
+    response = server.get(f"/v1/models/{name}")
+    if response.status_code != 200:
+        # Seen once in a full CI-like run (a body without model_version_status), never reproduced alone:
+        # said on stderr, and the caller's wait goes on; a lasting failure still fails its wait.
+        print(f"GET /v1/models/{name}: {response.status_code} {response.text}", file=sys.stderr)
+        return {}
+    status = response.json()["model_version_status"]
     return {entry["version"]: entry["state"] for entry in status}
 
 
