@@ -172,9 +172,10 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
     engine = Engine(settings, runner=processes.runner_client() if role == "worker" else None)
     mount(engine, settings)
     cherrypy.server.httpserver = HTTPServer(cherrypy.server)
+    bus = cherrypy.engine
     if role == "worker":
         processes.serve_inherited_socket(cherrypy.server)
-    bus = cherrypy.engine
+        processes.follow_supervisor(bus)
     if daemonize:
         # Fork before anything starts: the Daemonizer runs at priority 65, the engine at 70.
         plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()

@@ -35,6 +35,7 @@ from service.ipc import Client
 
 log = structlog.get_logger("pinpoint.supervisor")
 ROLE_ENV, RUNNER_ENV, SECRET_ENV = "PINPOINTD_ROLE", "PINPOINTD_RUNNER", "PINPOINTD_SECRET"
+SUPERVISOR_ENV = "PINPOINTD_SUPERVISOR"  # its pid: a child whose parent is another process is orphaned
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LISTEN_FD = 3  # systemd's first passed descriptor, where cheroot looks when LISTEN_PID is set
 BACKOFF_S = (0.5, 1, 2, 4, 8, 16, 30)
@@ -111,6 +112,9 @@ class Supervisor(plugins.SimplePlugin):
         self.watch.subscribe()
 
     def start(self):
+        # After the Daemonizer's fork: the pid the children must have as their parent.
+        for child in [self.runner, *self.workers]:
+            child.env[SUPERVISOR_ENV] = str(os.getpid())
         self.runner.start()
         for worker in self.workers:
             worker.start()
@@ -269,9 +273,23 @@ def run_runner(settings: Settings, reread_settings) -> None:
     server = RunnerService(engine).serve(os.environ[RUNNER_ENV], bytes.fromhex(os.environ[SECRET_ENV]))
     bus.subscribe("start", lambda: _thread(server.serve_forever), priority=80)
     bus.subscribe("stop", server.close, priority=30)
+    follow_supervisor(bus)
     _signals(bus)
     bus.start()
     bus.block()
+
+
+def follow_supervisor(bus) -> None:
+    """A runner or worker whose supervisor is gone (SIGKILLed, crashed) stops, gracefully, within a
+    second: orphans would otherwise serve on, holding the port, models and memory, until killed by hand."""
+    supervisor = int(os.environ[SUPERVISOR_ENV])  # not getppid(): it may have died before we got here
+
+    def check():
+        if os.getppid() != supervisor:
+            log.error("supervisor_gone", supervisor_pid=supervisor, role=role())
+            os.kill(os.getpid(), signal.SIGTERM)  # the bus's own signal handler drains and exits
+
+    plugins.Monitor(bus, check, frequency=1, name="follow-supervisor").subscribe()
 
 
 def serve_inherited_socket(server) -> None:

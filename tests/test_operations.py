@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -118,6 +119,21 @@ def test_start_notices_at_once_that_the_daemon_was_killed(tmp_path):
     out, err = starting.communicate(timeout=30)
     assert starting.returncode == 1 and time.monotonic() - killed_at < 3, out + err
     assert f"pinpoint exited while starting (pid {pid}): it logged no error (killed?)" in err
+    # Its model runner and API workers do not serve on as orphans: they notice and stop.
+    deadline = time.monotonic() + 30
+    while any(_serves(tmp_path, other) for other in os.listdir("/proc") if other.isdigit()):
+        left = [(pid, Path(f"/proc/{pid}/environ").read_bytes().count(b"PINPOINTD_ROLE=worker"))
+                for pid in os.listdir("/proc") if pid.isdigit() and _serves(tmp_path, pid)]
+        assert time.monotonic() < deadline, f"the killed daemon's runner and workers are still running: {left}"
+        time.sleep(0.2)
+
+
+def _serves(tmp_path, pid: str) -> bool:
+    """Whether process `pid` is a Pinpoint of this test's repository."""
+    try:
+        return str(tmp_path / "models").encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def test_stale_pidfile_is_noticed(tmp_path):
