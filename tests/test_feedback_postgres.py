@@ -30,8 +30,9 @@ def replicas(tmp_path_factory, repository, database):
     first = start_server(tmp_path_factory.mktemp("replica-a"), models, labels, env=env)
     second = start_server(tmp_path_factory.mktemp("replica-b"), models, labels,
                           env={**env, "PINPOINT_WORKERS": "0"})
-    yield [first, second]
-    for server in (first, second):
+    servers = [first, second]
+    yield servers
+    for server in servers:  # as they are now: a test restarts one in place
         stop_server(server)
 
 
