@@ -25,7 +25,7 @@ from service.feedback import Feedback
 from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import SETTINGS, EnginePlugin
-from service.ratelimit import MemoryBuckets, RedisBuckets
+from service.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
 from service import address, daemon, processes, protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -56,13 +56,12 @@ class Root:
 
 
 def buckets_for(settings: Settings, metrics, engine: Engine):
-    """Rate-limit buckets in this process, in the model runner when API workers share them, or in Redis
-    when replicas must share them."""
+    """Rate-limit buckets in this process; with API workers, in a file they all map (beside the runner's
+    socket, in the supervisor's private run directory: no round trip per request); or in Redis when
+    replicas must share them."""
     if settings.rate_limit_backend == "memory":
         if engine.remote:
-            from service.remote import RemoteBuckets
-
-            return RemoteBuckets(engine.manager.client, settings.rate_limit_fail_open)
+            return SharedBuckets(Path(engine.manager.client.address).with_name("buckets"))
         return MemoryBuckets()
 
     def backend_failed(error):

@@ -1,7 +1,7 @@
 """Token buckets, one per client: `rate` tokens a second, at most `burst` saved up.
 
 The Buckets interface is what the HTTP layer calls; MemoryBuckets keeps them in this process,
-SharedBuckets in a file every API worker of one server maps (service/remote.py), and a shared
+SharedBuckets in a file every API worker of one server maps (service/app.py buckets_for), and a shared
 backend (Redis, for replicas behind one load balancer) implements the same `take`.
 """
 

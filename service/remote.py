@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import structlog
 
 from service.errors import ModelUnavailable
 from service.ipc import Client, RunnerGone
 from service.manager import Manager, Version
-from service.ratelimit import SharedBuckets
 from service.runtime import Outcome
 
 log = structlog.get_logger("pinpoint.remote")
@@ -106,14 +104,3 @@ class RemoteManager(Manager):
             self.client.call("shadow", shadow.key, rows, serving_top1, timeout=1.0)
         except ModelUnavailable:
             pass  # a shadow run is never worth failing or slowing an answer
-
-
-class RemoteBuckets(SharedBuckets):
-    """The rate-limit buckets every API worker of this server shares, so a client's limit holds across
-    workers: a file beside the runner's socket (in the supervisor's private run directory), which each
-    worker maps (SharedBuckets). No call to the runner: a take is a few microseconds under an flock,
-    where asking the runner was a second round trip per request (0.25–0.45 ms, docs/benchmarks.md);
-    and nothing can be unreachable, so `fail_open` has nothing to decide."""
-
-    def __init__(self, client: Client, fail_open: bool, on_error=None):
-        super().__init__(Path(client.address).with_name("buckets"))

@@ -4,7 +4,7 @@ the models (the manager, its runtime and the inference thread, batching across e
 Workers resolve versions themselves from the runner's `state` (refreshed a few times a second) and
 send crops to `infer`, which leases those exact versions here, so none unloads mid-request; a worker
 whose state is stale gets model_unavailable and looks again. (Rate-limit buckets are not here: the
-workers share them in a file, service/remote.RemoteBuckets, so a request costs one call, not two.)
+workers share them in a file, service/ratelimit.SharedBuckets, so a request costs one call, not two.)
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from service.errors import ModelUnavailable, NotFound
 from service.manager import Manager, State
+from service.repository import ModelSpec
 
 
 class NotForTheBrowser(NotFound):
@@ -30,8 +31,7 @@ class WebFile:
 
 @dataclasses.dataclass(frozen=True)
 class WebModel:
-    name: str
-    version: int
+    spec: ModelSpec  # the version exported: its labels, input and crop go into the manifest
     input_name: str  # the ONNX graph's names, which the browser feeds and fetches
     output_name: str
     directory: Path

@@ -23,6 +23,7 @@ from service.api.config import describe_crop
 from service.api.errors import Refusal
 from service.engine import Engine
 from service.errors import BadRequest, NotFound, PinpointError
+from service.webmodels import WebModel
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 RUNTIME_DIR = Path(__file__).resolve().parent.parent.parent / "static" / "vendor" / "onnxruntime-web"
@@ -47,12 +48,9 @@ def handle(engine: Engine, vpath: tuple[str, ...]) -> bytes:
         if not number.isdigit():
             raise BadRequest(f"a web copy is per version number, not {number!r}")
         version = int(number)
-        web = engine.web.get(name, version)
-        entry = engine.manager.find(name, version)
-        if entry is None or entry.spec is None:
-            raise NotFound(f"model {name!r} has no version {version}")
+        web = engine.web.get(name, version)  # NotFound or ModelUnavailable for a version not serving
         if file_name == "model.json":
-            body = json.dumps(_manifest(web, entry.spec), indent=1).encode()
+            body = json.dumps(_manifest(web), indent=1).encode()
             response.headers["Content-Type"] = "application/json"
             response.headers["Cache-Control"] = "no-cache"  # revalidated with its ETag (CherryPy's etags tool)
             response.headers["ETag"] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
@@ -69,12 +67,13 @@ def handle(engine: Engine, vpath: tuple[str, ...]) -> bytes:
         raise Refusal(error) from None
 
 
-def _manifest(web, spec) -> dict:
-    base = f"/v1/models/{web.name}/versions/{web.version}/web/"
+def _manifest(web: WebModel) -> dict:
+    spec = web.spec
+    base = f"/v1/models/{spec.name}/versions/{spec.version}/web/"
     i = spec.input
     return {
-        "model": web.name,
-        "version": web.version,
+        "model": spec.name,
+        "version": spec.version,
         "labels": list(spec.labels),
         "softmax": spec.softmax,
         "input": {"name": web.input_name, "kind": i.kind, "height": i.height, "width": i.width,

@@ -52,7 +52,7 @@ def export(spec: ModelSpec, options: LoadOptions) -> WebModel:
                                      - probabilities(full.run(rows), spec.softmax))))
     directory = _directory(options)
     files = {"float32": _write(directory, model, 0.0), "float16": _write(directory, half_model, difference)}
-    return WebModel(name=spec.name, version=spec.version, input_name=full.input_name,
+    return WebModel(spec=spec, input_name=full.input_name,
                     output_name=full.output_name, directory=directory, files=files, source=source)
 
 
