@@ -26,7 +26,6 @@ import structlog
 from service.errors import ModelUnavailable, PinpointError
 
 log = structlog.get_logger("pinpoint.ipc")
-SECRET_ENV = "PINPOINT_RUNNER_SECRET"
 _HEAD = struct.Struct("!QII")  # bytes after the header, the pickle's length, how many out-of-band buffers
 _ALIGN = 64  # each buffer starts at a multiple of this in the frame, so the arrays rebuilt on it keep aligned items
 _MAX_PARTS = 512  # below IOV_MAX (1024) for one writev
