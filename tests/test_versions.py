@@ -141,6 +141,7 @@ def test_a_specific_policy_serves_exactly_those_versions(lifecycle):
     wait_for(lambda: served(lifecycle) == {"2": "AVAILABLE", "1": "END"})
     (lifecycle.models / "models.toml").write_text("[tint]\nversions = {specific = [1]}\n")
     wait_for(lambda: served(lifecycle) == {"1": "AVAILABLE", "2": "END"})
+    time.sleep(2 * REFRESH_S)  # every API worker's copy of the runner's state has the new policy
     assert classify(lifecycle).json()["models"]["tint"]["version"] == 1
     listing = {m["name"]: m for m in lifecycle.get("/v1/models").json()["models"]}["tint"]
     assert listing["policy"] == "specific [1]"
