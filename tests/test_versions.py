@@ -113,6 +113,7 @@ def test_versions_and_labels_route_requests_as_configured(lifecycle):
         '[tint]\nversions = "all"\nlabels = {stable = 1, canary = 2, default = 1}\n')
     wait_for(lambda: served(lifecycle) == {"2": "AVAILABLE", "1": "AVAILABLE"}
              and lifecycle.get("/v1/models").json()["models"][1]["version_labels"].get("canary") == 2)
+    time.sleep(2 * REFRESH_S)  # every API worker's copy of the runner's state has the labels
 
     def answered(models):
         body = classify(lifecycle, models=models).json()
