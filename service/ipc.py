@@ -102,6 +102,10 @@ class RunnerGone(ModelUnavailable):
         super().__init__(f"the model runner is unavailable ({why}); retry shortly", retry_after=1)
 
 
+class _Broken(Exception):
+    """The connection broke under a call (the runner at its other end died)."""
+
+
 class Client:
     """Calls into the runner: `call("infer", ...)` returns its answer or raises what it raised."""
 
@@ -110,16 +114,19 @@ class Client:
         self._local = threading.local()
 
     def call(self, op: str, *args: Any, timeout: float = 5.0) -> Any:
-        conn = self._connection()
+        reused = getattr(self._local, "conn", None) is not None
         try:
-            send(conn.fileno(), (op, args))
-            if not conn.poll(max(timeout, 0.001)):
-                self._drop()  # the answer, if it ever comes, would be read as the next call's
-                raise RunnerGone(f"no answer within {timeout:.1f} s")
-            ok, value = receive(conn.fileno())
-        except (OSError, EOFError) as error:
-            self._drop()
-            raise RunnerGone(type(error).__name__) from None
+            ok, value = self._exchange(op, args, timeout)
+        except _Broken as error:
+            if not reused:
+                raise RunnerGone(str(error)) from None
+            # Every thread keeps its own connection, so after the runner was restarted each thread
+            # still holds one to the runner that died: a call on it never reached the new runner,
+            # and is made there once, on a new connection, instead of failing the request.
+            try:
+                ok, value = self._exchange(op, args, timeout)
+            except _Broken as again:
+                raise RunnerGone(str(again)) from None
         if ok:
             return value
         code, message, retry_after, kind = value
@@ -128,6 +135,18 @@ class Client:
 
             raise StaleVersions(message, retry_after=retry_after)
         raise PinpointError(message, code=code, retry_after=retry_after)
+
+    def _exchange(self, op: str, args: tuple, timeout: float) -> tuple[bool, Any]:
+        conn = self._connection()
+        try:
+            send(conn.fileno(), (op, args))
+            if not conn.poll(max(timeout, 0.001)):
+                self._drop()  # the answer, if it ever comes, would be read as the next call's
+                raise RunnerGone(f"no answer within {timeout:.1f} s")
+            return receive(conn.fileno())
+        except (OSError, EOFError) as error:
+            self._drop()
+            raise _Broken(type(error).__name__) from None
 
     def _connection(self) -> connection.Connection:
         conn = getattr(self._local, "conn", None)

@@ -116,7 +116,9 @@ def test_a_killed_runner_gives_fast_503s_then_comes_back(workers):
     assert workers.get("/readyz").status_code == 503
     assert workers.get("/healthz").status_code == 200  # the workers still serve HTTP
     wait_until(workers.url + "/readyz", timeout=90)
-    assert classify(workers.url).status_code == 200
+    for _ in range(20):  # answered by many threads, each of which held a connection to the dead runner
+        answer = classify(workers.url)
+        assert answer.status_code == 200, answer.text
     assert pids(workers)["runner"][0] != runner
 
 
@@ -175,6 +177,55 @@ def test_the_worker_hop_carries_arrays_of_every_layout_exactly():
     ours.close()
     with pytest.raises(EOFError):
         ipc.receive(theirs.fileno())
+
+
+def _runner_answering_its_pid(address: str, secret: bytes) -> None:
+    ipc.Server(address, secret, {"whoami": os.getpid}).serve_forever()
+
+
+def test_after_a_runner_restart_every_thread_reaches_the_new_runner_at_its_first_call(tmp_path):
+    """Each thread of a worker keeps its own connection; after the runner is killed and restarted,
+    a thread's next call reaches the new runner instead of failing on the dead one's connection."""
+    import multiprocessing
+
+    address, secret = str(tmp_path / "runner.sock"), b"s" * 32
+    fork = multiprocessing.get_context("fork")
+
+    def start_runner():
+        process = fork.Process(target=_runner_answering_its_pid, args=(address, secret), daemon=True)
+        process.start()
+        deadline = time.monotonic() + 10
+        while not os.path.exists(address) or os.stat(address).st_mode & 0o077:
+            assert time.monotonic() < deadline, "the runner did not listen"
+            time.sleep(0.01)
+        return process
+
+    client = ipc.Client(address, secret)
+    first = start_runner()
+    try:
+        assert client.call("whoami") == first.pid  # this thread's connection is now to the first runner
+        os.kill(first.pid, signal.SIGKILL)
+        first.join(5)
+        os.unlink(address)
+        refused = []
+
+        def call_while_no_runner_listens():
+            try:
+                client.call("whoami")
+            except ipc.RunnerGone as error:
+                refused.append(error)
+
+        other = threading.Thread(target=call_while_no_runner_listens)
+        other.start()
+        other.join(10)
+        assert refused  # refused at once, not hung
+        second = start_runner()
+        try:
+            assert client.call("whoami") == second.pid  # on a new connection, not an error from the old one
+        finally:
+            second.kill()
+    finally:
+        first.kill()
 
 
 def test_a_call_is_answered_once_whether_early_or_by_its_connection_thread(tmp_path):
