@@ -103,7 +103,7 @@ class RunnerGone(ModelUnavailable):
 
 
 class _Broken(Exception):
-    """The connection broke under a call (the runner at its other end died)."""
+    """A call could not be sent: the runner at the connection's other end is gone."""
 
 
 class Client:
@@ -121,8 +121,9 @@ class Client:
             if not reused:
                 raise RunnerGone(str(error)) from None
             # Every thread keeps its own connection, so after the runner was restarted each thread
-            # still holds one to the runner that died: a call on it never reached the new runner,
-            # and is made there once, on a new connection, instead of failing the request.
+            # still holds one to the runner that died: the call could not even be sent, so it is made
+            # once to the new runner on a new connection instead of failing the request. (A runner that
+            # dies after a call was sent is not asked again: the call may be what killed it.)
             try:
                 ok, value = self._exchange(op, args, timeout)
             except _Broken as again:
@@ -140,13 +141,17 @@ class Client:
         conn = self._connection()
         try:
             send(conn.fileno(), (op, args))
+        except OSError as error:
+            self._drop()
+            raise _Broken(type(error).__name__) from None
+        try:
             if not conn.poll(max(timeout, 0.001)):
                 self._drop()  # the answer, if it ever comes, would be read as the next call's
                 raise RunnerGone(f"no answer within {timeout:.1f} s")
             return receive(conn.fileno())
         except (OSError, EOFError) as error:
             self._drop()
-            raise _Broken(type(error).__name__) from None
+            raise RunnerGone(type(error).__name__) from None
 
     def _connection(self) -> connection.Connection:
         conn = getattr(self._local, "conn", None)

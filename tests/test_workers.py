@@ -180,28 +180,31 @@ def test_the_worker_hop_carries_arrays_of_every_layout_exactly():
 
 
 def _runner_answering_its_pid(address: str, secret: bytes) -> None:
-    ipc.Server(address, secret, {"whoami": os.getpid}).serve_forever()
+    ipc.Server(address, secret, {"whoami": os.getpid, "die": lambda: os._exit(3)}).serve_forever()
+
+
+def _start_runner(address: str, secret: bytes):
+    """A real process serving the hop at `address`, listening when this returns."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("fork").Process(
+        target=_runner_answering_its_pid, args=(address, secret), daemon=True)
+    before = os.stat(address).st_ino if os.path.exists(address) else None
+    process.start()
+    deadline = time.monotonic() + 10
+    while not (os.path.exists(address) and os.stat(address).st_ino != before
+               and not os.stat(address).st_mode & 0o077):
+        assert time.monotonic() < deadline, "the runner did not listen"
+        time.sleep(0.01)
+    return process
 
 
 def test_after_a_runner_restart_every_thread_reaches_the_new_runner_at_its_first_call(tmp_path):
     """Each thread of a worker keeps its own connection; after the runner is killed and restarted,
     a thread's next call reaches the new runner instead of failing on the dead one's connection."""
-    import multiprocessing
-
     address, secret = str(tmp_path / "runner.sock"), b"s" * 32
-    fork = multiprocessing.get_context("fork")
-
-    def start_runner():
-        process = fork.Process(target=_runner_answering_its_pid, args=(address, secret), daemon=True)
-        process.start()
-        deadline = time.monotonic() + 10
-        while not os.path.exists(address) or os.stat(address).st_mode & 0o077:
-            assert time.monotonic() < deadline, "the runner did not listen"
-            time.sleep(0.01)
-        return process
-
     client = ipc.Client(address, secret)
-    first = start_runner()
+    first = _start_runner(address, secret)
     try:
         assert client.call("whoami") == first.pid  # this thread's connection is now to the first runner
         os.kill(first.pid, signal.SIGKILL)
@@ -219,9 +222,29 @@ def test_after_a_runner_restart_every_thread_reaches_the_new_runner_at_its_first
         other.start()
         other.join(10)
         assert refused  # refused at once, not hung
-        second = start_runner()
+        second = _start_runner(address, secret)
         try:
             assert client.call("whoami") == second.pid  # on a new connection, not an error from the old one
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+
+
+def test_a_call_whose_runner_dies_under_it_is_not_sent_to_the_next_runner(tmp_path):
+    """The call may be what killed the runner: it fails once, and the new runner never sees it."""
+    address, secret = str(tmp_path / "runner.sock"), b"s" * 32
+    client = ipc.Client(address, secret)
+    first = _start_runner(address, secret)
+    try:
+        assert client.call("whoami") == first.pid
+        second = _start_runner(address, secret)  # listens at the address; the connection above still leads to the first
+        try:
+            with pytest.raises(ipc.RunnerGone):
+                client.call("die")
+            first.join(5)
+            assert first.exitcode == 3
+            assert client.call("whoami") == second.pid and second.is_alive()
         finally:
             second.kill()
     finally:
