@@ -206,7 +206,7 @@ def _sqlite_transactions(engine: Engine, wal: bool) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL waits for other connections too
         if wal:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL: a process crash loses no commit, a power cut the last few
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -215,3 +215,23 @@ def _sqlite_transactions(engine: Engine, wal: bool) -> None:
     def begin(connection):
         reading = connection.get_execution_options().get("pinpoint_read")
         connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+
+
+def _switch_to_wal(cursor, patience_s: float = 10.0) -> None:
+    """WAL is a property of the file, set by whichever process opens a new database first. When several
+    open it at the same moment (the API workers starting together), SQLite may refuse the switch at once
+    with "database is locked" instead of waiting out the busy timeout (seen in 11 to 22 of 300 rounds of six
+    threads opening a new file), so the switch is tried again until the file is in WAL or the patience
+    (the busy timeout's) runs out."""
+    import sqlite3
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
