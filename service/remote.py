@@ -88,6 +88,11 @@ class RemoteManager(Manager):
             self.refresh(timeout=0.25)  # a copy a moment old must not turn a ready runner away
         return self.reachable and super().ready
 
+    def snapshot(self):
+        if not (self.reachable and super().ready):
+            self.refresh(timeout=0.25)  # a worker that last looked while the models loaded must not list none
+        return super().snapshot()
+
     def acquire(self, refs):
         if not (self.reachable and super().ready):
             self.refresh(timeout=0.25)

@@ -251,6 +251,29 @@ def test_a_call_whose_runner_dies_under_it_is_not_sent_to_the_next_runner(tmp_pa
         first.kill()
 
 
+def test_a_worker_whose_copy_was_taken_while_models_loaded_lists_them_once_they_are_ready(tmp_path):
+    """/v1/config, /v1/models and /metrics list the worker's copy of the runner's state: a copy taken
+    while the models were still loading is refreshed before it is listed, not up to REFRESH_S later (a
+    page opened right after /readyz said 200 got no models from such a worker: 20 of 120 answers)."""
+    from service.manager import State, Version
+    from service.remote import RemoteManager, RemoteRuntime
+
+    address, secret = str(tmp_path / "runner.sock"), b"s" * 32
+    state = {"versions": {}, "labels": {}, "policies": {}, "chosen": {}, "load_failures": {},
+             "policy_error": "", "polled": False, "draining": False, "queue_depth": 0}
+    server = ipc.Server(address, secret, {"state": lambda: state})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = ipc.Client(address, secret)
+        manager = RemoteManager(client, RemoteRuntime(client))
+        manager.refresh()  # the runner is still loading; no background refresh runs here (not started)
+        assert manager.snapshot() == {}
+        state.update(versions={"tint": {1: Version(None, "tint", 1, State.AVAILABLE)}}, polled=True)
+        assert [version.key for version in manager.snapshot()["tint"]] == ["tint@1"]
+    finally:
+        server.close()
+
+
 def test_a_call_is_answered_once_whether_early_or_by_its_connection_thread(tmp_path):
     address, secret = str(tmp_path / "runner.sock"), b"s" * 32
     released = threading.Event()
