@@ -102,7 +102,7 @@ class RunnerGone(ModelUnavailable):
         super().__init__(f"the model runner is unavailable ({why}); retry shortly", retry_after=1)
 
 
-class _Broken(Exception):
+class _Broken(RunnerGone):
     """A call could not be sent: the runner at the connection's other end is gone."""
 
 
@@ -117,17 +117,15 @@ class Client:
         reused = getattr(self._local, "conn", None) is not None
         try:
             ok, value = self._exchange(op, args, timeout)
-        except _Broken as error:
+        except _Broken:
             if not reused:
-                raise RunnerGone(str(error)) from None
+                raise
             # Every thread keeps its own connection, so after the runner was restarted each thread
             # still holds one to the runner that died: the call could not even be sent, so it is made
-            # once to the new runner on a new connection instead of failing the request. (A runner that
-            # dies after a call was sent is not asked again: the call may be what killed it.)
-            try:
-                ok, value = self._exchange(op, args, timeout)
-            except _Broken as again:
-                raise RunnerGone(str(again)) from None
+            # once to the new runner on a new connection instead of failing the request (a second
+            # failure is a RunnerGone too). A runner that dies after a call was sent is not asked
+            # again: the call may be what killed it.
+            ok, value = self._exchange(op, args, timeout)
         if ok:
             return value
         code, message, retry_after, kind = value

@@ -82,20 +82,23 @@ class RemoteManager(Manager):
             self.reachable = True
             self._lock.notify_all()
 
-    @property
-    def ready(self) -> bool:
+    def _refreshed_if_not_ready(self) -> bool:
+        """A copy taken while the runner was away or its models loading is refreshed now, not up to
+        REFRESH_S later: a ready runner is not turned away, nor its models listed as none. True if ready."""
         if not (self.reachable and super().ready):
-            self.refresh(timeout=0.25)  # a copy a moment old must not turn a ready runner away
+            self.refresh(timeout=0.25)
         return self.reachable and super().ready
 
+    @property
+    def ready(self) -> bool:
+        return self._refreshed_if_not_ready()
+
     def snapshot(self):
-        if not (self.reachable and super().ready):
-            self.refresh(timeout=0.25)  # a worker that last looked while the models loaded must not list none
+        self._refreshed_if_not_ready()
         return super().snapshot()
 
     def acquire(self, refs):
-        if not (self.reachable and super().ready):
-            self.refresh(timeout=0.25)
+        self._refreshed_if_not_ready()
         if not self.reachable:
             raise ModelUnavailable("the model runner is starting or restarting", retry_after=1)
         return super().acquire(refs)

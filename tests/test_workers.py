@@ -199,7 +199,7 @@ def _start_runner(address: str, secret: bytes):
     return process
 
 
-def test_after_a_runner_restart_every_thread_reaches_the_new_runner_at_its_first_call(tmp_path):
+def test_after_a_runner_restart_a_thread_reaches_the_new_runner_at_its_first_call(tmp_path):
     """Each thread of a worker keeps its own connection; after the runner is killed and restarted,
     a thread's next call reaches the new runner instead of failing on the dead one's connection."""
     address, secret = str(tmp_path / "runner.sock"), b"s" * 32
