@@ -32,7 +32,7 @@ def train_one(name: str, args, log=print) -> dict:
         from service.train import regions
 
         images = regions.mix(images, labels, demo.labels, name, args.real_share, args.seed, size=demo.size,
-                             fraction=demo.fraction, min_px=demo.min_px, resize=demo.resize)[0]
+                             fraction=demo.fraction, min_px=demo.min_px, resize=demo.resize)
         log(f"[{name}] up to {args.real_share:.0%} of each labelled label's patches cut from regions.json's photographs")
     generated = time.monotonic() - started
     log(f"[{name}] {len(images)} patches in {generated:.0f} s; training {epochs} epochs")

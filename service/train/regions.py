@@ -92,10 +92,6 @@ def regions(model: str) -> list[dict]:
     return [r for r in table()["regions"] if r["model"] == model]
 
 
-def labels_with_regions(model: str) -> set[str]:
-    return {r["label"] for r in regions(model)}
-
-
 def patch(rng: np.random.Generator, region: dict, size: int, fraction: float, min_px: int,
           resize: str) -> np.ndarray:
     """uint8 [size, size, 3]: the window around a random point of `region`."""
@@ -109,9 +105,10 @@ def patch(rng: np.random.Generator, region: dict, size: int, fraction: float, mi
 
 
 def mix(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], model: str, share: float, seed: int,
-        *, size: int, fraction: float, min_px: int, resize: str) -> tuple[np.ndarray, np.ndarray]:
-    """Replace up to `share` of each labelled label's generated patches (PER_REGION per region) with
-    real ones, spread evenly over that label's regions, so the set keeps its size (and training its time)."""
+        *, size: int, fraction: float, min_px: int, resize: str) -> np.ndarray:
+    """A copy of `images` with up to `share` of each labelled label's generated patches (PER_REGION per
+    region) replaced by real ones, spread evenly over that label's regions: the labels stay as they are,
+    and the set keeps its size (and training its time)."""
     rng = np.random.default_rng([seed, 16])
     images = images.copy()
     by_label: dict[str, list[dict]] = {}
@@ -122,4 +119,4 @@ def mix(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], model: s
         take = rows[: round(min(share, PER_REGION * len(chosen)) * len(rows))]
         for k, row in enumerate(take):
             images[row] = patch(rng, chosen[k % len(chosen)], size, fraction, min_px, resize)
-    return images, labels
+    return images
