@@ -154,7 +154,7 @@ def reduction(specs, width: int, height: int, margin: float = 1.0) -> int:
     `margin` times the pixels its model's input needs: the resize is then still a reduction, and the
     crops change by well under one grey level on average (tests/test_fast_path.py). One step further
     is not worth its time: on a 12 MP photo, 1/8 instead of 1/4 saves ~1.5 ms of a ~15 ms decode
-    (Huffman decoding is the floor) but changed the demo theme model's top answer at 12% of points."""
+    (Huffman decoding is the floor) but changed the demo pattern model's top answer at 12% of points."""
     allowed = 8.0
     for spec in specs:
         left, top, right, bottom = crop_box(spec, width, height, width / 2, height / 2)

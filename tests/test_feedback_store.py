@@ -146,3 +146,39 @@ def test_the_database_setting_takes_a_file_or_a_postgresql_url_and_never_shows_a
         with pytest.raises(ConfigError, match=why) as refused:
             database(wrong)
         assert "hunter2" not in str(refused.value)
+
+
+def test_the_prints_models_answers_and_feedback_move_from_theme_to_pattern(tmp_path):
+    """A database written before the topic model took the name `theme` (schema 1): the prints model's
+    logged answers, their feedback and its label sets become `pattern`'s; a user's own model that is
+    also called theme, with other labels, stays; reports then never mix prints with topics."""
+    from service.feedback import schema
+
+    store = Store(str(tmp_path / "feedback.db"))
+    with store.engine.begin() as db:  # a database as version 1 left it
+        schema.schema.create(db)
+        schema._version_1(db)
+        db.execute(schema.schema.insert().values(version=1))
+    prints = schema.PRINT_LABELS
+
+    def logged(request_id, version, labels):
+        result = ClassifyResult(request_id=request_id, image=ImageInfo(64, 32, "PNG"),
+                                predictions=[PointResult(3, 4, {"theme": [Label(labels[0], 0.9), Label(labels[1], 0.1)]})],
+                                models={"theme": ModelAnswer(version, "tensorflow")}, errors={}, timings_ms={})
+        return rows(Pending(now_ms(), None, "upload", 5, result, {("theme", version): list(labels)}))
+
+    store.write_log([logged("prints-1", 1, prints), logged("prints-2", 1, prints),
+                     logged("own-model", 7, ["cats", "dogs"]), rows(pending("colour"))])
+    store.record([Choice("prints-1", 0, "theme", "stripes"), Choice("own-model", 0, "theme", "dogs"),
+                  Choice("colour", 0, "color", "red")], client="product", batch=True)
+    assert store.migrate() == (1, LATEST)
+    with store.engine.connect() as db:
+        models = db.execute(text("SELECT request_id, model, version FROM pinpoint_predictions ORDER BY request_id")).all()
+        assert models == [("colour", "color", 1), ("own-model", "theme", 7), ("prints-1", "pattern", 1),
+                          ("prints-2", "pattern", 1)]
+        feedback = db.execute(text("SELECT request_id, model, label, client FROM pinpoint_feedback ORDER BY request_id")).all()
+        assert feedback == [("colour", "color", "red", "product"), ("own-model", "theme", "dogs", "product"),
+                            ("prints-1", "pattern", "stripes", "product")]
+        label_sets = db.execute(text("SELECT model, version FROM pinpoint_label_sets ORDER BY model")).all()
+        assert ("pattern", 1) in label_sets and ("theme", 7) in label_sets and ("theme", 1) not in label_sets
+    assert store.migrate() == (LATEST, LATEST)  # once only

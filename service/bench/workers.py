@@ -73,7 +73,7 @@ def ipc_cost_us(calls: int = 2000) -> float:
     server = Server(address, secret, {"infer": lambda feeds, deadline: scores})
     threading.Thread(target=server.serve_forever, daemon=True).start()
     client = Client(address, secret)
-    feeds = {"color@1": np.zeros((1, 32, 32, 3), np.float32), "theme@1": np.zeros((1, 96, 96, 3), np.float32)}
+    feeds = {"color@1": np.zeros((1, 32, 32, 3), np.float32), "pattern@1": np.zeros((1, 96, 96, 3), np.float32)}
     for _ in range(100):
         client.call("infer", feeds, 0.0)
     started = time.perf_counter()

@@ -9,6 +9,8 @@
                           rank in what was shown (NULL: not shown)
     pinpoint_schema       the version of this schema the database holds
 
+Version 2 renamed the prints model's rows from `theme` to `pattern` (the topic model took `theme`).
+
 Deleting a request deletes its predictions and their feedback (ON DELETE CASCADE): retention is one
 DELETE. Times are milliseconds since the epoch (UTC) in BIGINT columns, so time buckets are integer
 division on SQLite and PostgreSQL alike.
@@ -16,8 +18,10 @@ division on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import (BigInteger, Column, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table,
-                        Text, text)
+                        Text, and_, insert, select, text, update)
 from sqlalchemy.engine import Connection
 
 metadata = MetaData()
@@ -83,10 +87,37 @@ def _version_1(connection: Connection) -> None:
     metadata.create_all(connection, tables=[requests, predictions, label_sets, feedback])
 
 
+# The demo model that named prints and surfaces was called `theme` until the topic model took the name.
+PRINT_LABELS = ["solid", "stripes", "checks", "polka dots", "floral", "geometric", "text", "natural texture"]
+
+
+def _version_2(connection: Connection) -> None:
+    """The prints model was renamed `theme` -> `pattern`: its logged answers and their feedback move
+    with it, so no report mixes prints with topics. Only versions whose recorded labels are the
+    prints' move (a model of the user's own called theme stays). Predictions are copied under the new
+    name, feedback re-pointed, then the old rows deleted, because the feedback's foreign key would
+    refuse an in-place rename of the row it refers to."""
+    versions = [row.version for row in connection.execute(select(label_sets).where(label_sets.c.model == "theme"))
+                if json.loads(row.labels) == PRINT_LABELS]
+    if not versions:
+        return
+    old = and_(predictions.c.model == "theme", predictions.c.version.in_(versions))
+    columns = [c for c in predictions.columns if c.name != "model"]
+    connection.execute(insert(predictions).from_select(
+        [c.name for c in columns] + ["model"], select(*columns, text("'pattern'")).where(old)))
+    moved = select(predictions.c.request_id).where(
+        predictions.c.request_id == feedback.c.request_id, predictions.c.point == feedback.c.point,
+        predictions.c.model == "pattern").exists()
+    connection.execute(update(feedback).where(feedback.c.model == "theme", moved).values(model="pattern"))
+    connection.execute(predictions.delete().where(old))
+    connection.execute(update(label_sets).where(label_sets.c.model == "theme", label_sets.c.version.in_(versions))
+                       .values(model="pattern"))
+
+
 # Append only. A change to a table above adds a function here with its own DDL (ALTER TABLE ...), so a
 # database at any earlier version is brought up to date step by step, each step in the same transaction
 # as the version it records.
-MIGRATIONS = [_version_1]
+MIGRATIONS = [_version_1, _version_2]
 LATEST = len(MIGRATIONS)
 
 

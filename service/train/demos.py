@@ -1,4 +1,4 @@
-"""The two demo models, each in one place: labels, input and crop, data, network, training budget.
+"""The two trained demo models (color, pattern), each in one place: labels, input and crop, data, network, training budget.
 
 The crop settings are the ones written to model.toml, and the generators draw patches as that
 crop would cut them, so training matches serving.
@@ -35,14 +35,14 @@ class Demo:
     def network(self):
         from service.train import networks
 
-        return {"color": networks.color_net, "theme": networks.theme_net}[self.name](self.size, len(self.labels))
+        return {"color": networks.color_net, "pattern": networks.pattern_net}[self.name](self.size, len(self.labels))
 
 
 def _generator(name: str) -> Callable:
     if name == "color":
         from service.train.color_data import dataset
     else:
-        from service.train.theme_data import dataset
+        from service.train.pattern_data import dataset
     return dataset
 
 
@@ -56,23 +56,23 @@ def _color() -> Demo:
         comment="Pinpoint demo colour model: the colour at a point (a small window, 32x32 input).")
 
 
-def _theme() -> Demo:
-    from service.train.themes import THEME_LABELS
+def _pattern() -> Demo:
+    from service.train.pattern_labels import PATTERN_LABELS
 
     return Demo(
-        name="theme", labels=THEME_LABELS, size=96, scale=2 / 255, offset=-1.0,
+        name="pattern", labels=PATTERN_LABELS, size=96, scale=2 / 255, offset=-1.0,
         fraction=0.25, min_px=96, resize="bilinear",
         per_label=1500, epochs=10, batch_size=64, learning_rate=4e-3, rotate=True,
-        comment="Pinpoint demo theme model: the print or surface around a point (separable CNN, 96x96).")
+        comment="Pinpoint demo pattern model: the print or surface around a point (separable CNN, 96x96).")
 
 
 def get(name: str) -> Demo:
     try:
-        return {"color": _color, "theme": _theme}[name]()
+        return {"color": _color, "pattern": _pattern}[name]()
     except KeyError:
-        raise SystemExit(f"unknown demo model {name!r}; choose color or theme") from None
+        raise SystemExit(f"unknown demo model {name!r}; choose color or pattern") from None
 
 
-NAMES = ("color", "theme")
+NAMES = ("color", "pattern")  # the generated-data demos (theme is built from pretrained weights: topics.py)
 # Seeds of the held-out generated sets the model cards quote; training uses --seed (default 0).
 HELD_OUT_SEED = 20_240

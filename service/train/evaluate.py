@@ -1,7 +1,8 @@
 """Measure a served model: top-1/top-5 and a per-label table, on generated or real-photo points.
 
     pinpoint evaluate color                   # held-out generated set + real photos
-    pinpoint evaluate theme --data generated --per-label 200
+    pinpoint evaluate theme                   # the real-photo topic points (dev and held-out)
+    pinpoint evaluate pattern --data generated --per-label 200
     pinpoint evaluate color --data real --set holdout
     pinpoint evaluate --csv points.csv        # any served model on labelled points: the feedback report's table
 
@@ -149,18 +150,23 @@ def main(argv: list[str] | None = None) -> int:
     from service.train import demos, realcheck
 
     parser = argparse.ArgumentParser(prog="pinpoint evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("model", choices=demos.NAMES, help="the demo model to measure (only it is loaded)")
+    parser.add_argument("model", choices=(*demos.NAMES, "theme"), help="the demo model to measure (only it is loaded)")
     parser.add_argument("--models", type=Path, default=Path("models"), help="model repository (default models/)")
     parser.add_argument("--labels", type=Path, default=Path("labels"), help="labels directory (default labels/)")
     parser.add_argument("--data", choices=("generated", "real", "all"), default="all")
     parser.add_argument("--per-label", type=int, default=200, help="generated examples per label (default 200)")
     parser.add_argument("--seed", type=int, default=None, help="generated set seed (default: the held-out seed)")
-    parser.add_argument("--points", type=Path, default=None, help="real-photo points JSON (default tests/data/real_points.json)")
+    parser.add_argument("--points", type=Path, default=None, help="real-photo points JSON (default tests/data/real_points.json; "
+                                                                  "tests/data/topic_points.json for theme)")
     parser.add_argument("--set", default="all", help="which real-photo points: dev, holdout or all (default)")
     parser.add_argument("--details", action="store_true", help="also list every real-photo point and its answer")
     parser.add_argument("--csv", metavar="FILE", help="instead: rows of image, x, y, units, model, label; prints "
                                                       "the feedback report's table for them (docs/feedback.md)")
     args = parser.parse_args(argv)
+    if args.model == "theme" and args.data == "generated":
+        parser.error("theme has no generated set (it was not trained on generated data): use --data real")
+    if args.model == "theme":
+        args.data = "real"
     if args.data in ("real", "all"):  # a mistake here is refused now, not after the generated set's run
         try:
             sets = {p.get("set") for p in realcheck.load_points(args.points, args.model)}

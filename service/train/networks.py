@@ -42,7 +42,7 @@ def color_net(size: int, classes: int) -> keras.Model:
     return keras.Model(inputs, outputs, name="color")
 
 
-def theme_net(size: int, classes: int) -> keras.Model:
+def pattern_net(size: int, classes: int) -> keras.Model:
     """A MobileNet-style CNN: one full 3×3 convolution, then seven depthwise-separable 3×3
     convolutions with BatchNorm and ReLU, halving the resolution four times (96 → 6), then global
     average pooling. ~85 k parameters, ~12 M multiply-adds per 96×96 crop.
@@ -59,4 +59,4 @@ def theme_net(size: int, classes: int) -> keras.Model:
         x = layers.ReLU()(x)
     hidden = layers.Dropout(0.2)(layers.GlobalAveragePooling2D()(x))
     outputs = layers.Dense(classes, activation="softmax", name="probs")(hidden)
-    return keras.Model(inputs, outputs, name="theme")
+    return keras.Model(inputs, outputs, name="pattern")

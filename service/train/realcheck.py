@@ -27,7 +27,13 @@ from PIL import Image
 
 from service.train import pipeline
 
-DEFAULT_POINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "real_points.json"
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+DEFAULT_POINTS = DATA / "real_points.json"   # colour and pattern points
+TOPIC_POINTS = DATA / "topic_points.json"    # theme (topic) points, labelled apart: another question
+
+
+def points_file(model: str) -> Path:
+    return TOPIC_POINTS if model == "theme" else DEFAULT_POINTS
 
 
 @contextlib.contextmanager
@@ -92,7 +98,7 @@ def load_image(name: str) -> Image.Image:
 
 
 def load_points(path: Path | None, model: str) -> list[dict]:
-    path = Path(path or DEFAULT_POINTS)
+    path = Path(path or points_file(model))
     return [p for p in json.loads(path.read_text(encoding="utf-8"))["points"] if p["model"] == model]
 
 

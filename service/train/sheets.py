@@ -1,7 +1,7 @@
 """Contact sheets for labelling real-photo points by eye, before any model answers them.
 
     python -m service.train.sheets color sklearn:china.jpg:50,40 astronaut:100,400 --out sheet.png
-    python -m service.train.sheets theme --set holdout --out holdout.png     # points already in the check
+    python -m service.train.sheets pattern --set holdout --out holdout.png     # points already in the check
 
 Each panel shows the neighbourhood of the point with the window Pinpoint crops drawn in magenta and
 the point marked in green, beside the crop the model is given (its input size, enlarged without
@@ -21,8 +21,11 @@ from service.imaging import CropSpec, crop_box
 
 
 def _spec(model: str) -> CropSpec:
-    from service.train import demos
+    from service.train import demos, topics
 
+    if model == "theme":
+        return CropSpec(width=topics.SIZE, height=topics.SIZE, fraction=topics.FRACTION, min_px=topics.MIN_PX,
+                        keep_aspect=True, resize=topics.RESIZE)
     demo = demos.get(model)
     return CropSpec(width=demo.size, height=demo.size, fraction=demo.fraction, min_px=demo.min_px,
                     keep_aspect=True, resize=demo.resize)
@@ -68,7 +71,7 @@ def sheet(model: str, points: list[tuple[str, float, float]], columns: int = 3) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.train.sheets", description=__doc__.split("\n")[0])
-    parser.add_argument("model", choices=("color", "theme"), help="whose window to draw")
+    parser.add_argument("model", choices=("color", "pattern", "theme"), help="whose window to draw")
     parser.add_argument("points", nargs="*", help="IMAGE:X,Y (IMAGE as in realcheck.py: astronaut, sklearn:china.jpg, ...)")
     parser.add_argument("--set", help="instead, the points of the check in this set (dev or holdout)")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")

@@ -1,6 +1,6 @@
-"""Generated training patches for the theme model: the larger window around a point of a product photo.
+"""Generated training patches for the pattern model: the larger window around a point of a product photo.
 
-A theme patch is a print or surface drawn at the window size a crop would take (96 to 160 px here),
+A pattern patch is a print or surface drawn at the window size a crop would take (96 to 160 px here),
 put under photographic light (gradients, folds, shadow, colour cast), blurred, noised, JPEG'd and
 resized to 96×96 with the Pillow filter Pinpoint uses.
 """
@@ -11,7 +11,7 @@ import numpy as np
 
 from service.train import generate, patterns, photo, prints, texture
 from service.train.palette import sample_colour
-from service.train.themes import THEME_LABELS
+from service.train.pattern_labels import PATTERN_LABELS
 
 NATURAL_TINTS = (("brown", "neutral"), ("grey", "white"), ("green", "brown"), ("brown", "black"),
                  ("grey", "black"), ("red", "brown"), ("neutral", "white"), ("green", "black"))
@@ -246,11 +246,11 @@ GENERATORS = {
     "text": _one_of((0.7, prints.text), (0.3, prints.handwriting)),
     "natural texture": natural,
 }
-assert tuple(GENERATORS) == THEME_LABELS
+assert tuple(GENERATORS) == PATTERN_LABELS
 
 
 def patch(rng: np.random.Generator, label: str, size: int, resize: str = "bilinear") -> np.ndarray:
-    """One uint8 size×size×3 patch of theme `label`, as Pinpoint's crop would hand it over."""
+    """One uint8 size×size×3 patch of pattern `label`, as Pinpoint's crop would hand it over."""
     window = int(rng.integers(size, size * 5 // 3 + 1))
     image = GENERATORS[label](rng, window).astype(np.float32)
     if rng.random() < 0.12:  # digital product images, scans and screenshots are clean
@@ -269,10 +269,10 @@ def patch(rng: np.random.Generator, label: str, size: int, resize: str = "biline
 
 def dataset(seed: int, per_label: int, size: int, resize: str = "bilinear",
             training: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """per_label patches of every theme, uint8 [N, size, size, 3] and int labels [N], shuffled
+    """per_label patches of every pattern, uint8 [N, size, size, 3] and int labels [N], shuffled
     (training and held-out sets differ only by seed)."""
     rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(THEME_LABELS)), per_label)
+    labels = np.repeat(np.arange(len(PATTERN_LABELS)), per_label)
     rng.shuffle(labels)
-    images = generate.render(__name__, THEME_LABELS, labels, seed, size, resize)
+    images = generate.render(__name__, PATTERN_LABELS, labels, seed, size, resize)
     return images, labels.astype(np.int32)

@@ -1,10 +1,10 @@
-"""The themes Pinpoint's theme model answers: prints and surfaces of product photos.
+"""The prints and surfaces Pinpoint's pattern model answers (the model was called `theme` before topics took that name).
 
 Chosen because each can be generated convincingly and each is a question a shop actually asks
 of a photo ("is this dress striped or floral?"). The model card repeats these definitions.
 """
 
-THEMES = {
+PATTERNS = {
     "solid": "one colour: plain fabric, paint or plastic, with light, folds and fine weave",
     "stripes": "parallel bands of two to four colours, any width and angle, pinstripes included",
     "checks": "gingham, tartan/plaid and checkerboards: bands crossing at right angles",
@@ -14,4 +14,4 @@ THEMES = {
     "text": "printed letters and words: labels, packaging, newspaper, posters",
     "natural texture": "wood, stone, gravel, brick, grass, sand, marble, fur: nature's irregular surfaces",
 }
-THEME_LABELS = tuple(THEMES)
+PATTERN_LABELS = tuple(PATTERNS)

