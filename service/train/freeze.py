@@ -26,6 +26,33 @@ def frozen_graph_def(model, height: int, width: int, channels: int = 3) -> tf.co
     return tf.compat.v1.graph_util.extract_sub_graph(graph_def, [OUTPUT_NAME])
 
 
+def half_weights(graph_def, min_elements: int = 256):
+    """The same graph with every float32 constant of at least `min_elements` stored as float16 and
+    cast back to float32 where it is used: the file halves, the arithmetic stays float32 (TensorFlow
+    and tf2onnx fold the casts when they load it). The answers move by the weights' rounding only;
+    the caller measures how far."""
+    import numpy as np
+    from tensorflow.core.framework import types_pb2
+    from tensorflow.python.framework import tensor_util
+
+    out = tf.compat.v1.GraphDef()
+    out.versions.CopyFrom(graph_def.versions)
+    out.library.CopyFrom(graph_def.library)
+    for node in graph_def.node:
+        if node.op == "Const" and node.attr["dtype"].type == types_pb2.DT_FLOAT:
+            value = tensor_util.MakeNdarray(node.attr["value"].tensor)
+            if value.size >= min_elements:
+                half = out.node.add(name=f"{node.name}/float16", op="Const")
+                half.attr["dtype"].type = types_pb2.DT_HALF
+                half.attr["value"].tensor.CopyFrom(tensor_util.make_tensor_proto(value.astype(np.float16)))
+                cast = out.node.add(name=node.name, op="Cast", input=[half.name])
+                cast.attr["SrcT"].type, cast.attr["DstT"].type = types_pb2.DT_HALF, types_pb2.DT_FLOAT
+                cast.attr["Truncate"].b = False
+                continue
+        out.node.add().CopyFrom(node)
+    return out
+
+
 def write_model(graph_def, version_dir: Path, config_toml: str) -> Path:
     version_dir.mkdir(parents=True, exist_ok=True)
     graph_path = version_dir / "frozen_graph.pb"

