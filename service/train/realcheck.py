@@ -6,11 +6,15 @@ there (a pale peach petal: orange, or pink). `image` names where the photograph 
 - a scikit-image sample by its skimage.data function (`astronaut`; `stereo_motorcycle[1]` picks
   item 1 of a function that returns a tuple),
 - `sklearn:china.jpg` / `sklearn:flower.jpg`: scikit-learn's load_sample_images(),
-- `matplotlib:grace_hopper.jpg`: a file of matplotlib's sample data (mpl-data/sample_data).
+- `matplotlib:grace_hopper.jpg`: a file of matplotlib's sample data (mpl-data/sample_data),
+- `photos:quokka.jpg`: a photograph committed in tests/data/photos (taken from a permissively
+  licensed PyPI wheel; tests/data/photos/NOTICE.md names the wheel, file and licence of each).
 The package files are read where the installed wheel keeps them; nothing is downloaded.
 `set` is `dev` (looked at while the generators were tuned) or `holdout` (labelled before the
 models were changed and kept out of every tuning decision). None of these photographs is used to
 train either model (the texture photos in texture.MATERIAL_IMAGES are, so none of those is here).
+The topic check (tests/data/topic_points.json, `load_points(path, "theme")`) names its photographs
+the same way; its "about" says which of them are also photographs of service/train/regions.json.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from PIL import Image
 from service.train import pipeline
 
 DEFAULT_POINTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "real_points.json"
+PHOTOS_DIR = Path(__file__).resolve().parents[2] / "tests" / "data" / "photos"  # the `photos:` prefix
 
 
 @contextlib.contextmanager
@@ -58,6 +63,10 @@ def package_file(package: str, relative: str) -> Path:
 
 def _pixels(name: str) -> np.ndarray | Image.Image:
     prefix, _, rest = name.partition(":")
+    if rest and prefix == "photos":
+        with Image.open(PHOTOS_DIR / rest) as image:
+            image.load()
+            return image.copy()
     if rest:
         if prefix not in PACKAGE_FILES:
             raise ValueError(f"unknown image source {prefix!r} in {name!r}")
