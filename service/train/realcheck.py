@@ -6,11 +6,15 @@ there (a pale peach petal: orange, or pink). `image` names where the photograph 
 - a scikit-image sample by its skimage.data function (`astronaut`; `stereo_motorcycle[1]` picks
   item 1 of a function that returns a tuple),
 - `sklearn:china.jpg` / `sklearn:flower.jpg`: scikit-learn's load_sample_images(),
-- `matplotlib:grace_hopper.jpg`: a file of matplotlib's sample data (mpl-data/sample_data).
+- `matplotlib:grace_hopper.jpg`: a file of matplotlib's sample data (mpl-data/sample_data),
+- `photos:quokka.jpg`: a photograph committed in tests/data/photos (taken from a permissively
+  licensed PyPI wheel; tests/data/photos/NOTICE.md names the wheel, file and licence of each).
 The package files are read where the installed wheel keeps them; nothing is downloaded.
 `set` is `dev` (looked at while the generators were tuned) or `holdout` (labelled before the
 models were changed and kept out of every tuning decision). None of these photographs is used to
 train either model (the texture photos in texture.MATERIAL_IMAGES are, so none of those is here).
+The topic check (tests/data/topic_points.json, `load_points(path, "theme")`) names its photographs
+the same way; its "about" says which of them are also photographs of service/train/regions.json.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from service.train import pipeline
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 DEFAULT_POINTS = DATA / "real_points.json"   # colour and pattern points
 TOPIC_POINTS = DATA / "topic_points.json"    # theme (topic) points, labelled apart: another question
+PHOTOS_DIR = DATA / "photos"                 # the `photos:` prefix
 
 
 def points_file(model: str) -> Path:
@@ -64,6 +69,10 @@ def package_file(package: str, relative: str) -> Path:
 
 def _pixels(name: str) -> np.ndarray | Image.Image:
     prefix, _, rest = name.partition(":")
+    if rest and prefix == "photos":
+        with Image.open(PHOTOS_DIR / rest) as image:
+            image.load()
+            return image.copy()
     if rest:
         if prefix not in PACKAGE_FILES:
             raise ValueError(f"unknown image source {prefix!r} in {name!r}")
