@@ -82,3 +82,17 @@ def test_a_replaced_file_is_never_served_from_the_cache(server, image_root):
     target.write_bytes(split_image(left=(30, 30, 220), right=(220, 30, 30)))
     os.utime(target, ns=(time.time_ns(), time.time_ns() + 1_000_000))  # even on coarse clocks
     assert server.post("/v1/classify", json=ask).json()["predictions"][0]["results"]["tint"][0]["label"] == "blue"
+
+
+def test_a_12_mp_photo_is_decoded_once_at_the_scale_the_shipped_models_allow_together():
+    """color's small window, pattern's and theme's larger ones: one decode serves all three, at the
+    largest scale-down that still leaves every window its model's input size."""
+    from pathlib import Path
+
+    from service import repository
+
+    repo = Path(__file__).resolve().parents[1]
+    specs = {spec.name: spec.crop for spec in repository.scan(repo / "models", repo / "labels").specs}
+    assert set(specs) == {"color", "theme", "pattern"}
+    together = imaging.reduction(list(specs.values()), 4000, 3000)
+    assert together == min(imaging.reduction([spec], 4000, 3000) for spec in specs.values()) == 4

@@ -22,7 +22,7 @@ pytestmark = needs_chromium
 data = pytest.importorskip("skimage.data")
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("color", "theme")
+MODELS = ("color", "theme", "pattern")
 POINTS = ((0.5, 0.5), (0.015, 0.02), (0.985, 0.98), (0.3, 0.75))
 
 

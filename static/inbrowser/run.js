@@ -88,13 +88,28 @@ const PinpointBrowser = (() => {
     return sessions.get(key);
   }
 
+  // Model files are content-addressed (their name changes with their bytes), so a copy kept by URL
+  // never goes stale. The Cache Storage API keeps them across visits whatever their size; the HTTP
+  // cache alone dropped the topic model's 9.6 MB file between visits. Without it (a page served
+  // over plain HTTP from another host is not a secure context) every visit downloads again.
+  const MODEL_CACHE = "pinpoint-web-models";
+
+  async function modelFile(url, headers) {
+    const store = globalThis.caches ? await caches.open(MODEL_CACHE).catch(() => null) : null;
+    const kept = store ? await store.match(url).catch(() => undefined) : undefined;
+    if (kept) return kept;
+    const response = await fetch(url, { headers });
+    if (response.ok && store) await store.put(url, response.clone()).catch(() => {});
+    return response;
+  }
+
   async function createSession(spec, variant, headers) {
     const file = spec.files?.[variant];
     if (!file) throw new Error(`the server offers no ${variant} copy of ${spec.model} v${spec.version}`);
     const started = performance.now();
     let response;
     try {
-      response = await fetch(file.url, { headers });
+      response = await modelFile(file.url, headers);
     } catch (error) {
       throw new Error(`${spec.model} v${spec.version} could not be downloaded (${error.message})`);
     }
