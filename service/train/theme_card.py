@@ -39,7 +39,8 @@ The topic scores are
   what ImageNet has no class for (micrographs, scans, deep-sky photographs are "Science & Space") and
   for the pull of Animals & Pets (400 of the 1,000 classes), trained on {head_crops} crops of
   {regions} regions a person labelled on {photos} photographs from PyPI wheels that are **not** in the
-  check (`service/train/topic_regions.json`), L2 {l2}, every shown topic weighted equally. Only the
+  check (`service/train/topic_regions.json`; its DICOM, FITS and NIfTI scans are skipped: no reader
+  for them here), L2 {l2}, every shown topic weighted equally. Only the
   topics those regions show get a head column ({shown}); the others keep the map's scores.
 
 Input `input:0` float32 [batch, 224, 224, 3] = (pixel − 127) / 128; output `probs:0` [batch, {count}].
@@ -81,10 +82,11 @@ def write_card(models_dir: Path, labels_dir: Path, run: dict, cost: dict | None)
         summary.append(f"| {name} | {rows.sum()} | **{top1:.1%}** | {top3:.1%} | {top5:.1%} |")
     details = evaluate.real_report(models_dir, labels_dir, "theme", None, "all", details=True)
     table = topic_head.table()
+    used = [r for r in table["regions"] if topic_head.usable(r["photo"])]
     shown = [t for t in topics.TOPIC_LABELS if run["head_bias"].get(t)]
     unshown = [t for t in topics.TOPIC_LABELS if t not in shown]
     about = ABOUT.format(count=len(topics.TOPIC_LABELS), labels=", ".join(topics.TOPIC_LABELS),
-                         head_crops=run["head_crops"], regions=len(table["regions"]), photos=len(table["photos"]),
+                         head_crops=run["head_crops"], regions=len(used), photos=len({r["photo"] for r in used}),
                          l2=topic_head.L2, shown=", ".join(shown), graph_mb=run["graph_bytes"] / 1e6,
                          half_gap=run["half_gap"])
     boost = float(np.exp(max(run["head_bias"].values())))
