@@ -44,12 +44,17 @@ class Recipe:
     batch_size: int = 128
     learning_rate: float = 2e-3
     views: int = 2                 # feature vectors per patch: the patch and one random rot90/flip of it
-    centre: float = 0.25           # side of the central window pooled apart, as a share of each map
+    centre: float | None = 0.25    # side of the central window pooled apart, as a share of each map (None: not)
+    real_share: float = 0.0        # default --real-share: patches of regions.json's labelled photographs
 
 
 RECIPES = {
-    "color": Recipe(blocks=8, taps=(-1, 0, 2, 4, 7), raw=True),
-    "pattern": Recipe(blocks=16, taps=(4, 7, 10, 14, 15, 16)),
+    # The stem and blocks 0-4 at 32×32 (the deepest map kept is 4×4), pooled over the window and its
+    # centre, beside the pixels' own statistics (more blocks, a 64×64 resize or real patches: worse on dev).
+    "color": Recipe(blocks=5, taps=(-1, 0, 2, 4), raw=True, epochs=10),
+    # The whole trunk at 96×96 and its 1,280-channel head, averaged and max-pooled over the window;
+    # with the regions' real patches (pooling more maps or the centre, or no real patches: worse on dev).
+    "pattern": Recipe(blocks=16, taps=(16,), centre=None, epochs=10, real_share=0.3),
 }
 
 
@@ -64,11 +69,11 @@ def _centre(x, share: float):
     return layers.Cropping2D(margin)(x) if margin else x
 
 
-def _pooled(x, share: float, centre_max: bool = False) -> list:
+def _pooled(x, share: float | None, centre_max: bool = False) -> list:
     from keras import layers
 
     out = [layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)]
-    if int(x.shape[1]) > 2:
+    if share is not None and int(x.shape[1]) > 2:
         middle = _centre(x, share)
         out.append(layers.GlobalAveragePooling2D()(middle))
         if centre_max:
@@ -233,10 +238,11 @@ def train_one(name: str, args, log=print) -> dict:
     started, cpu_started, load_start = time.monotonic(), cli._cpu_seconds(), os.getloadavg()[0]
     log(f"[{name}] generating {per_label} patches per label ({len(demo.labels)} labels), seed {args.seed}")
     images, labels = demo.dataset(args.seed, per_label, training=True)
-    if args.real_share:
+    real_share = args.real_share or recipe.real_share
+    if real_share:
         from service.train import regions
 
-        images = regions.mix(images, labels, demo.labels, name, args.real_share, args.seed, size=demo.size,
+        images = regions.mix(images, labels, demo.labels, name, real_share, args.seed, size=demo.size,
                              fraction=demo.fraction, min_px=demo.min_px, resize=demo.resize)
     generated = time.monotonic() - started
     model, history = train(name, images, labels, seed=args.seed, recipe=recipe, epochs=epochs, log=log)
@@ -255,10 +261,11 @@ def train_one(name: str, args, log=print) -> dict:
     if gap > 1e-3:
         raise SystemExit(f"[{name}] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
     seconds = time.monotonic() - started
-    log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total")
+    log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total, "
+        f"{cli._cpu_seconds() - cpu_started:.0f} CPU-seconds")
     return {"name": name, "per_label": per_label, "epochs": epochs, "examples": len(images),
             "generate_s": generated, "train_s": seconds - generated, "total_s": seconds,
             "cpu_s": cli._cpu_seconds() - cpu_started, "load_start": load_start, "load_end": os.getloadavg()[0],
-            "real_share": args.real_share, "parameters": model.count_params(),
+            "real_share": real_share, "parameters": model.count_params(),
             "graph_bytes": graph_path.stat().st_size, "trunk": dataclasses.asdict(recipe),
             "final_accuracy": history.get("accuracy", [float("nan")])[-1]}
