@@ -111,12 +111,17 @@ def json_endpoint(handler=None, *, methods=None):
 
     `methods`: the methods it takes, checked before the body is read (the `methods` tool): a tuple,
     or a function of the path segments below the handler returning one (None: no such resource,
-    which the handler answers)."""
+    which the handler answers). With a tuple the route takes no path segments below it: `/readyz/x`
+    is a 404, whatever the handler's signature."""
     if handler is None:
         return functools.partial(json_endpoint, methods=methods)
+    if isinstance(methods, (tuple, list)):
+        methods = _leaf(tuple(methods))
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
+        if getattr(methods, "leaf", False) and len(args) > 1:  # args[0] is the handler's instance
+            raise Refusal(PinpointError("no such resource", code="not_found"))
         try:
             result = handler(*args, **kwargs)
         except PinpointError as error:
@@ -128,6 +133,16 @@ def json_endpoint(handler=None, *, methods=None):
     if methods is not None:
         wrapper.allowed_methods = methods
     return wrapper
+
+
+def _leaf(methods: tuple[str, ...]):
+    """A route with no path segments below it: these methods on it, nothing at all below it."""
+
+    def allowed(*vpath):
+        return None if vpath else methods
+
+    allowed.leaf = True
+    return allowed
 
 
 def method_not_allowed(allowed) -> Refusal:
