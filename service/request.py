@@ -4,6 +4,9 @@ what the core answers. Rendering either to a wire format is the edge's job (serv
 from __future__ import annotations
 
 import dataclasses
+import re
+import secrets
+import time
 from typing import Union
 
 from service.errors import BadRequest
@@ -11,6 +14,21 @@ from service.manager import ModelRef
 
 MAX_POINTS = 256
 MAX_TOP_K = 20
+_SERVER_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_request_id() -> str:
+    """A request id of the server's own: 32 hex digits, the first 12 the time in ms (as UUIDv7 orders
+    them), then 80 random bits. The time lets feedback tell an answer that may still be on its way to
+    the log (a few seconds old) from one that never was, without waiting (service/feedback/service.py)."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def request_id_ms(request_id: str) -> int | None:
+    """When the server minted this id (ms since the epoch), or None if it is not one of its own form."""
+    if not isinstance(request_id, str) or not _SERVER_ID.fullmatch(request_id):
+        return None
+    return int(request_id[:12], 16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +50,7 @@ class StoredImage:
     """An image stored earlier with POST /v1/images."""
 
     image_id: str
+    owner: str | None = None  # the API key's name that asks: only its own images are found (service/store.py)
 
 
 ImageSource = Union[Upload, ServerPath, StoredImage]

@@ -41,6 +41,7 @@ STATUS = {
     "model_unavailable": 503,
     "storage_unavailable": 503,
     "timeout": 504,
+    "insufficient_storage": 507,
 }
 # Statuses CherryPy and cheroot answer by themselves -> (the status answered, the contract's code).
 FOREIGN = {

@@ -3,10 +3,13 @@ own writer thread and connection pool), started and stopped with the CherryPy bu
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from service.errors import NotFound, PinpointError
 from service.feedback import report as reports
@@ -14,19 +17,32 @@ from service.feedback.metrics import FeedbackMetrics, outcome
 from service.feedback.recorder import Recorder, rows
 from service.feedback.store import Choice, Recorded, Store
 from service.feedback.writer import LogWriter
+from service.request import request_id_ms
 
 if TYPE_CHECKING:
     from service.engine import Engine
 
 log = structlog.get_logger("pinpoint.feedback")
 READY_WAIT_S = 2.0  # feedback waits this long for a database still being opened, then answers 503
-# Feedback for a request whose log row is still on its way (in this process's queue or another replica's)
-# waits at most this long: a busy replica's writer can be seconds behind on a loaded machine.
+# An answer reaches the log within milliseconds, but a busy replica's writer can be seconds behind: feedback
+# for an answer at most this old that the log does not hold yet waits for it, up to this age.
 LOG_WAIT_S = 5.0
+# ...in one of at most this many HTTP threads per process. Feedback for any other id the log lacks is
+# answered at once (404), so bogus feedback never parks more than these threads; when they are all busy,
+# feedback that would wait waits SLOT_WAIT_S at most for one, then is told to come back (503 overloaded,
+# Retry-After: 1).
+LOG_WAITERS = 3
+SLOT_WAIT_S = 0.5
+POLL_S = (0.005, 0.01, 0.02, 0.05)  # the log is read again after these waits (then every 50 ms)
 
 
 class StorageUnavailable(PinpointError):
     code = "storage_unavailable"
+
+
+def storage_unavailable(what: str) -> StorageUnavailable:
+    return StorageUnavailable(f"{what}: the feedback database cannot take writes now (a full disk, or the "
+                              "database unreachable); the server log says why", retry_after=5)
 
 
 class Feedback:
@@ -37,6 +53,9 @@ class Feedback:
         if not self.enabled:
             return
         self.store = Store(settings.feedback_db)
+        self._waiters = threading.BoundedSemaphore(LOG_WAITERS)
+        self._pending: dict[str, float] = {}  # request ids this process queued for the log, not written yet
+        self._pending_lock = threading.Lock()
         self.metrics = FeedbackMetrics(registry, self._rolling)
         self.recorder = Recorder(lambda: self.engine.settings.feedback_sample_rate, self._labels_of, self._submit)
         self.writer = LogWriter(self.store, settings.feedback_queue_size, rows,
@@ -67,10 +86,29 @@ class Feedback:
             log.exception("prediction_log_record_failed", error=str(error)[:300])
 
     def _submit(self, pending) -> bool:
+        with self._pending_lock:
+            self._pending[pending.result.request_id] = time.monotonic()
         queued = self.writer.submit(pending)
         if queued:
             self.metrics.queue_depth.set(self.writer.queue.qsize())
+        else:
+            self._forget([pending.result.request_id])
         return queued
+
+    def _forget(self, request_ids) -> None:
+        with self._pending_lock:
+            for request_id in request_ids:
+                self._pending.pop(request_id, None)
+            # An answer the writer gave up on is forgotten here after LOG_WAIT_S (what waits for it stops then).
+            while self._pending:
+                oldest, since = next(iter(self._pending.items()))
+                if time.monotonic() - since < 2 * LOG_WAIT_S:
+                    break
+                del self._pending[oldest]
+
+    def _queued_here(self, request_ids) -> bool:
+        with self._pending_lock:
+            return all(request_id in self._pending for request_id in request_ids)
 
     def _labels_of(self, model: str, version: int) -> list[str] | None:
         for entry in self.engine.manager.snapshot().get(model, []):
@@ -79,6 +117,7 @@ class Feedback:
         return None
 
     def _written(self, answers, rows: int) -> None:
+        self._forget([answer.request["request_id"] for answer in answers])
         self.metrics.logged.inc(rows)
         for answer in answers:
             self.recorder.written(answer)
@@ -88,27 +127,75 @@ class Feedback:
 
     # ---- feedback ----
     def record(self, choices: list[Choice], client: str | None, batch: bool = False) -> list[Recorded]:
+        """Store the choices of `client` (the API key's name; None without keys): only on its own answers."""
         self._available()
         ids = {choice.request_id for choice in choices}
-        missing = self.store.missing(ids)
+        missing = self._missing(ids)
         if missing:
-            # Its answer may still be on its way to the log: in this process's queue, or another's.
-            deadline = time.monotonic() + LOG_WAIT_S
-            self.writer.flush(LOG_WAIT_S / 2)
-            missing = self.store.missing(missing)
-            while missing and time.monotonic() < deadline:
-                time.sleep(0.05)
-                missing = self.store.missing(missing)
-        recorded = self.store.record(choices, client, batch)
+            self._wait_for_log(missing)
+        try:
+            recorded = self.store.record(choices, client, batch)
+        except DBAPIError as error:
+            log.error("feedback_write_failed", error=str(error).splitlines()[0][:300])
+            raise storage_unavailable("feedback was not stored") from None
         for done in recorded:
             self.metrics.feedback.labels(done.choice.model, str(done.version),
                                          outcome(done.rank, done.choice.label)).inc()
         return recorded
 
+    def _missing(self, ids: set[str]) -> set[str]:
+        try:
+            return self.store.missing(ids)
+        except DBAPIError as error:
+            log.error("feedback_read_failed", error=str(error).splitlines()[0][:300])
+            raise storage_unavailable("the prediction log cannot be read") from None
+
+    def _wait_for_log(self, missing: set[str]) -> None:
+        """Wait for answers that may still be on their way to the log, never for anything else:
+        - answers this process gave and queued (it knows their ids; no client can forge one): until the
+          writer has written them, LOG_WAIT_S at most;
+        - ids of the server's own form minted less than LOG_WAIT_S ago (another worker's or replica's
+          answers, or a forgery): in one of LOG_WAITERS threads per process at most;
+        - anything else returns at once (the store then answers 404).
+        While the log cannot be written, 503 at once: waiting cannot help."""
+        if self.writer.failing:
+            raise storage_unavailable("the answer may not have been logged")
+        now = time.time() * 1000
+        minted = [request_id_ms(request_id) for request_id in missing]
+        if any(ms is None or not now - LOG_WAIT_S * 1000 <= ms <= now + 1000 for ms in minted):
+            return  # not an id this server gave in the last few seconds: it is not on its way
+        deadline = time.monotonic() + min(LOG_WAIT_S, max(minted) / 1000 + LOG_WAIT_S - now / 1000)
+        if self._queued_here(missing):
+            return self._poll(missing, deadline)
+        if not self._waiters.acquire(timeout=SLOT_WAIT_S):
+            raise PinpointError("feedback for answers not logged yet is waiting in too many requests; try "
+                                "again in a second", code="overloaded", retry_after=1)
+        try:
+            self._poll(missing, deadline)
+        finally:
+            self._waiters.release()
+
+    def _poll(self, missing: set[str], deadline: float) -> None:
+        """Read the log again, sooner at first, until it holds every id or the deadline passes."""
+        for attempt in itertools.count():
+            if self.writer.failing:
+                raise storage_unavailable("the answer may not have been logged")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, POLL_S[min(attempt, len(POLL_S) - 1)]))
+            missing = self._missing(missing)
+            if not missing:
+                return
+
     # ---- reports ----
     def report(self, **filters) -> dict:
         self._available()
-        return reports.build(self.store, **filters)
+        try:
+            return reports.build(self.store, **filters)
+        except DBAPIError as error:
+            log.error("feedback_read_failed", error=str(error).splitlines()[0][:300])
+            raise storage_unavailable("the report cannot be read") from None
 
     def _rolling(self) -> dict:
         if not self.writer.ready.is_set():
