@@ -103,7 +103,14 @@ def test_report_filters_out_of_range_are_a_400(server, route, query):
     no_leak(response)
 
 
-@pytest.mark.parametrize("path", ["/readyz/x", "/healthz/x", "/v1/config/x", "/readyz/x/y"])
+def test_a_query_string_that_is_not_utf8_is_a_400_not_a_404(server):
+    for path in ("/v1/classify?x=%ED%A0%80&y=1", "/v1/report?model=%FF"):
+        body = assert_error(server.post(path, data=b"x", headers={"Content-Type": "image/png"}) if "classify" in path
+                            else server.get(path), 400, "bad_request")
+        assert "UTF-8" in body["error"]
+
+
+@pytest.mark.parametrize("path", ["/readyz/x", "/healthz/x", "/v1/config/x", "/readyz/x/y", "/metrics/x"])
 def test_routes_without_sub_paths_refuse_one(server, path):
     assert_error(server.get(path), 404, "not_found")
 

@@ -182,6 +182,8 @@ def error_page(status, message, traceback, version) -> bytes:
     """CherryPy's own errors (unknown route, unreadable body, its tools) as the contract's JSON."""
     response = cherrypy.serving.response
     number = int(str(status).split()[0])
+    if number == 404 and str(message).startswith("The given query string could not be processed"):
+        number, message = 400, "the query string is not UTF-8 text"  # CherryPy says 404 for the client's bytes
     status, code, message = foreign(number, str(message))
     if status != number:
         message = f"The path {cherrypy.serving.request.path_info!r} was not found."
