@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import time
 
 import pytest
 
@@ -131,3 +133,36 @@ def test_fields_take_integers_past_a_doubles_range_as_a_mistake():
                    {"x": 1, "y": 1, "top_k": "1" + "0" * 5000}):
         with pytest.raises(BadRequest):
             classify_args(fields, typed=not isinstance(fields.get("x", ""), str))
+
+
+def test_the_json_reader_counts_depth_outside_strings_only_and_refuses_deep_documents_fast():
+    from service.api import jsonread
+
+    def read(text, **options):
+        return jsonread.loads(text, **options)[0]
+
+    assert read("[" * 64 + "]" * 64) is not None
+    with pytest.raises(jsonread.Refused):
+        read("[" * 65 + "]" * 65)
+    # Brackets inside strings, escaped quotes included, are text, not nesting.
+    document = {"a": "[" * 500, "b": '\\"[[[[' * 100, "c": [[[1]]]}
+    assert read(json.dumps(document)) == document
+    with pytest.raises(jsonread.Refused):  # an escaped quote does not end the string: the 70 brackets nest
+        read('{"a": "x\\"", "b": ' + "[" * 70 + "]" * 70 + "}")
+    started = time.perf_counter()
+    with pytest.raises(jsonread.Refused):
+        read('{"x": ' + "[0," * 3_000_000 + "}")
+    assert time.perf_counter() - started < 1
+    # Numbers: bounded length; non-finite only where asked for; TF Serving's reader keeps its NaN.
+    with pytest.raises(jsonread.Refused):
+        read("[" + "1" * 101 + "]")
+    with pytest.raises(jsonread.Refused):
+        read("[1e999]")
+    with pytest.raises(jsonread.Refused):
+        read("[NaN]")
+    assert math.isnan(read("[NaN]", nonfinite=True)[0]) and read("[1e999]", nonfinite=True) == [math.inf]
+    # Text: a lone surrogate anywhere (a value or a key) is refused; a pair is a character.
+    for text in ('["\\ud800"]', '{"\\udfff": 1}', '{"a": [{"b": "x\\ud800y"}]}'):
+        with pytest.raises(jsonread.Refused):
+            read(text)
+    assert read('["\\ud83d\\ude00"]') == ["\U0001F600"]

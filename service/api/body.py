@@ -34,7 +34,7 @@ def read_json(max_bytes: int | None = None) -> dict[str, Any]:
 def parse_json(raw, max_bytes: int | None = None) -> dict[str, Any]:
     try:
         text = jsonread.decode(raw, max_bytes)
-        document, _ = jsonread.loads(text.lstrip(" \t\n\r"))
+        document, _ = jsonread.loads(text.lstrip(" \t\n\r"), raw=raw if isinstance(raw, bytes) else None)
     except jsonread.Refused as error:
         if error.too_large:
             raise PayloadTooLarge(error.message) from None

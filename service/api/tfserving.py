@@ -295,9 +295,11 @@ class PredictRequest:
 def parse_json(body: bytes | str) -> dict[str, Any]:
     """The request body as TF Serving reads it: NaN/Infinity/-Infinity allowed, nothing after the
     document looked at (rapidjson kParseStopWhenDoneFlag), the top level an object."""
+    raw = None
     if isinstance(body, (bytes, bytearray, memoryview)):
+        raw = bytes(body)
         try:
-            body = bytes(body).decode("utf-8")
+            body = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise invalid(f"JSON Parse error: Invalid encoding in string. at offset: {error.start}") from None
     if not body:
@@ -306,7 +308,7 @@ def parse_json(body: bytes | str) -> dict[str, Any]:
     if not text:
         raise invalid(f"JSON Parse error: The document is empty. at offset: {len(body)}")
     try:  # Pinpoint's bounded reader (depth, number length, valid text), with TF Serving's NaN and Infinity
-        document, _ = jsonread.loads(text, nonfinite=True, whole=False)
+        document, _ = jsonread.loads(text, nonfinite=True, whole=False, raw=raw)
     except json.JSONDecodeError as error:
         message = "Invalid value." if error.msg == "Expecting value" else error.msg
         raise invalid(f"JSON Parse error: {message} at offset: {error.pos + len(body) - len(text)}") from None
