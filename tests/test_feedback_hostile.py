@@ -167,3 +167,28 @@ def test_a_full_disk_is_507_for_uploads_503_for_feedback_at_once_and_recovers(sm
         assert "unhandled_error" not in log
     finally:
         stop_server(server)
+
+
+def test_an_unreachable_feedback_database_is_503_at_once_not_a_parked_thread(tmp_path):
+    """A database that cannot be opened (here: its directory would be below a file) answers 503 at once;
+    before, every feedback post and report waited 2 s for it in an HTTP thread."""
+    models, labels = graphs.write_repository(tmp_path, names=("tint",))
+    (tmp_path / "a-file").write_text("")
+    server = start_server(tmp_path, models, labels, env={
+        "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_WORKERS": "0",
+        "PINPOINT_FEEDBACK_DB": str(tmp_path / "a-file" / "feedback.db")})
+    try:
+        deadline = time.monotonic() + 10
+        while '"feedback_database_unreachable"' not in server.log():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with requests.Session() as session:
+            answer, took = classify(server, session)  # classify never fails for the log
+            for ask in (lambda: give(server, answer["request_id"], session),
+                        lambda: session.get(server.url + "/v1/report", timeout=30)):
+                started = time.perf_counter()
+                response = ask()
+                assert_error(response, 503, "storage_unavailable")
+                assert time.perf_counter() - started < 0.5
+    finally:
+        stop_server(server)

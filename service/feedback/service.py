@@ -206,6 +206,7 @@ class Feedback:
     def _available(self) -> None:
         if not self.enabled:
             raise NotFound("feedback is off on this server (feedback = false)")
-        if not self.writer.ready.wait(READY_WAIT_S):
+        # Waiting helps only while the database is being opened for the first time, not once that failed.
+        if not self.writer.ready.is_set() and (self.writer.failing or not self.writer.ready.wait(READY_WAIT_S)):
             raise StorageUnavailable("the feedback database cannot be reached yet; the server log says why",
                                      retry_after=5)

@@ -123,12 +123,14 @@ class LogWriter:
                 log.error("feedback_database_refused", database=self.store.describe(), error=str(error))
                 return  # never ready: feedback answers 503, and the log says why
             except Exception as error:
+                self.failing = True  # feedback answers 503 at once instead of waiting for the database
                 delay = OPEN_RETRY_S[min(attempt, len(OPEN_RETRY_S) - 1)]
                 log.error("feedback_database_unreachable", database=self.store.describe(),
                           error=str(error).splitlines()[0][:300], retry_in_s=delay)
                 if self._stopping.wait(delay):
                     return
                 continue
+            self.failing = False
             if was != now:
                 log.info("feedback_database_migrated", database=self.store.describe(), schema_from=was,
                          schema_to=now)
