@@ -21,7 +21,7 @@ test: $(VENV)/.installed
 # The fuzz suite at 25 times its default size: 55,000 generated requests over every route (tests/test_fuzz.py).
 FUZZ_SCALE ?= 25
 fuzz: $(VENV)/.installed
-	PINPOINT_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q tests/test_fuzz.py
+	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q tests/test_fuzz.py
 
 # Load comes from wrk (Debian's package), a C client that leaves the cores to the server.
 bench: $(VENV)/.installed

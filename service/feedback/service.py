@@ -27,18 +27,28 @@ READY_WAIT_S = 2.0  # feedback waits this long for a database still being opened
 # An answer reaches the log within milliseconds, but a busy replica's writer can be seconds behind: feedback
 # for an answer at most this old that the log does not hold yet waits for it, up to this age.
 LOG_WAIT_S = 5.0
-# ...in one of at most this many HTTP threads per process. Feedback for any other id the log lacks is
-# answered at once (404), so bogus feedback never parks more than these threads; when they are all busy,
-# feedback that would wait waits SLOT_WAIT_S at most for one (a legitimate wait is milliseconds), then is
-# told to come back (503 overloaded, Retry-After: 1). A slot wait of 0.5 s let 24 posters of forged ids
-# park 12 threads at a time (classify max 501 ms); 50 ms keeps it under one thread on average.
+# Which feedback may wait is read from the request id (service/request.py: the time it was minted and this
+# server's signature), so nothing a client makes up parks a thread:
+# - an id this server signed, minted < LOG_WAIT_S ago: a real answer, which the client paid a classify
+#   for; at most WAITERS_PER_ANSWER requests wait for the same one (its id may be posted many times);
+# - an id of the server's form, recent, without this server's signature (another replica's answer, or a
+#   forgery): in one of LOG_WAITERS threads per process, with at most SLOT_QUEUE more waiting SLOT_WAIT_S
+#   for one; beyond them 503 overloaded (Retry-After: 1) at once;
+# - anything else the log lacks: 404 at once.
+WAITERS_PER_ANSWER = 2
 LOG_WAITERS = 3
-SLOT_WAIT_S = 0.05
+SLOT_QUEUE = 3
+SLOT_WAIT_S = 1.0
 POLL_S = (0.005, 0.01, 0.02, 0.05)  # the log is read again after these waits (then every 50 ms)
 
 
 class StorageUnavailable(PinpointError):
     code = "storage_unavailable"
+
+
+def busy() -> PinpointError:
+    return PinpointError("feedback for answers not logged yet is waiting in too many requests; try again in a "
+                         "second", code="overloaded", retry_after=1)
 
 
 def storage_unavailable(what: str) -> StorageUnavailable:
@@ -55,8 +65,9 @@ class Feedback:
             return
         self.store = Store(settings.feedback_db)
         self._waiters = threading.BoundedSemaphore(LOG_WAITERS)
-        self._pending: dict[str, float] = {}  # request ids this process queued for the log, not written yet
-        self._pending_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._waiting: dict[str, int] = {}  # answers this server signed -> the requests waiting for them
+        self._queued_for_slot = 0
         self.metrics = FeedbackMetrics(registry, self._rolling)
         self.recorder = Recorder(lambda: self.engine.settings.feedback_sample_rate, self._labels_of, self._submit)
         self.writer = LogWriter(self.store, settings.feedback_queue_size, rows,
@@ -87,29 +98,10 @@ class Feedback:
             log.exception("prediction_log_record_failed", error=str(error)[:300])
 
     def _submit(self, pending) -> bool:
-        with self._pending_lock:
-            self._pending[pending.result.request_id] = time.monotonic()
         queued = self.writer.submit(pending)
         if queued:
             self.metrics.queue_depth.set(self.writer.queue.qsize())
-        else:
-            self._forget([pending.result.request_id])
         return queued
-
-    def _forget(self, request_ids) -> None:
-        with self._pending_lock:
-            for request_id in request_ids:
-                self._pending.pop(request_id, None)
-            # An answer the writer gave up on is forgotten here after LOG_WAIT_S (what waits for it stops then).
-            while self._pending:
-                oldest, since = next(iter(self._pending.items()))
-                if time.monotonic() - since < 2 * LOG_WAIT_S:
-                    break
-                del self._pending[oldest]
-
-    def _queued_here(self, request_ids) -> bool:
-        with self._pending_lock:
-            return all(request_id in self._pending for request_id in request_ids)
 
     def _labels_of(self, model: str, version: int) -> list[str] | None:
         for entry in self.engine.manager.snapshot().get(model, []):
@@ -118,7 +110,6 @@ class Feedback:
         return None
 
     def _written(self, answers, rows: int) -> None:
-        self._forget([answer.request["request_id"] for answer in answers])
         self.metrics.logged.inc(rows)
         for answer in answers:
             self.recorder.written(answer)
@@ -152,29 +143,51 @@ class Feedback:
             raise storage_unavailable("the prediction log cannot be read") from None
 
     def _wait_for_log(self, missing: set[str]) -> None:
-        """Wait for answers that may still be on their way to the log, never for anything else:
-        - answers this process gave and queued (it knows their ids; no client can forge one): until the
-          writer has written them, LOG_WAIT_S at most;
-        - ids of the server's own form minted less than LOG_WAIT_S ago (another worker's or replica's
-          answers, or a forgery): in one of LOG_WAITERS threads per process at most;
-        - anything else returns at once (the store then answers 404).
-        While the log cannot be written, 503 at once: waiting cannot help."""
+        """Wait for answers that may still be on their way to the log, never for anything else (the
+        rules are above LOG_WAIT_S). While the log cannot be written, 503 at once: waiting cannot help."""
         if self.writer.failing:
             raise storage_unavailable("the answer may not have been logged")
         now = time.time() * 1000
         minted = [request_id_ms(request_id) for request_id in missing]
-        if any(ms is None or not now - LOG_WAIT_S * 1000 <= ms <= now + 1000 for ms in minted):
-            return  # not an id this server gave in the last few seconds: it is not on its way
-        deadline = time.monotonic() + min(LOG_WAIT_S, max(minted) / 1000 + LOG_WAIT_S - now / 1000)
-        if self._queued_here(missing):
-            return self._poll(missing, deadline)
-        if not self._waiters.acquire(timeout=SLOT_WAIT_S):
-            raise PinpointError("feedback for answers not logged yet is waiting in too many requests; try "
-                                "again in a second", code="overloaded", retry_after=1)
+        if any(mint is None or not now - LOG_WAIT_S * 1000 <= mint[0] <= now + 1000 for mint in minted):
+            return  # not an id minted in the last few seconds: it is not on its way
+        deadline = time.monotonic() + min(LOG_WAIT_S, max(mint[0] for mint in minted) / 1000 + LOG_WAIT_S - now / 1000)
+        if all(signed for _, signed in minted):
+            return self._wait_for_answers(missing, deadline)
+        if not self._slot():
+            raise busy()
         try:
             self._poll(missing, deadline)
         finally:
             self._waiters.release()
+
+    def _slot(self) -> bool:
+        if self._waiters.acquire(blocking=False):
+            return True
+        with self._lock:
+            if self._queued_for_slot >= SLOT_QUEUE:
+                return False
+            self._queued_for_slot += 1
+        try:
+            return self._waiters.acquire(timeout=SLOT_WAIT_S)
+        finally:
+            with self._lock:
+                self._queued_for_slot -= 1
+
+    def _wait_for_answers(self, missing: set[str], deadline: float) -> None:
+        with self._lock:
+            if any(self._waiting.get(request_id, 0) >= WAITERS_PER_ANSWER for request_id in missing):
+                raise busy()
+            for request_id in missing:
+                self._waiting[request_id] = self._waiting.get(request_id, 0) + 1
+        try:
+            self._poll(missing, deadline)
+        finally:
+            with self._lock:
+                for request_id in missing:
+                    self._waiting[request_id] -= 1
+                    if not self._waiting[request_id]:
+                        del self._waiting[request_id]
 
     def _poll(self, missing: set[str], deadline: float) -> None:
         """Read the log again, sooner at first, until it holds every id or the deadline passes."""
