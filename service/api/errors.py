@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import uuid
 
 import cherrypy
@@ -210,5 +211,18 @@ def unhandled_error() -> None:
     Refusal(PinpointError(INTERNAL, code="internal_error")).set_response()
 
 
+# RFC 9110 byte ranges: "bytes=" and one or more first-last, either side optional (not both), 18 digits at most.
+_RANGE = re.compile(r"bytes=[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})(?:[ \t]*,[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18}))*[ \t]*")
+
+
+def ignore_malformed_range() -> None:
+    """A Range header that is not byte ranges is ignored, as RFC 9110 lets a server do: CherryPy's static
+    file serving raises ValueError on `Range: 0` (a 500); without the header the whole file is sent."""
+    headers = cherrypy.serving.request.headers
+    if "Range" in headers and not _RANGE.fullmatch(headers["Range"]):
+        del headers["Range"]
+
+
 def install() -> None:
     cherrypy.tools.methods = cherrypy.Tool("on_start_resource", check_method, priority=15)
+    cherrypy.tools.ranges = cherrypy.Tool("on_start_resource", ignore_malformed_range, priority=5)
