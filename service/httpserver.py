@@ -53,7 +53,7 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher, WSGITask
-from waitress.utilities import BadRequest, Error, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
+from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
 from service.api.errors import INTERNAL, JSON, foreign, payload
 from service.errors import body_too_large, round_size
@@ -63,7 +63,9 @@ LISTEN_FD = 3  # systemd's first passed descriptor (service/processes.py passes 
 MAX_HEADER_BYTES = 500 * 1024  # request line and headers, as cheroot's (and the contract's) 500 KB
 MAX_CONNECTIONS = 4000  # open at once per process; beyond it new ones wait in the listen backlog
 TICK_S = 0.25  # the event loop wakes at least this often: deadlines, drain
-IDLE_GRACE_S = 0.5  # on drain, how long an idle kept-alive connection may still send a next request
+IDLE_GRACE_S = 0.3  # on drain, how long an idle kept-alive connection may still send a next request
+IDLE_LINGER_S = 0.2  # closing an idle connection: how long a request that crossed our FIN is read and dropped
+LINGER_S = 2.0  # after a refusal, how long what the client still sends is read and dropped before closing
 TRIM_AFTER_BYTES = 1 << 20  # hand freed heap back to the system after a request body this large
 
 _REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 411: "Length Required",
@@ -71,13 +73,24 @@ _REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 411: "
             503: "Service Unavailable", 505: "HTTP Version Not Supported"}
 
 
-class _Refused(Error):
-    """A refusal decided here: (status, code, message) of the contract, carried as waitress's error."""
+class _Refused(Exception):
+    """A refusal decided here: (status, code, message) of the contract, carried as the parser's error."""
 
     def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
-        self.code, self.message = status, message
+        self.code, self.message, self.body = status, message, message
         self.contract_code = code or foreign(status, message)[1]
+
+
+# waitress's words for what it refuses -> ours (its own may quote the client's bytes back)
+_PARSING = (("Start line", "Malformed Request-Line"), ("HTTP message header invalid", "Malformed Request-Line"),
+            ("Malformed HTTP method", "Malformed Request-Line"),
+            ("Malformed header line", "a header line starts with whitespace before any header"),
+            ("Bare CR or LF", "a bare CR or LF in the request head"), ("Invalid header", "a malformed header line"),
+            ("Content-Length is invalid", "Content-Length is not a number"),
+            ("Invalid chunk size", "a chunk size is not a hexadecimal number"),
+            ("Invalid chunk extension", "a malformed chunk extension"),
+            ("Chunk not properly terminated", "a chunk is not terminated by CRLF where its size says"))
 
 
 class _Parser(HTTPRequestParser):
@@ -92,12 +105,7 @@ class _Parser(HTTPRequestParser):
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"transfer-encoding":
                 self.codings += len([coding for coding in value.split(b",") if coding.strip()])
-        try:
-            super().parse_header(header_plus)
-        except Exception as error:  # waitress's ParsingError or TransferEncodingNotImplemented
-            if not getattr(self, "command", ""):
-                raise type(error)("Malformed Request-Line") from None
-            raise
+        super().parse_header(header_plus)
         if not self.version:
             raise _Refused(400, "Malformed Request-Line")
         if self.version not in ("1.0", "1.1"):
@@ -153,8 +161,9 @@ def _describe(error, request, adj) -> tuple[int, str, str]:
     if error.code == 501:
         return 501, "bad_request", "the only Transfer-Encoding accepted is chunked"
     if isinstance(error, BadRequest):
-        detail = str(error.body or "malformed request")[:200]
-        return 400, "bad_request", detail
+        detail = str(error.body or "")
+        message = next((ours for theirs, ours in _PARSING if detail.startswith(theirs)), "a malformed request")
+        return 400, "bad_request", message
     status, code, message = foreign(int(error.code), INTERNAL)
     return status, code, message
 
@@ -205,6 +214,19 @@ class _Channel(HTTPChannel):
 
     def writable(self):
         return self.will_close if self.linger_until is not None else super().writable()
+
+    def handle_write(self):
+        if self.linger_until is None and self.close_when_flushed and not self.requests and not self.will_close:
+            # waitress's, except that the connection ends with a gentle close: an answer that refused a
+            # request whose rest is still arriving must reach the client, not be lost to a reset.
+            self._flush_exception(self._flush_some)
+            if not self.total_outbufs_len and not self.will_close:
+                self.close_when_flushed = False
+                self.close_gently(LINGER_S)
+            elif self.will_close:
+                self.handle_close()
+            return
+        super().handle_write()
 
     def handle_read(self):
         try:
@@ -269,7 +291,7 @@ class _Channel(HTTPChannel):
             self.total_outbufs_len += len(data)
             self.current_outbuf_count += len(data)
 
-    def close_gently(self, linger_s: float = 1.0) -> None:
+    def close_gently(self, linger_s: float = LINGER_S) -> None:
         """Close with a FIN, not a reset: shut our side, read what the client still sends until it
         closes too (or linger_s), then close. Closing with unread input would reset the connection."""
         try:
@@ -311,6 +333,7 @@ class HTTPServer:
         self._map: dict = {}
         self._stopped = threading.Event()
         self._drain_deadline = None
+        self._closed_at_deadline = 0
         if bus is not None:
             from service.plugin import SETTINGS
 
@@ -354,6 +377,9 @@ class HTTPServer:
                 wasyncore.loop(timeout=TICK_S, map=self._map, use_poll=True, count=1)
                 if self.draining and self._drain_step():
                     break
+        except Exception:
+            log.exception("http_server_failed")
+            raise
         finally:
             self._close_all()
             self.ready = False
@@ -370,7 +396,7 @@ class HTTPServer:
                 channel.answer(408, "bad_request", f"the request body arrived slower than "
                                                     f"{settings.min_body_rate:,} bytes/s")
             elif reason == "idle":
-                channel.close_gently()
+                channel.close_gently(IDLE_LINGER_S)
             elif reason == "linger":
                 channel.will_close = True
 
@@ -380,12 +406,16 @@ class HTTPServer:
         if self._server is None or self._stopped.is_set():
             self._stopped.set()
             return
-        self._drain_deadline = time.monotonic() + self.settings.drain_timeout_s
+        started = time.monotonic()
+        self._drain_deadline = started + self.settings.drain_timeout_s
+        open_before = len(self._server.active_channels)
         self.draining = True
         self._server.pull_trigger()
-        self._stopped.wait(self.settings.drain_timeout_s + 0.5)
+        drained = self._stopped.wait(self.settings.drain_timeout_s + 0.5)
         self._stopped.set()
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=0.2)
+        log.info("http_drained", seconds=round(time.monotonic() - started, 3), connections=open_before,
+                 closed_at_deadline=self._closed_at_deadline, in_time=drained)
 
     def _drain_step(self) -> bool:
         """One turn of the drain, on the event loop's thread; True once nothing is left to wait for."""
@@ -403,7 +433,7 @@ class HTTPServer:
                 if channel.idle_since is None:
                     channel.idle_since = now
                 elif now - channel.idle_since > IDLE_GRACE_S:
-                    channel.close_gently()
+                    channel.close_gently(IDLE_LINGER_S)
             else:
                 channel.idle_since = None
         return not server.active_channels or now > self._drain_deadline
@@ -420,6 +450,7 @@ class HTTPServer:
             self._server.channel_class(self._server, conn, addr, self._server.adj, map=self._map)
 
     def _close_all(self) -> None:
+        self._closed_at_deadline = len(self._server.active_channels) if self._server else 0
         for channel in list(self._map.values()):
             try:
                 channel.handle_close() if isinstance(channel, _Channel) else channel.close()

@@ -158,8 +158,14 @@ class Supervisor(plugins.SimplePlugin):
         limit = self.settings.drain_delay_s + self.settings.drain_timeout_s + 10
         _wait([w.process for w in self.workers if w.process], limit)
         self.runner.signal(signal.SIGTERM)
-        answered = _answer_backlog(self.listener)
-        _wait([self.runner.process] if self.runner.process else [], 30)
+        # Connections keep arriving until the socket closes: answer them (503) while the runner stops,
+        # then once more, then close, so the window in which one could be reset is a few microseconds.
+        answered, deadline = 0, time.monotonic() + 30
+        while self.runner.process and self.runner.process.poll() is None and time.monotonic() < deadline:
+            answered += _answer_backlog(self.listener)
+            time.sleep(0.02)
+        _wait([self.runner.process] if self.runner.process else [], 0)
+        answered += _answer_backlog(self.listener)
         self.listener.close()
         if answered:
             log.info("backlog_answered", connections=answered, status=503)
@@ -279,6 +285,15 @@ def run_runner(settings: Settings, reread_settings) -> None:
     bus.block()
 
 
+def _exit_now() -> None:
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def follow_supervisor(bus) -> None:
     """A runner or worker whose supervisor is gone (SIGKILLed, crashed) stops, gracefully, within a
     second: orphans would otherwise serve on, holding the port, models and memory, until killed by hand."""
@@ -290,6 +305,10 @@ def follow_supervisor(bus) -> None:
             os.kill(os.getpid(), signal.SIGTERM)  # the bus's own signal handler drains and exits
 
     plugins.Monitor(bus, check, frequency=1, name="follow-supervisor").subscribe()
+    # Once the bus has exited everything is stopped (the engine wrote what it holds, the HTTP server
+    # drained); what is left is joining threads and the interpreter tearing down TensorFlow or ONNX
+    # Runtime: seconds that would count against SIGTERM's deadline (drain_timeout_s + 1 s).
+    bus.subscribe("exit", _exit_now, priority=100)
 
 
 def serve_inherited_socket(server) -> None:
@@ -302,6 +321,7 @@ def serve_inherited_socket(server) -> None:
             server.running = False
             server.bus.log(f"HTTP Server {server.httpserver} shut down")
 
+    stop.priority = 25  # as CherryPy's own: requests finish before the engine stops (40)
     server.unsubscribe()
     server.stop = stop
     server.subscribe()
