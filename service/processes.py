@@ -260,6 +260,7 @@ def supervise(settings: Settings, daemonize: bool) -> None:
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
     supervisor = Supervisor(bus, settings, listener, sys.argv[1:], run_dir)
     supervisor.subscribe()
+    bus.subscribe("exit", _exit_now, priority=100)  # after the pidfile's removal (50): nothing is left to wait for
     _signals(bus)
     bus.start()
     bus.block()

@@ -270,7 +270,8 @@ def test_idle_kept_alive_connections_are_closed_after_the_socket_timeout(server)
         for sock in connections:
             sock.setblocking(False)
             try:
-                still_open += sock.recv(65536) != b""
+                while sock.recv(65536):  # the rest of the answer, then the end (b"") of a closed one
+                    pass
             except BlockingIOError:
                 still_open += 1
             except ConnectionResetError:
@@ -309,8 +310,9 @@ def test_a_workers_memory_falls_back_after_an_upload_storm(server):
     while any(thread.is_alive() for thread in threads):
         peak = max(peak, rss_mb(worker))
         time.sleep(0.05)
-    time.sleep(0.5)
-    after = rss_mb(worker)
+    deadline = time.monotonic() + 5  # the last requests' memory is handed back just after their answers
+    while (after := rss_mb(worker)) > 2 * idle and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert after <= 2 * idle, f"idle {idle:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB"
 
 
@@ -379,7 +381,9 @@ def test_sigterm_drains_without_resetting_anything_and_in_time(tmp_path_factory,
         if running.process.poll() is None:
             stop_server(running)
     assert code == 0
-    assert took <= drain_timeout + 1, f"SIGTERM took {took:.1f} s"
+    timeline = [line[:200] for line in running.log().splitlines()
+                if any(word in line for word in ("SIGTERM", "http_drained", "Bus STOPPED", "stopped"))]
+    assert took <= drain_timeout + 1, f"SIGTERM took {took:.1f} s: " + "\n".join(timeline)
     failures = [o for o in outcomes if o not in (200, 503, "refused", "told to close")]
     assert not failures, f"{len(failures)} failed: {sorted(set(map(str, failures)))}"
     assert outcomes.count(200) > 20 and outcomes.count("told to close") >= 1
