@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -260,10 +261,10 @@ def supervise(settings: Settings, daemonize: bool) -> None:
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
     supervisor = Supervisor(bus, settings, listener, sys.argv[1:], run_dir)
     supervisor.subscribe()
-    bus.subscribe("exit", _exit_now, priority=100)  # after the pidfile's removal (50): nothing is left to wait for
     _signals(bus)
     bus.start()
     bus.block()
+    _exit_now()  # "Bus EXITED" is logged (what `pinpoint start` watches for); nothing is left to wait for
 
 
 def run_runner(settings: Settings, reread_settings) -> None:
@@ -306,10 +307,13 @@ def follow_supervisor(bus) -> None:
             os.kill(os.getpid(), signal.SIGTERM)  # the bus's own signal handler drains and exits
 
     plugins.Monitor(bus, check, frequency=1, name="follow-supervisor").subscribe()
-    # Once the bus has exited everything is stopped (the engine wrote what it holds, the HTTP server
-    # drained); what is left is joining threads and the interpreter tearing down TensorFlow or ONNX
-    # Runtime: seconds that would count against SIGTERM's deadline (drain_timeout_s + 1 s).
-    bus.subscribe("exit", _exit_now, priority=100)
+    # Once a bus that had started has exited, everything is stopped (the engine wrote what it holds, the
+    # HTTP server drained); what is left is joining threads and the interpreter tearing down TensorFlow
+    # or ONNX Runtime: seconds that would count against SIGTERM's deadline (drain_timeout_s + 1 s). A
+    # bus whose start failed exits as CherryPy has it (status 70).
+    started = threading.Event()
+    bus.subscribe("start", started.set, priority=100)
+    bus.subscribe("exit", lambda: started.is_set() and _exit_now(), priority=100)
 
 
 def serve_inherited_socket(server) -> None:
