@@ -183,18 +183,20 @@ _UNAVAILABLE = (b'{"error": "the server is shutting down; retry on another repli
                 b'"code": "model_unavailable"}')
 
 
-def _answer_backlog(listener: socket.socket) -> int:
+def _answer_backlog(listener: socket.socket, within_s: float = 0.1) -> int:
     """Connections that reached the listen backlog after the last worker stopped accepting: answer each
-    503 with Connection: close, rather than let them be reset when the socket closes."""
+    503 with Connection: close, rather than let them be reset when the socket closes. Returns after
+    `within_s` even if clients keep connecting (the caller has other things to watch)."""
     listener.setblocking(False)
     answered = 0
-    while True:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
         try:
             conn, _ = listener.accept()
         except (BlockingIOError, OSError):
             return answered
         with conn:
-            conn.settimeout(0.5)
+            conn.settimeout(0.05)  # a client still silent is not waited for: others queue behind it
             try:
                 conn.recv(65536)  # the request, read, so closing does not reset the connection
                 head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
@@ -205,6 +207,7 @@ def _answer_backlog(listener: socket.socket) -> int:
             except OSError:
                 pass
         answered += 1
+    return answered
 
 
 def _wait(processes: list[subprocess.Popen], timeout: float) -> None:
