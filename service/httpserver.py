@@ -66,6 +66,7 @@ IDLE_GRACE_S = 0.3  # on drain, how long an idle kept-alive connection may still
 IDLE_LINGER_S = 0.2  # closing an idle connection: how long a request that crossed our FIN is read and dropped
 LINGER_S = 2.0  # after a refusal, how long what the client still sends is read and dropped before closing
 TRIM_AFTER_BYTES = 1 << 20  # hand freed heap back to the system after a request body this large
+TRIM_AGAIN_S = 0.5  # ... and again this long after the last such body (other threads held some then)
 
 _REASONS = {400: "Bad Request", 404: "Not Found", 408: "Request Timeout", 411: "Length Required",
             413: "Request Entity Too Large", 500: "Internal Server Error", 501: "Not Implemented",
@@ -199,6 +200,8 @@ class _Task(WSGITask):
         finally:
             if self.request.content_length >= TRIM_AFTER_BYTES or self.request.chunked:
                 _trim()
+                # and once more when the storm is over: what other threads still held just now
+                self.channel.server.owner.trim_due = time.monotonic() + TRIM_AGAIN_S
 
 
 class _Channel(HTTPChannel):
@@ -353,6 +356,7 @@ class HTTPServer:
         self._stopped = threading.Event()
         self._drain_deadline = None
         self._closed_at_deadline = 0
+        self.trim_due = None  # when the event loop hands freed heap back once more (after large bodies)
         if bus is not None:
             from service.plugin import SETTINGS
 
@@ -406,6 +410,9 @@ class HTTPServer:
 
     def check_deadlines(self) -> None:
         settings, now = self.settings, time.monotonic()
+        if self.trim_due is not None and now >= self.trim_due:
+            self.trim_due = None
+            _trim()
         for channel in list(self._server.active_channels.values()):
             reason = channel.overdue(now, settings)
             if reason == "head":
@@ -532,6 +539,7 @@ def _return_large_allocations() -> None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         _libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
         _libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD
+        _libc.mallopt(-8, 4)  # M_ARENA_MAX: fewer per-thread heaps, less memory stranded between them
     except (OSError, AttributeError):
         _libc = None  # not glibc: nothing to tune
 
