@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import socket
@@ -411,7 +412,10 @@ class HTTPServer:
     def check_deadlines(self) -> None:
         settings, now = self.settings, time.monotonic()
         if self.trim_due is not None and now >= self.trim_due:
+            # A refused body can outlive its request in a reference cycle (an exception's traceback and
+            # the frames that held the bytes) until the collector runs: run it, then trim.
             self.trim_due = None
+            gc.collect()
             _trim()
         for channel in list(self._server.active_channels.values()):
             reason = channel.overdue(now, settings)
