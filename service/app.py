@@ -171,7 +171,7 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
             return processes.supervise(settings, daemonize)
     engine = Engine(settings, runner=processes.runner_client() if role == "worker" else None)
     mount(engine, settings)
-    cherrypy.server.httpserver = HTTPServer(cherrypy.server)
+    cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, cherrypy.engine)
     bus = cherrypy.engine
     if role == "worker":
         processes.serve_inherited_socket(cherrypy.server)

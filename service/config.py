@@ -178,7 +178,14 @@ class Settings(BaseSettings):
     threads: int = setting(10, "CherryPy's worker thread pool (per API worker)", flag=True, gt=0)
     workers: Workers = setting("auto", 'API worker processes in front of one model runner process: "auto" (one '
                                        "per core), a number, or 0 for everything in one process", flag=True)
-    socket_timeout: float = setting(10, "seconds a connection may stay silent", gt=0)
+    socket_timeout: float = setting(10, "seconds a kept-alive connection may stay idle between requests", gt=0)
+    header_timeout_s: float = setting(5, "seconds a client has to send a request line and headers (from connecting, "
+                                         "or from the first byte of a kept-alive connection's next request); "
+                                         "then 408 and the connection closes", gt=0)
+    min_body_rate: int = setting(1024, "bytes/s a request body must average once header_timeout_s of grace has "
+                                       "passed; a slower one gets 408 and the connection closes", ge=1)
+    spool_body_bytes: int = setting(512 << 10, "512 KiB: a request body larger than this is spooled to a "
+                                               "temporary file while it arrives, not held in memory", ge=0)
     drain_timeout_s: float = setting(10, "on SIGTERM: how long in-flight requests may take to finish", gt=0)
     drain_delay_s: float = setting(0, "on SIGTERM: keep serving (with /readyz 503) this long before closing "
                                       "the socket", ge=0)

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -158,8 +159,14 @@ class Supervisor(plugins.SimplePlugin):
         limit = self.settings.drain_delay_s + self.settings.drain_timeout_s + 10
         _wait([w.process for w in self.workers if w.process], limit)
         self.runner.signal(signal.SIGTERM)
-        answered = _answer_backlog(self.listener)
-        _wait([self.runner.process] if self.runner.process else [], 30)
+        # Connections keep arriving until the socket closes: answer them (503) while the runner stops,
+        # then once more, then close, so the window in which one could be reset is a few microseconds.
+        answered, deadline = 0, time.monotonic() + 30
+        while self.runner.process and self.runner.process.poll() is None and time.monotonic() < deadline:
+            answered += _answer_backlog(self.listener)
+            time.sleep(0.02)
+        _wait([self.runner.process] if self.runner.process else [], 0)
+        answered += _answer_backlog(self.listener)
         self.listener.close()
         if answered:
             log.info("backlog_answered", connections=answered, status=503)
@@ -176,18 +183,20 @@ _UNAVAILABLE = (b'{"error": "the server is shutting down; retry on another repli
                 b'"code": "model_unavailable"}')
 
 
-def _answer_backlog(listener: socket.socket) -> int:
+def _answer_backlog(listener: socket.socket, within_s: float = 0.1) -> int:
     """Connections that reached the listen backlog after the last worker stopped accepting: answer each
-    503 with Connection: close, rather than let them be reset when the socket closes."""
+    503 with Connection: close, rather than let them be reset when the socket closes. Returns after
+    `within_s` even if clients keep connecting (the caller has other things to watch)."""
     listener.setblocking(False)
     answered = 0
-    while True:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
         try:
             conn, _ = listener.accept()
         except (BlockingIOError, OSError):
             return answered
         with conn:
-            conn.settimeout(0.5)
+            conn.settimeout(0.05)  # a client still silent is not waited for: others queue behind it
             try:
                 conn.recv(65536)  # the request, read, so closing does not reset the connection
                 head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
@@ -198,6 +207,7 @@ def _answer_backlog(listener: socket.socket) -> int:
             except OSError:
                 pass
         answered += 1
+    return answered
 
 
 def _wait(processes: list[subprocess.Popen], timeout: float) -> None:
@@ -257,6 +267,7 @@ def supervise(settings: Settings, daemonize: bool) -> None:
     _signals(bus)
     bus.start()
     bus.block()
+    _exit_now()  # "Bus EXITED" is logged (what `pinpoint start` watches for); nothing is left to wait for
 
 
 def run_runner(settings: Settings, reread_settings) -> None:
@@ -279,6 +290,15 @@ def run_runner(settings: Settings, reread_settings) -> None:
     bus.block()
 
 
+def _exit_now() -> None:
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def follow_supervisor(bus) -> None:
     """A runner or worker whose supervisor is gone (SIGKILLed, crashed) stops, gracefully, within a
     second: orphans would otherwise serve on, holding the port, models and memory, until killed by hand."""
@@ -290,6 +310,13 @@ def follow_supervisor(bus) -> None:
             os.kill(os.getpid(), signal.SIGTERM)  # the bus's own signal handler drains and exits
 
     plugins.Monitor(bus, check, frequency=1, name="follow-supervisor").subscribe()
+    # Once a bus that had started has exited, everything is stopped (the engine wrote what it holds, the
+    # HTTP server drained); what is left is joining threads and the interpreter tearing down TensorFlow
+    # or ONNX Runtime: seconds that would count against SIGTERM's deadline (drain_timeout_s + 1 s). A
+    # bus whose start failed exits as CherryPy has it (status 70).
+    started = threading.Event()
+    bus.subscribe("start", started.set, priority=100)
+    bus.subscribe("exit", lambda: started.is_set() and _exit_now(), priority=100)
 
 
 def serve_inherited_socket(server) -> None:
@@ -302,6 +329,7 @@ def serve_inherited_socket(server) -> None:
             server.running = False
             server.bus.log(f"HTTP Server {server.httpserver} shut down")
 
+    stop.priority = 25  # as CherryPy's own: requests finish before the engine stops (40)
     server.unsubscribe()
     server.stop = stop
     server.subscribe()
