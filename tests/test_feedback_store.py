@@ -182,3 +182,16 @@ def test_the_prints_models_answers_and_feedback_move_from_theme_to_pattern(tmp_p
         label_sets = db.execute(text("SELECT model, version FROM pinpoint_label_sets ORDER BY model")).all()
         assert ("pattern", 1) in label_sets and ("theme", 7) in label_sets and ("theme", 1) not in label_sets
     assert store.migrate() == (LATEST, LATEST)  # once only
+
+
+def test_an_idle_writer_stops_at_once_when_told(tmp_path):
+    """SIGTERM's drain waits for the writer: an idle one must not sit out its queue poll first."""
+    import time
+
+    writer = LogWriter(Store(str(tmp_path / "feedback.db")), capacity=10, build=rows, retention_ms=lambda: 10**12)
+    writer.start()
+    assert writer.ready.wait(10)
+    time.sleep(0.05)  # the writer is now waiting on its empty queue
+    started = time.monotonic()
+    writer.stop(timeout=5)
+    assert time.monotonic() - started < 0.25

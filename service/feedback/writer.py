@@ -25,6 +25,7 @@ BATCH = 500  # answers per transaction at most
 RETRIES_S = (0.2, 1.0, 3.0)  # waits before trying a failed batch again
 OPEN_RETRY_S = (0.5, 1, 2, 5, 10, 30)  # waits between attempts to reach the database at start
 SWEEP_EVERY_S = 3600
+_WAKE = object()  # put by stop(), so a writer waiting on an empty queue stops at once, not at its next poll
 DROP_LOG_EVERY_S = 10.0
 
 
@@ -76,16 +77,20 @@ class LogWriter:
     def stop(self, timeout: float = 10.0) -> None:
         """Write what is queued (within `timeout`), then stop; what could not be written is counted."""
         self._stopping.set()
+        try:
+            self.queue.put_nowait(_WAKE)
+        except queue.Full:  # the writer is busy with a full queue: it sees _stopping after this batch
+            pass
         if self._thread is not None:
             self._thread.join(timeout)
         left = 0
         while True:
             try:
-                self.queue.get_nowait()
+                item = self.queue.get_nowait()
             except queue.Empty:
                 break
             self.queue.task_done()
-            left += 1
+            left += item is not _WAKE
         if left:
             self._dropped("shutdown", left)
             log.error("prediction_log_dropped", answers=left, reason="shutdown",
@@ -101,17 +106,19 @@ class LogWriter:
             except queue.Empty:
                 self._housekeeping()
                 continue
-            batch = [first]
-            while len(batch) < BATCH:
+            taken = [first]
+            while len(taken) < BATCH:
                 try:
-                    batch.append(self.queue.get_nowait())
+                    taken.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
             self.on_depth(self.queue.qsize())
+            batch = [item for item in taken if item is not _WAKE]
             try:
-                self._write(batch)
+                if batch:
+                    self._write(batch)
             finally:
-                for _ in batch:
+                for _ in taken:
                     self.queue.task_done()
             self._housekeeping()
 
