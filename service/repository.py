@@ -88,10 +88,16 @@ def scan(models_dir: Path, labels_dir: Path) -> Discovery:
     found: dict[str, dict[int, ModelSpec]] = {}
     problems: dict[str, str] = {}
     if not models_dir.is_dir():
-        return Discovery({}, {str(models_dir): "the model repository is not a directory"})
+        return Discovery({}, {str(models_dir): f"the model repository {models_dir} is not a directory"})
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        versions = sorted((int(p.name), p) for p in model_dir.iterdir()
-                          if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / CONFIG_NAME).is_file())
+        numbered = [(int(p.name), p) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
+        versions = sorted((number, p) for number, p in numbered if (p / CONFIG_NAME).is_file())
+        for number, version_dir in numbered:
+            if (version_dir / "saved_model.pb").is_file() and not (version_dir / CONFIG_NAME).is_file():
+                problems[f"{model_dir.name}@{number}"] = (
+                    f"{version_dir} holds a SavedModel (saved_model.pb), which Pinpoint does not serve: move it out "
+                    f"of the repository and run `pinpoint convert DIR --name {model_dir.name}`, which freezes it "
+                    "into a new version with its model.toml")
         if not versions:
             continue  # not a model directory (no numbered version with a config)
         found[model_dir.name] = {}

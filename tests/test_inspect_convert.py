@@ -396,3 +396,12 @@ def test_inspect_names_keras_files_and_saved_models_and_says_to_convert_them(ker
         assert cli.main(["inspect", str(given)]) == 2
         err = capsys.readouterr().err
         assert what in err and "not a frozen GraphDef" in err and "`pinpoint convert " in err
+
+
+def test_a_saved_model_dropped_into_the_repository_is_reported_with_the_fix(keras_model, tmp_path):
+    model, _ = keras_model
+    model.export(tmp_path / "models" / "mine" / "1", verbose=False)
+    discovery = repository.scan(tmp_path / "models", tmp_path / "labels")
+    assert discovery.versions == {}
+    assert "holds a SavedModel" in discovery.problems["mine@1"]
+    assert "`pinpoint convert DIR --name mine`" in discovery.problems["mine@1"]
