@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from service.config import ConfigError, Settings, default, load_settings
+from service.config import PATH_SETTINGS, ConfigError, Settings, default, load_settings
 from service.errors import PinpointError
 
 
@@ -49,12 +49,14 @@ def _settings(args):
     return load_settings(args.config, overrides={name: getattr(args, name) for name in names})
 
 
-def _serve_args(args) -> list[str]:
-    """The flags a daemon's `pinpoint serve --daemonize` gets: the ones given to start/restart."""
+def _serve_args(args, settings: Settings) -> list[str]:
+    """The flags a daemon's `pinpoint serve --daemonize` gets: the ones given to start/restart, paths
+    made absolute (the daemon works in /, and reads them again on every reload)."""
     forwarded = ["--config", str(Path(args.config).resolve())] if args.config else []
     for name in flagged_settings():
         if getattr(args, name, None) is not None:
-            forwarded += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+            value = getattr(settings, name) if name in PATH_SETTINGS else getattr(args, name)
+            forwarded += [f"--{name.replace('_', '-')}", str(value)]
     return forwarded
 
 
@@ -126,10 +128,13 @@ def main(argv=None) -> int:
         print(f"pinpoint: {error}", file=sys.stderr)
         return 2
     from service.address import AddressError
+    from service.repository import RepositoryMissing, check_repository
 
     try:
+        if args.command in ("serve", "start", "restart"):
+            check_repository(settings.models)  # before a stop, a fork or a port: exit 2, the path named
         return _run(args, settings)
-    except AddressError as error:
+    except (AddressError, RepositoryMissing) as error:
         print(f"pinpoint: {error}", file=sys.stderr)
         return 2
 
@@ -156,9 +161,9 @@ def _run(args, settings: Settings) -> int:
 
         if args.command == "restart":
             stopped = daemon.stop(settings)
-            return stopped if stopped else daemon.start(settings, _serve_args(args), args.wait, args.timeout)
+            return stopped if stopped else daemon.start(settings, _serve_args(args, settings), args.wait, args.timeout)
         if args.command == "start":
-            return daemon.start(settings, _serve_args(args), args.wait, args.timeout)
+            return daemon.start(settings, _serve_args(args, settings), args.wait, args.timeout)
         return getattr(daemon, args.command)(settings)
     if args.command == "predict":
         return _predict(args, settings)

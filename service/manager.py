@@ -141,10 +141,13 @@ class Manager:
                 self._lock.notify_all()
 
     def _note_problems(self, problems: dict[str, str]) -> None:
+        whole = " ".join(problem for key, problem in problems.items() if not key.partition("@")[2].isdigit())
+        if whole and whole != getattr(self, "_repository_problem", ""):
+            log.error("model_repository_invalid", error=whole)  # once, not at every poll
+        self._repository_problem = whole
         for key, problem in problems.items():
             name, _, number = key.partition("@")
             if not number.isdigit():
-                log.error("model_repository_invalid", error=problem)
                 continue
             entry = self.versions.setdefault(name, {}).get(int(number))
             if entry is None or entry.state in (State.END, State.START) and entry.error != problem:

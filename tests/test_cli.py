@@ -17,8 +17,8 @@ from service.cli import build_parser
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pinpoint(*args, cwd=None):
-    return run_pinpoint(*args, cwd=cwd)
+def pinpoint(*args, cwd=None, env=None):
+    return run_pinpoint(*args, cwd=cwd, env=env)
 
 
 def test_predict_prints_the_api_answer(repository, tmp_path):
@@ -118,7 +118,7 @@ def test_train_demo_is_the_training_command():
 
 def test_serve_on_a_port_a_foreground_server_holds_names_that_process(server, tmp_path):
     port = server.url.rsplit(":", 1)[1]
-    done = pinpoint("serve", "--port", port, cwd=tmp_path)
+    done = pinpoint("serve", "--port", port, cwd=tmp_path, env={"PINPOINT_MODELS": str(REPO / "models")})
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: the address is in use" in done.stderr
     assert f"process {server.process.pid} (pinpoint serve --port {port} " in done.stderr and "--port" in done.stderr
@@ -134,7 +134,51 @@ def test_serve_on_a_port_a_foreground_server_holds_names_that_process(server, tm
 ])
 def test_a_bad_address_is_refused_in_one_line_before_anything_starts(tmp_path, args, message):
     started = time.monotonic()
-    done = pinpoint(*args, cwd=tmp_path)
+    done = pinpoint(*args, cwd=tmp_path, env={"PINPOINT_MODELS": str(REPO / "models")})
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and time.monotonic() - started < 10
     assert not (tmp_path / "var").exists()  # no daemon was launched
+
+
+@pytest.mark.parametrize("command", ["serve", "start"])
+@pytest.mark.parametrize("repository, message", [
+    ("nonexistent", "the model repository {path} does not exist"),
+    ("empty", "the model repository {path} holds no model: put one in {path}/<name>/1/"),
+])
+def test_a_missing_or_empty_model_repository_is_refused_at_once_naming_it(tmp_path, command, repository,
+                                                                          message):
+    path = tmp_path / repository
+    if repository == "empty":
+        path.mkdir()
+    started = time.monotonic()
+    done = pinpoint(command, "--models", str(path), "--port", "8", cwd=tmp_path)
+    assert done.returncode == 2 and f"pinpoint: {message.format(path=path)}" in done.stderr, done.stderr
+    assert "--models, PINPOINT_MODELS or `models` in the settings file" in done.stderr
+    assert time.monotonic() - started < 15 and not (tmp_path / "var").exists()  # no daemon, no waiting
+
+
+def test_default_paths_do_not_follow_the_current_directory(tmp_path):
+    """From another directory, the defaults are still the checkout's: its models/, its var/."""
+    from service.config import load_settings
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = pinpoint("status", cwd=elsewhere, env={"PINPOINT_HOME": ""})
+    assert done.returncode in (0, 1, 3) and not (elsewhere / "var").exists()
+    settings = load_settings(environ={})
+    assert settings.models == REPO / "models" and settings.pidfile == REPO / "var" / "pinpoint.pid"
+    assert settings.feedback_db == str(REPO / "var" / "feedback.db")
+
+
+def test_paths_in_a_settings_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    from service.config import load_settings
+
+    config = tmp_path / "etc" / "pinpoint.toml"
+    config.parent.mkdir()
+    config.write_text('models = "../srv/models"\nfeedback_db = "state/feedback.db"\nhome = "/var/lib/pinpoint"\n')
+    monkeypatch.chdir(REPO)
+    settings = load_settings(config, environ={"PINPOINT_LABELS": "here/labels"})
+    assert settings.models == tmp_path / "srv" / "models"                   # the file's directory
+    assert settings.feedback_db == str(tmp_path / "etc" / "state" / "feedback.db")
+    assert settings.labels == REPO / "here" / "labels"                      # the environment: the current one
+    assert settings.pidfile == Path("/var/lib/pinpoint/var/pinpoint.pid")   # a default: under home
