@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from service.config import PATH_SETTINGS, ConfigError, Settings, default, load_settings
+from service import quiet
 from service.errors import PinpointError
 
 
@@ -22,6 +23,8 @@ DELEGATED = {
     "convert": ("service.convert", "a Keras model or SavedModel -> a new frozen version in the repository"),
     "report": ("service.feedback.cli", "how often answers held what users chose, per model and version"),
 }
+# Commands that import TensorFlow: it is imported first, without its C++ notices (service/quiet.py).
+USE_TENSORFLOW = ("train-demo",)  # inspect, convert and evaluate do it themselves, once their arguments are checked
 # The settings every command that loads models takes as flags; serve, start and restart take every
 # setting declared with flag=True in service/config.py.
 MODEL_FLAGS = ("models", "labels", "log_level")
@@ -117,11 +120,14 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv and argv[0] in DELEGATED:
+        if argv[0] in USE_TENSORFLOW and not {"-h", "--help"} & set(argv):
+            quiet.import_tensorflow()
         return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "predict":
         _check_point(parser.commands["predict"], args)
+        quiet.import_tensorflow()
     try:
         settings = _settings(args)
     except (ConfigError, OSError) as error:

@@ -632,7 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from service.quiet import import_tensorflow
+
+    import_tensorflow()  # without its C++ notices
     options = {key: value for key, value in vars(args).items() if key not in ("model", "name", "json")}
     try:
         report = convert(args.model, args.name, **options)

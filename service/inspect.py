@@ -506,7 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from service.quiet import import_tensorflow
+
+    import_tensorflow()  # without its C++ notices
     try:
         description = inspect_file(args.graph)
     except NotAGraph as error:

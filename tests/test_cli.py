@@ -83,10 +83,33 @@ def test_evaluate_prints_accuracy_tables_for_a_demo_model():
 
 
 def test_evaluate_color_on_real_photos_loads_only_the_color_model():
-    done = pinpoint("evaluate", "color", "--data", "real", "--set", "dev", cwd=REPO)
+    done = pinpoint("evaluate", "color", "--data", "real", "--set", "dev", "--log-level", "info", cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("## color: models/color evaluated by `pinpoint evaluate`")
     assert "model=color" in done.stderr and "model=theme" not in done.stderr  # the loads, logged on stderr
+
+
+def test_evaluate_prints_its_report_alone_from_any_directory(tmp_path):
+    """No log lines (nor TensorFlow's notices) between the tables in a terminal: only problems reach
+    stderr; and the checkout's models are found from elsewhere."""
+    done = pinpoint("evaluate", "color", "--data", "generated", "--per-label", "2", cwd=tmp_path,
+                    env={"PINPOINT_HOME": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("## color: ") and done.stderr == ""
+
+
+def test_evaluate_points_a_model_that_is_not_a_demo_to_csv():
+    done = pinpoint("evaluate", "mine", cwd=REPO)
+    assert done.returncode == 2
+    assert "'mine' is not a demo model (color, pattern, theme)" in done.stderr
+    assert "`pinpoint evaluate --csv points.csv` measures any served model" in done.stderr
+
+
+def test_inspect_and_convert_print_no_tensorflow_notices(tmp_path):
+    done = pinpoint("inspect", str(REPO / "models" / "color" / "1" / "frozen_graph.pb"), cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    done = pinpoint("convert", str(tmp_path / "nothing.keras"), "--name", "x", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == f"pinpoint convert: {tmp_path / 'nothing.keras'} does not exist\n"
 
 
 def test_evaluate_refuses_an_unknown_set_at_once():
@@ -182,3 +205,29 @@ def test_paths_in_a_settings_file_are_relative_to_the_file(tmp_path, monkeypatch
     assert settings.feedback_db == str(tmp_path / "etc" / "state" / "feedback.db")
     assert settings.labels == REPO / "here" / "labels"                      # the environment: the current one
     assert settings.pidfile == Path("/var/lib/pinpoint/var/pinpoint.pid")   # a default: under home
+
+
+@pytest.mark.parametrize("workers", ["2", "0"])
+def test_serve_prints_one_line_when_ready_and_keeps_cherrypys_engine_chatter_at_debug(tmp_path, workers):
+    import subprocess
+    import sys
+
+    import graphs
+    from fixtures import free_port, kill
+
+    models, labels = graphs.write_repository(tmp_path, names=("tint", "bright"))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", workers,
+                               "--models", str(models), "--labels", str(labels)], cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=open(tmp_path / "log", "w"),
+                              env={**__import__("os").environ, "PINPOINT_HOME": str(tmp_path),
+                                   "PINPOINT_LOG_FORMAT": "json"})
+    try:
+        ready = server.stdout.readline().strip()
+    finally:
+        kill(server)
+    processes = "2 API workers, 1 model runner" if workers == "2" else "one process"
+    assert ready == f"pinpoint ready on http://127.0.0.1:{port}/: models bright v1, tint v1; {processes}"
+    log = (tmp_path / "log").read_text()
+    assert '"event": "ready"' in log and "ENGINE Bus STARTING" not in log and "ENGINE Serving on" not in log
+    assert '"path": "/readyz"' not in log  # its own wait for readiness is not in the access log
