@@ -105,11 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: table on a terminal, json when piped)")
     bench = commands.add_parser(
         "bench", help="measure throughput and latency with wrk, and the models in headless Chromium; write "
-                      "docs/benchmarks.md and docs/browser.md's table")
+                      "the report (--out) and browser.md's table beside it")
     add_setting_flags(bench, MODEL_FLAGS)
-    bench.add_argument("--out", default="docs/benchmarks.md", help="where to write the report")
-    bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
-    bench.add_argument("--memory-requests", dest="memory_requests", type=int, default=20_000)
+    bench.add_argument("--out", default="benchmarks.md",
+                       help="where to write the report, browser.md beside it (default: benchmarks.md here; "
+                            "`make bench` writes the committed docs/benchmarks.md)")
+    bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement (default: 5)")
+    bench.add_argument("--memory-requests", dest="memory_requests", type=int, default=20_000,
+                       help="requests of the memory-growth check (default: 20000)")
     for name, (_, text) in DELEGATED.items():
         commands.add_parser(name, help=text, add_help=False)
     parser.commands = commands.choices  # name -> its parser (main() refuses in predict's name; tests read help)
@@ -117,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The command, its exit code; output cut short by a closed pipe (`pinpoint status | head -1`) is
+    not an error worth a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush at exit does not fail again
+        return 1
+
+
+def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv and argv[0] in DELEGATED:
@@ -169,7 +185,10 @@ def _run(args, settings: Settings) -> int:
             stopped = daemon.stop(settings)
             return stopped if stopped else daemon.start(settings, _serve_args(args, settings), args.wait, args.timeout)
         if args.command == "start":
-            return daemon.start(settings, _serve_args(args, settings), args.wait, args.timeout)
+            return daemon.start(settings, _serve_args(args, settings), args.wait, args.timeout,
+                                port_given=args.port is not None)
+        if args.command == "reload":
+            return daemon.reload(settings, args.config)
         return getattr(daemon, args.command)(settings)
     if args.command == "predict":
         return _predict(args, settings)

@@ -231,3 +231,38 @@ def test_serve_prints_one_line_when_ready_and_keeps_cherrypys_engine_chatter_at_
     log = (tmp_path / "log").read_text()
     assert '"event": "ready"' in log and "ENGINE Bus STARTING" not in log and "ENGINE Serving on" not in log
     assert '"path": "/readyz"' not in log  # its own wait for readiness is not in the access log
+
+
+def test_report_on_a_model_the_log_does_not_know_says_which_it_knows(tmp_path):
+    from service.feedback.store import Store
+
+    store = Store(str(tmp_path / "feedback.db"))
+    store.migrate()
+    store.close()
+    done = pinpoint("report", "--db", str(tmp_path / "feedback.db"), "--model", "nope", cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert "pinpoint: no answer of model 'nope' is logged; models in the log: none yet" in done.stderr
+
+
+def test_status_into_a_closed_pipe_ends_without_a_traceback(tmp_path):
+    """`pinpoint status | head -1`: the reader may be gone before the status is written."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "service", "status"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, cwd=tmp_path, env={**os.environ, "PINPOINT_HOME": str(tmp_path)},
+                              timeout=60)
+    finally:
+        os.close(write)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+
+
+def test_bench_help_gives_every_default_and_the_report_goes_to_the_current_directory():
+    bench = build_parser().commands["bench"]
+    text = bench.format_help()
+    assert "(default: 5)" in text and "(default: 20000)" in text and "default: benchmarks.md here" in text
+    assert bench.parse_args([]).out == "benchmarks.md"   # never the committed docs/benchmarks.md unasked
