@@ -611,7 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, help="the version to write (default: one more than the highest)")
     parser.add_argument("--float16", action="store_true", help="store weights in half precision (half the size)")
     parser.add_argument("--labels", dest="labels_file", help="a labels file, one per line, output order")
-    parser.add_argument("--repository", default="models", help="the model repository (default: models)")
+    parser.add_argument("--repository", help="the model repository (default: the `models` setting, the "
+                                              "checkout's models/)")
     parser.add_argument("--labels-dir", dest="labels_dir",
                         help="the labels directory (default: `labels` beside the repository)")
     parser.add_argument("--scale", type=float, help="input normalisation: value = pixel * scale + offset "
@@ -636,6 +637,16 @@ def main(argv=None) -> int:
 
     import_tensorflow()  # without its C++ notices
     options = {key: value for key, value in vars(args).items() if key not in ("model", "name", "json")}
+    if args.repository is None:  # the server's repository, wherever this runs from (PINPOINT_MODELS too)
+        from service.config import ConfigError, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            print(f"pinpoint convert: {error}", file=sys.stderr)
+            return 2
+        options["repository"] = settings.models
+        options["labels_dir"] = args.labels_dir or settings.labels
     try:
         report = convert(args.model, args.name, **options)
     except ConvertError as error:
