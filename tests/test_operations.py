@@ -111,7 +111,7 @@ def test_start_notices_at_once_that_the_daemon_died_and_says_why(tmp_path):
 
 def test_start_notices_at_once_that_the_daemon_was_killed(tmp_path):
     models, labels = graphs.write_repository(tmp_path, names=("tint", "slow"))
-    env = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp_path / "uploads")}
+    env = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp_path / "uploads"), "PINPOINT_HOME": str(tmp_path)}
     starting = subprocess.Popen([sys.executable, "-m", "service", "start", "--port", str(free_port()), "--models",
                                  str(models), "--labels", str(labels)], cwd=tmp_path, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
