@@ -108,6 +108,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "tools.metrics_end.on": True,
             "tools.request_id.on": True,
             "tools.methods.on": True,  # each handler's methods, checked before its body is read
+            "tools.ranges.on": True,  # a Range header that is not byte ranges is ignored (not a 500)
             "tools.access_log.on": True,
             "tools.guard.on": True,
             "tools.body_limit.on": True,

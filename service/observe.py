@@ -7,10 +7,11 @@ import os
 import re
 import sys
 import time
-import uuid
 
 import cherrypy
 import structlog
+
+from service.request import new_request_id
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 access_log = structlog.get_logger("pinpoint.access")
@@ -71,7 +72,7 @@ def assign_request_id() -> None:
     """Echo a well-formed client X-Request-ID, else make one; every response carries it."""
     request = cherrypy.serving.request
     given = request.headers.get("X-Request-ID", "")
-    request.request_id = given if _CLIENT_ID.match(given) else uuid.uuid4().hex
+    request.request_id = given if _CLIENT_ID.match(given) else new_request_id()
     request.started = time.perf_counter()
     request.timings = None
     request.models = None
@@ -95,6 +96,7 @@ def log_request() -> None:
         duration_ms=round((time.perf_counter() - started) * 1000, 2) if started else None,
         timings=getattr(request, "timings", None),
         models=getattr(request, "models", None),
+        **({"answer_id": request.answer_id} if getattr(request, "answer_id", None) else {}),
     )
 
 

@@ -91,7 +91,7 @@ class Pipeline:
         if isinstance(source, Upload):
             return self._decode_bytes(source.data, crops)
         file = (paths.confine(self.settings.image_root, source.path) if isinstance(source, ServerPath)
-                else self.store.path(source.image_id))
+                else self.store.path(source.image_id, source.owner))
         try:
             key = (file_identity(file.stat()), frozenset(crops))
         except FileNotFoundError:

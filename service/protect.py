@@ -112,9 +112,10 @@ def _presented_key(headers) -> str | None:
 
 
 def _is_api(path: str) -> bool:
-    return path.startswith("/v1/")
+    return path.startswith("/v1/") or path == "/v1"
 
 
 def install(guard: Guard) -> None:
-    cherrypy.tools.guard = cherrypy.Tool("on_start_resource", guard.check, priority=20)
+    # Before the methods tool (15): without a key, no 404 or 405 tells which /v1 routes exist.
+    cherrypy.tools.guard = cherrypy.Tool("on_start_resource", guard.check, priority=12)
     cherrypy.tools.body_limit = cherrypy.Tool("before_request_body", guard.limit_body, priority=20)

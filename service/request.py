@@ -4,6 +4,12 @@ what the core answers. Rendering either to a wire format is the edge's job (serv
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import time
 from typing import Union
 
 from service.errors import BadRequest
@@ -11,6 +17,42 @@ from service.manager import ModelRef
 
 MAX_POINTS = 256
 MAX_TOP_K = 20
+_SERVER_ID = re.compile(r"[0-9a-f]{32}")
+_KEY: list[bytes] = []
+
+
+def _id_key() -> bytes:
+    """The key that signs this server's request ids: derived from the secret the supervisor gives its API
+    workers and runner (so every worker of one server knows every other's ids), else this process's own."""
+    if not _KEY:
+        from service.processes import SECRET_ENV
+
+        shared = os.environ.get(SECRET_ENV)
+        seed = bytes.fromhex(shared) if shared else secrets.token_bytes(32)
+        _KEY.append(hmac.new(seed, b"pinpoint request ids", hashlib.sha256).digest())
+    return _KEY[0]
+
+
+def _signature(stamp_and_random: str) -> str:
+    return hmac.new(_id_key(), stamp_and_random.encode(), hashlib.sha256).hexdigest()[:8]
+
+
+def new_request_id() -> str:
+    """A request id of the server's own: 32 hex digits, the time in ms (12, as UUIDv7 orders them), 48
+    random bits (12), and a 32-bit signature of both (8) with a key only this server's processes hold.
+    Feedback reads from it whether an answer may still be on its way to the log (minted here a few
+    seconds ago) without waiting for anything else (service/feedback/service.py)."""
+    head = f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(6)}"
+    return head + _signature(head)
+
+
+def request_id_ms(request_id: str) -> tuple[int, bool] | None:
+    """(when it was minted, in ms since the epoch; whether this server minted it) for an id of the
+    server's form, else None. An id of the form without this server's signature is another replica's,
+    or forged."""
+    if not isinstance(request_id, str) or not _SERVER_ID.fullmatch(request_id):
+        return None
+    return int(request_id[:12], 16), hmac.compare_digest(request_id[24:], _signature(request_id[:24]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +74,7 @@ class StoredImage:
     """An image stored earlier with POST /v1/images."""
 
     image_id: str
+    owner: str | None = None  # the API key's name that asks: only its own images are found (service/store.py)
 
 
 ImageSource = Union[Upload, ServerPath, StoredImage]

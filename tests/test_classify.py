@@ -151,7 +151,15 @@ def test_animated_gif_uses_the_first_frame(server):
 def test_request_id_is_echoed_or_generated(server):
     echoed = server.post("/v1/classify", json={"path": "split.png", "x": 1, "y": 1},
                          headers={"X-Request-ID": "trace-42"})
-    assert echoed.headers["X-Request-ID"] == "trace-42" and echoed.json()["request_id"] == "trace-42"
+    # The client's id is echoed for its logs; the answer's request_id, which feedback names, is the server's
+    # own, so no client can choose (and claim first) the id of another's answer. The access line has both.
+    answer_id = echoed.json()["request_id"]
+    assert echoed.headers["X-Request-ID"] == "trace-42" and answer_id != "trace-42" and len(answer_id) == 32
+    deadline = time.monotonic() + 5
+    while not (lines := [json.loads(line) for line in server.log().splitlines() if "trace-42" in line]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert lines[0]["request_id"] == "trace-42" and lines[0]["answer_id"] == answer_id
     generated = server.get("/healthz")
     assert len(generated.headers["X-Request-ID"]) >= 16
     hostile = server.get("/healthz", headers={"X-Request-ID": "<script>" * 30})

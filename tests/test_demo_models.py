@@ -150,6 +150,11 @@ CLEAR_POINTS = [
     ("color", "logo", 120, 150, "green"),
     ("color", "page", 200, 100, "black and white"),      # printed text
     ("color", "colorwheel", 270, 130, "yellow"),
+    ("theme", "chelsea", 250, 60, "Animals & Pets"),      # the cat
+    ("theme", "coffee", 300, 150, "Food & Drink"),        # a cup of coffee
+    ("theme", "stereo_motorcycle", 400, 300, "Vehicles & Transport"),
+    ("theme", "sklearn:china.jpg", 100, 380, "Architecture"),  # the temple
+    ("theme", "astronaut", 430, 140, "Science & Space"),  # the space shuttle's flag and the astronaut
 ]
 
 
@@ -162,20 +167,21 @@ def test_real_photo_point_through_the_service_pipeline(engine, model, image, x, 
     assert labels[0].label == label, labels
 
 
-# Floors on the held-out real-photo points (tests/data/real_points.json, set holdout), an answer a
-# person accepts counting as right, a point or two below what the committed models measure (the
-# cards quote the figures). Issue 16's targets are not met yet: colour >= 92% top-1 and >= 99% top-5
-# (v2 measures 83.0% and 97.7%; v1 71.6% and 96.6%), theme >= 80% top-1 (v2 70.0%, v1 60.0%).
-# Raise these with the models.
-HELD_OUT_TARGETS = {"color": (0.81, 0.96), "pattern": (0.65, 0.97)}
+# Floors on the held-out real-photo points (tests/data/real_points.json for colour and pattern,
+# tests/data/topic_points.json for theme; set holdout), an answer a person accepts counting as right,
+# a point or two below what the committed models measure (the cards quote the figures). Issue 20's
+# targets are not met yet: colour >= 90% top-1 (v2 83.0%), pattern >= 80% (v2 70.0%), theme >= 85%
+# top-1 and >= 97% top-3 (measured 80.0% and 94.5%; top-5 98.2%). Raise these with the models.
+HELD_OUT_TARGETS = {"color": (0.81, 0.96), "pattern": (0.65, 0.97), "theme": (0.78, 0.96)}
+HELD_OUT_POINTS = {"color": 80, "pattern": 36, "theme": 55}
 
 
-@pytest.mark.parametrize("name", ["color", "pattern"])
+@pytest.mark.parametrize("name", ["color", "pattern", "theme"])
 def test_held_out_real_photo_points_meet_the_targets(engine, name):
     from service.train import evaluate
 
     points, scores, labels, accepted, _ = evaluate.real_scores(MODELS, LABELS, name, which="holdout", engine=engine)
-    assert len(points) >= (80 if name == "color" else 36)
+    assert len(points) >= HELD_OUT_POINTS[name]
     top1, top5 = evaluate.rates(scores, accepted)
     floor1, floor5 = HELD_OUT_TARGETS[name]
     assert top1 >= floor1, f"{name}: held-out top-1 {top1:.1%}"
@@ -206,8 +212,8 @@ def test_the_readme_example_answers_what_the_readme_shows(engine):
     import io
 
     rows = readme_example()
-    assert {(x, y, model) for x, y, model, _ in rows} == {(100, 400, "color"), (100, 400, "pattern"),
-                                                         (448, 180, "color"), (448, 180, "pattern")}
+    assert {(x, y, model) for x, y, model, _ in rows} == {(x, y, model) for x, y in ((100, 400), (448, 180))
+                                                         for model in ("color", "theme", "pattern")}
     jpeg = io.BytesIO()
     realcheck.load_image("astronaut").save(jpeg, format="JPEG")  # photo.jpg as the README saves it
     result = engine.classify_image(jpeg.getvalue(), [(100, 400), (448, 180)], units="px", top_k=5)

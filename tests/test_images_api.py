@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from fixtures import assert_error, split_image
+from service.errors import NotFound
 from service.store import ImageStore
 
 
@@ -63,3 +66,24 @@ def test_store_forgets_expired_images_and_keeps_under_its_cap(tmp_path):
     time.sleep(0.05)
     assert short.sweep() == 2
     assert first  # was an id
+
+
+def test_each_keys_images_are_its_own_and_the_cap_counts_them_all(tmp_path):
+    store = ImageStore(tmp_path, max_total_bytes=2500, retention_s=3600)
+    alices = store.put(b"a" * 1000, owner="alice")
+    time.sleep(0.01)
+    open_one = store.put(b"o" * 1000)  # stored with auth off: no key's
+    with pytest.raises(NotFound):
+        store.path(alices, owner="bob")
+    with pytest.raises(NotFound):
+        store.path(alices)  # not even without a key
+    with pytest.raises(NotFound):
+        store.delete(alices, owner="bob")
+    assert store.path(alices, owner="alice").read_bytes() == b"a" * 1000
+    assert store.path(open_one, owner="bob").read_bytes() == b"o" * 1000  # anyone's
+    assert "alice" not in str(store.path(alices, owner="alice"))  # the name's digest, never the name
+    time.sleep(0.01)
+    store.put(b"b" * 1000, owner="bob")  # over the cap across every key: Alice's, the oldest, goes
+    with pytest.raises(NotFound):
+        store.path(alices, owner="alice")
+    store.delete(open_one, owner="bob")

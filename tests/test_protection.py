@@ -68,6 +68,16 @@ def test_api_needs_a_key_when_keys_are_configured(guarded):
     assert guarded.get("/v1/models", headers={"X-API-Key": "bulk-key"}).status_code == 200
 
 
+@pytest.mark.parametrize("method, path", [("GET", "/v1/nothing-here"), ("GET", "/v1/admin/users"),
+                                          ("PUT", "/v1/classify"), ("DELETE", "/v1/config"), ("GET", "/v1/feedback"),
+                                          ("PATCH", "/v1/models"), ("GET", "/v1/images/a/b"), ("GET", "/v1/"), ("GET", "/v1")])
+def test_unknown_v1_routes_and_methods_are_answered_only_after_the_key_check(guarded, method, path):
+    """Without a key every /v1 path is a 401, so no route can be enumerated; with one, the 404 or 405."""
+    assert_error(requests.request(method, guarded.url + path, timeout=10), 401, "unauthorized")
+    known = requests.request(method, guarded.url + path, headers={"X-API-Key": "bulk-key"}, timeout=10)
+    assert known.status_code in (404, 405), known.text
+
+
 def test_health_and_the_page_stay_open(guarded):
     assert guarded.get("/healthz").status_code == 200
     assert guarded.get("/readyz").status_code == 200

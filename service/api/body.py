@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 import cherrypy
 import multipart
 
-from service.errors import BadRequest, UnsupportedMediaType
+from service.api import jsonread
+from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 RAW_TYPES = ("application/octet-stream",)
 
@@ -23,11 +23,23 @@ def is_raw_image(kind: str) -> bool:
     return kind.startswith("image/") or kind in RAW_TYPES
 
 
-def read_json() -> dict[str, Any]:
-    raw = cherrypy.serving.request.body.read()
+def read_json(max_bytes: int | None = None) -> dict[str, Any]:
+    """The body as a JSON object, through the one bounded reader (service/api/jsonread.py). `max_bytes`:
+    a limit below max_body_bytes for a route whose documents are small (reading stops there)."""
+    body = cherrypy.serving.request.body
+    raw = body.read() if max_bytes is None else body.read(max_bytes + 1)
+    return parse_json(raw, max_bytes)
+
+
+def parse_json(raw, max_bytes: int | None = None) -> dict[str, Any]:
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        text = jsonread.decode(raw, max_bytes)
+        document, _ = jsonread.loads(text.lstrip(" \t\n\r"), raw=raw if isinstance(raw, bytes) else None)
+    except jsonread.Refused as error:
+        if error.too_large:
+            raise PayloadTooLarge(error.message) from None
+        raise BadRequest(f"the body is not JSON this server takes: {error.message}") from None
+    except ValueError:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(document, dict):
         raise BadRequest("the JSON body must be an object")

@@ -10,7 +10,7 @@ from service.api.fields import classify_args
 from service.api.render import classify_document
 from service.engine import Engine
 from service.errors import BadRequest, NotFound
-from service.request import ClassifyRequest, ServerPath, StoredImage, Upload, model_refs
+from service.request import ClassifyRequest, ServerPath, StoredImage, Upload, model_refs, new_request_id
 
 
 class Classify:
@@ -36,7 +36,8 @@ class Classify:
             if "path" in fields:
                 sources.append(ServerPath(_text("path", fields.pop("path"))))
             if "image_id" in fields:
-                sources.append(StoredImage(_text("image_id", fields.pop("image_id"))))
+                sources.append(StoredImage(_text("image_id", fields.pop("image_id")),
+                                           getattr(cherrypy.serving.request, "api_key_name", None)))
         elif body.is_raw_image(kind):
             sources.append(Upload(body.read_raw()))
             fields = params
@@ -49,7 +50,7 @@ class Classify:
         args = classify_args(fields, typed=kind == "application/json")
         asked = ClassifyRequest(
             source=sources[0], points=tuple(args["points"]), units=args.get("units", "px"),
-            models=model_refs(args.get("models")), top_k=args.get("top_k", 5), request_id=request.request_id,
+            models=model_refs(args.get("models")), top_k=args.get("top_k", 5), request_id=_answer_id(request),
             deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms")))
         result = self.engine.classify(asked)
         if self.recorder is not None:
@@ -76,3 +77,13 @@ def _text(name: str, value) -> str:
     if not isinstance(value, str) or not value:
         raise BadRequest(f"{name} must be a non-empty string")
     return value
+
+
+def _answer_id(request) -> str:
+    """The answer's request_id, which feedback names: always the server's own. A client's X-Request-ID is
+    echoed in the header for its logs, but the answer gets a fresh id, so no client can choose (and so
+    claim first) an id another client's answer will have. The access log shows both."""
+    if request.headers.get("X-Request-ID") != request.request_id:
+        return request.request_id  # minted by the server (service/observe.py)
+    request.answer_id = new_request_id()
+    return request.answer_id

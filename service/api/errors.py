@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import uuid
 
 import cherrypy
@@ -41,6 +42,7 @@ STATUS = {
     "model_unavailable": 503,
     "storage_unavailable": 503,
     "timeout": 504,
+    "insufficient_storage": 507,
 }
 # Statuses CherryPy and cheroot answer by themselves -> (the status answered, the contract's code).
 FOREIGN = {
@@ -111,12 +113,17 @@ def json_endpoint(handler=None, *, methods=None):
 
     `methods`: the methods it takes, checked before the body is read (the `methods` tool): a tuple,
     or a function of the path segments below the handler returning one (None: no such resource,
-    which the handler answers)."""
+    which the handler answers). With a tuple the route takes no path segments below it: `/readyz/x`
+    is a 404, whatever the handler's signature."""
     if handler is None:
         return functools.partial(json_endpoint, methods=methods)
+    if isinstance(methods, (tuple, list)):
+        methods = _leaf(tuple(methods))
 
     @functools.wraps(handler)
     def wrapper(*args, **kwargs):
+        if getattr(methods, "leaf", False) and len(args) > 1:  # args[0] is the handler's instance
+            raise Refusal(PinpointError("no such resource", code="not_found"))
         try:
             result = handler(*args, **kwargs)
         except PinpointError as error:
@@ -128,6 +135,16 @@ def json_endpoint(handler=None, *, methods=None):
     if methods is not None:
         wrapper.allowed_methods = methods
     return wrapper
+
+
+def _leaf(methods: tuple[str, ...]):
+    """A route with no path segments below it: these methods on it, nothing at all below it."""
+
+    def allowed(*vpath):
+        return None if vpath else methods
+
+    allowed.leaf = True
+    return allowed
 
 
 def method_not_allowed(allowed) -> Refusal:
@@ -166,6 +183,8 @@ def error_page(status, message, traceback, version) -> bytes:
     """CherryPy's own errors (unknown route, unreadable body, its tools) as the contract's JSON."""
     response = cherrypy.serving.response
     number = int(str(status).split()[0])
+    if number == 404 and str(message).startswith("The given query string could not be processed"):
+        number, message = 400, "the query string is not UTF-8 text"  # CherryPy says 404 for the client's bytes
     status, code, message = foreign(number, str(message))
     if status != number:
         message = f"The path {cherrypy.serving.request.path_info!r} was not found."
@@ -192,5 +211,18 @@ def unhandled_error() -> None:
     Refusal(PinpointError(INTERNAL, code="internal_error")).set_response()
 
 
+# RFC 9110 byte ranges: "bytes=" and one or more first-last, either side optional (not both), 18 digits at most.
+_RANGE = re.compile(r"bytes=[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})(?:[ \t]*,[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18}))*[ \t]*")
+
+
+def ignore_malformed_range() -> None:
+    """A Range header that is not byte ranges is ignored, as RFC 9110 lets a server do: CherryPy's static
+    file serving raises ValueError on `Range: 0` (a 500); without the header the whole file is sent."""
+    headers = cherrypy.serving.request.headers
+    if "Range" in headers and not _RANGE.fullmatch(headers["Range"]):
+        del headers["Range"]
+
+
 def install() -> None:
     cherrypy.tools.methods = cherrypy.Tool("on_start_resource", check_method, priority=15)
+    cherrypy.tools.ranges = cherrypy.Tool("on_start_resource", ignore_malformed_range, priority=5)

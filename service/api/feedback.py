@@ -16,10 +16,12 @@ from service.api.errors import json_endpoint
 from service.errors import BadRequest, NotFound
 from service.feedback.service import Feedback
 from service.feedback.store import NONE, Choice, Recorded
+from service.request import MAX_POINTS
 
 FIELDS = ("request_id", "point", "model", "label")
 MAX_ITEMS = 1000
 MAX_TEXT = 200
+MAX_DOCUMENT_BYTES = 1 << 20  # a full batch of 1000 items is well under 1 MB
 
 
 class FeedbackApi:
@@ -37,7 +39,7 @@ class FeedbackApi:
             raise body.unsupported(kind, ("application/json",))
         if params:
             raise BadRequest("with a JSON body, put every field in the JSON document")
-        document = body.read_json()
+        document = body.read_json(MAX_DOCUMENT_BYTES)
         batch = "items" in document
         choices = parse_items(document) if batch else [parse_choice(document, "")]
         request = cherrypy.serving.request
@@ -74,8 +76,10 @@ def parse_choice(item, where: str) -> Choice:
         if len(value) > MAX_TEXT:
             raise BadRequest(f"{where}{name} is longer than {MAX_TEXT} characters")
     point = item.get("point", 0)
-    if isinstance(point, bool) or not isinstance(point, int) or point < 0:
-        raise BadRequest(f"{where}point must be the index of the point in the request (0, 1, …), got {point!r}")
+    if isinstance(point, bool) or not isinstance(point, int) or not 0 <= point < MAX_POINTS:
+        shown = repr(point) if not isinstance(point, int) or abs(point) < 10**12 else "a larger number"
+        raise BadRequest(f"{where}point must be the index of the point in the request (0 to {MAX_POINTS - 1}), "
+                         f"got {shown[:40]}")
     label = item["label"]
     return Choice(item["request_id"], point, item["model"], None if label == NONE else label)
 

@@ -6,13 +6,14 @@ contract (docs/api.md) says numbers: in a JSON body, `"x": "12"` is refused, as 
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Mapping
 
+from service.api import jsonread
 from service.errors import BadRequest
 
 FIELDS = ("x", "y", "points", "units", "models", "top_k")
+MAX_NUMBER_CHARS = 100  # as the JSON reader's (service/api/jsonread.py): no double needs more
 
 
 def classify_args(fields: Mapping[str, Any], typed: bool = False) -> dict[str, Any]:
@@ -50,19 +51,29 @@ def _number(name: str, value: Any, typed: bool = False) -> float:
     if isinstance(value, str) and typed:
         raise BadRequest(f"{name} must be a JSON number, not the string {value[:20]!r}")
     if isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS:
+            raise BadRequest(f"{name} must be a number of at most {MAX_NUMBER_CHARS} characters")
         try:
             value = float(value.strip())
         except ValueError:
             raise BadRequest(f"{name} must be a number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadRequest(f"{name} must be a finite number")
-    return float(value)
+    try:
+        number = float(value)  # a JSON integer of 400 digits is no float
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise BadRequest(f"{name} must be a finite number, within a double's range")
+    return number
 
 
 def _integer(name: str, value: Any, typed: bool = False) -> int:
     if isinstance(value, str) and typed:
         raise BadRequest(f"{name} must be a JSON integer, not the string {value[:20]!r}")
     if isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS or not value.strip().isascii():
+            raise BadRequest(f"{name} must be an integer")
         try:
             return int(value.strip())
         except ValueError:
@@ -77,8 +88,8 @@ def _points(value: Any, typed: bool = False) -> list[tuple[float, float]]:
         raise BadRequest("points must be a JSON array of [x, y] pairs, not a string")
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError:
+            value, _ = jsonread.loads(value.strip())
+        except (ValueError, jsonread.Refused):
             raise BadRequest("points must be a JSON array of [x, y] pairs") from None
     if not isinstance(value, list) or not value:
         raise BadRequest("points must be a non-empty JSON array of [x, y] pairs")

@@ -18,8 +18,8 @@ class Images:
     def default(self, *vpath, **params):
         if not vpath:
             return self._store(params)
-        if len(vpath) == 1:
-            self.engine.store.delete(vpath[0])
+        if len(vpath) == 1:  # another key's image is not found, as an unknown id is not
+            self.engine.store.delete(vpath[0], _owner())
             return {"image_id": vpath[0], "deleted": True}
         raise NotFound("no such resource")
 
@@ -36,6 +36,11 @@ class Images:
         if params:
             raise BadRequest(f"unknown field(s): {', '.join(sorted(params))}")
         decoded = self.engine.validate(data)  # refuse what could never be classified, before keeping it
-        image_id = self.engine.store.put(data)
+        image_id = self.engine.store.put(data, _owner())
         cherrypy.serving.response.status = 201
         return {"image_id": image_id, "width": decoded.width, "height": decoded.height, "format": decoded.format}
+
+
+def _owner() -> str | None:
+    """The API key's name when keys are configured: its images are its own (docs/security.md)."""
+    return getattr(cherrypy.serving.request, "api_key_name", None)

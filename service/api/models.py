@@ -7,6 +7,7 @@ import cherrypy
 
 from service.api import serving, web
 from service.api.errors import json_endpoint, require_method
+from service.api.render import public_text
 from service.engine import Engine
 from service.manager import State, Version
 
@@ -40,22 +41,26 @@ class Models:
         shown = serving or versions[0]
         spec = shown.spec
         model_policy = manager.policies.get(name)
+
+        def public(text):  # no server path reaches a client (the log has the whole message)
+            return public_text(text, self.engine.settings.models)
+
         return {
             "name": name,
             "version": shown.version,
             "state": shown.state.value,
             "backend": shown.backend or None,
-            "backend_reason": shown.backend_reason or None,
+            "backend_reason": public(shown.backend_reason),
             "labels": len(spec.labels) if spec else 0,
             "input": ({"kind": spec.input.kind, "height": spec.input.height, "width": spec.input.width,
                        "channels": spec.input.channels} if spec else None),
-            "error": shown.error or None,
+            "error": public(shown.error),
             "policy": model_policy.describe() if model_policy else "latest 1",
             "version_labels": dict(manager.labels.get(name, {})),
             "versions": [{
                 "version": v.version, "state": v.state.value, "backend": v.backend or None,
-                "backend_reason": v.backend_reason or None,
-                "error": v.error or None, "reason": v.reason or None, "load_ms": v.load_ms,
+                "backend_reason": public(v.backend_reason),
+                "error": public(v.error), "reason": public(v.reason), "load_ms": v.load_ms,
                 "run_ms": round(v.cost_ms, 3), **({"shadow": _shadow(v)} if v.shadow else {}),
                 **({"web": web.manifest_url(name, v.version)} if _for_the_browser(v) else {}),
             } for v in versions],

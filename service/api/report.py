@@ -9,6 +9,7 @@ span when not given). The plot takes the same filters, and width (pixels, 320 to
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cherrypy
@@ -19,6 +20,7 @@ from service.feedback.service import Feedback
 from service.feedback.report import BUCKETS, parse_time
 
 FILTERS = ("model", "version", "since", "until", "bucket")
+_VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 PAGE = Path(__file__).resolve().parents[2] / "static" / "report.html"
 
 
@@ -63,8 +65,8 @@ def filters(params: dict) -> dict:
     if params.get("model"):
         chosen["model"] = params["model"]
     if params.get("version"):
-        if not params["version"].isdigit():
-            raise BadRequest(f"version must be a version number, got {params['version']!r}")
+        if not _VERSION.fullmatch(params["version"]):
+            raise BadRequest(f"version must be a version number (1 to 9 digits), got {params['version'][:30]!r}")
         chosen["version"] = int(params["version"])
     for name in ("since", "until"):
         if params.get(name):
@@ -79,7 +81,7 @@ def filters(params: dict) -> dict:
 def _width(value) -> int:
     if value is None:
         return 960
-    if not isinstance(value, str) or not value.isdigit() or not 320 <= int(value) <= 2000:
+    if not isinstance(value, str) or not _VERSION.fullmatch(value) or not 320 <= int(value) <= 2000:
         raise BadRequest("width must be a number of pixels from 320 to 2000")
     return int(value)
 

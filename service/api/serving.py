@@ -22,6 +22,7 @@ import numpy as np
 
 from service import imaging
 from service.api import tfserving
+from service.api.render import public_text
 from service.api.tfserving import Signature, TensorSpec, TFServingError
 from service.engine import Engine
 from service.errors import PinpointError
@@ -79,11 +80,13 @@ def status(engine: Engine, ref: ModelRef) -> dict:
         versions = [v for v in versions if v.version == ref.version]
         if not versions:
             raise tfserving.version_not_found(ref.name, ref.version)
-    document = tfserving.status_document(
-        tfserving.VersionStatus(v.version, v.state.value, "UNKNOWN" if v.error else None, v.error) for v in versions)
+    models = engine.settings.models
+    document = tfserving.status_document(  # no server path in a message (the log has the whole one)
+        tfserving.VersionStatus(v.version, v.state.value, "UNKNOWN" if v.error else None,
+                                public_text(v.error, models)) for v in versions)
     # Beyond TF Serving, which answers OK with no reason: why a version that did not fail is not serving
     # ("not in the version policy", "removed from the repository"); error_code stays OK for those.
-    reasons = {str(v.version): v.reason for v in versions if v.reason and not v.error}
+    reasons = {str(v.version): public_text(v.reason, models) for v in versions if v.reason and not v.error}
     for entry in document["model_version_status"]:
         if entry["version"] in reasons:
             entry["status"]["error_message"] = reasons[entry["version"]]

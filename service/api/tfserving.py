@@ -31,6 +31,8 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from service.api import jsonread
+
 SERVING_DEFAULT = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -293,9 +295,11 @@ class PredictRequest:
 def parse_json(body: bytes | str) -> dict[str, Any]:
     """The request body as TF Serving reads it: NaN/Infinity/-Infinity allowed, nothing after the
     document looked at (rapidjson kParseStopWhenDoneFlag), the top level an object."""
+    raw = None
     if isinstance(body, (bytes, bytearray, memoryview)):
+        raw = bytes(body)
         try:
-            body = bytes(body).decode("utf-8")
+            body = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise invalid(f"JSON Parse error: Invalid encoding in string. at offset: {error.start}") from None
     if not body:
@@ -303,13 +307,13 @@ def parse_json(body: bytes | str) -> dict[str, Any]:
     text = body.lstrip(" \t\n\r")
     if not text:
         raise invalid(f"JSON Parse error: The document is empty. at offset: {len(body)}")
-    try:
-        document, _ = json.JSONDecoder().raw_decode(text)
+    try:  # Pinpoint's bounded reader (depth, number length, valid text), with TF Serving's NaN and Infinity
+        document, _ = jsonread.loads(text, nonfinite=True, whole=False, raw=raw)
     except json.JSONDecodeError as error:
         message = "Invalid value." if error.msg == "Expecting value" else error.msg
         raise invalid(f"JSON Parse error: {message} at offset: {error.pos + len(body) - len(text)}") from None
-    except RecursionError:
-        raise invalid("JSON Parse error: the document is nested too deeply") from None
+    except jsonread.Refused as error:
+        raise invalid(f"JSON Parse error: {error.message}") from None
     if not isinstance(document, dict):
         raise invalid(f"JSON Value: {_debug(document)} Is not object")
     return document

@@ -48,7 +48,8 @@ def rate(hits: int, n: int) -> dict:
             "low": round(interval[0], 4) if interval else None, "high": round(interval[1], 4) if interval else None}
 
 
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_RELATIVE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(s|m|h|d|w)$")
+MAX_AGE_MS = 36_500 * DAY_MS  # a century: "all of it" for any real log
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": HOUR_MS, "d": DAY_MS, "w": 7 * DAY_MS}
 
 
@@ -58,15 +59,19 @@ def parse_time(text: str, name: str, now: int | None = None) -> int:
     text = text.strip()
     relative = _RELATIVE.match(text.lower())
     if relative:
+        if len(relative.group(1)) > 20 or float(relative.group(1)) * _UNIT_MS[relative.group(2)] > MAX_AGE_MS:
+            raise BadRequest(f"{name}: an age is at most {MAX_AGE_MS // DAY_MS:,} days; got {text[:40]!r}")
         return (now_ms() if now is None else now) - int(float(relative.group(1)) * _UNIT_MS[relative.group(2)])
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 date or time (2026-11-01, 2026-11-01T12:00Z) or an age "
-                         f"like 24h or 7d; got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return int(moment.timestamp() * 1000)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.timezone.utc)
+        ms = int(moment.timestamp() * 1000)
+        iso(ms)  # what the report shows of it must exist too
+    except (ValueError, OverflowError, OSError):
+        raise BadRequest(f"{name} must be an ISO 8601 date or time (2026-11-01, 2026-11-01T12:00Z), years 1 to "
+                         f"9999 in UTC, or an age like 24h or 7d; got {text[:40]!r}") from None
+    return ms
 
 
 def iso(ms: int | None) -> str | None:

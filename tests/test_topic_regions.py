@@ -1,0 +1,116 @@
+"""The topic model's training regions (service/train/topic_regions.json): well-formed, inside their photos,
+and on no photograph of the real-photo topic check (tests/data/topic_points.json).
+
+No network: every check reads the table as written ('size' records each photo's [width, height]); the one
+check that opens the wheels skips unless they are already in the training cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from service.train import wheels
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = ROOT / "service" / "train" / "topic_regions.json"
+CHECK = ROOT / "tests" / "data" / "topic_points.json"
+NOTICE = ROOT / "tests" / "data" / "photos" / "NOTICE.md"
+
+TOPICS = (
+    "Men's Fashion", "Women's Fashion", "Jewellery & Accessories", "Beauty", "Home & Furniture",
+    "Kitchen & Dining", "Food & Drink", "Gardening", "Architecture", "Animals & Pets",
+    "Vehicles & Transport", "Sports & Outdoors", "Electronics", "Tools & Hardware", "Books & Stationery",
+    "Toys & Games", "Music", "Travel & Landscape", "Science & Space",
+)
+# Other files holding the check's photographs under another name (crops, copies, other packages).
+CHECK_ALIASES = {
+    "wall", "faust_github", "citycc0", "kiwi", "tower", "cheetah", "cheetah1", "cheetah1-copy", "cheetah2",
+    "lion", "quokka", "aero", "ascent", "camera", "cameraman", "astronaut", "coffee", "chelsea", "rocket",
+    "horse", "moon", "page", "text", "motorcycle_left", "motorcycle_right", "hubble_deep_field", "ihc",
+    "immunohistochemistry", "retina", "china", "flower", "grace_hopper",
+}
+
+
+def _table() -> dict:
+    return json.loads(TABLE.read_text(encoding="utf-8"))
+
+
+def _stem(path: str) -> str:
+    name = path.rsplit("/", 1)[-1].lower()
+    return re.sub(r"(\.[a-z0-9]+)+$", "", name)
+
+
+def _check_stems() -> set[str]:
+    images = {p["image"] for p in json.loads(CHECK.read_text(encoding="utf-8"))["points"]}
+    stems = set()
+    for image in images:
+        name = re.sub(r"\[\d+\]$", "", image.split(":", 1)[-1])
+        stems.add(_stem(name))
+    return stems | CHECK_ALIASES
+
+
+def _notice_hashes() -> set[str]:
+    return set(re.findall(r"\b[0-9a-f]{64}\b", NOTICE.read_text(encoding="utf-8")))
+
+
+def test_labels_are_topics_and_boxes_inside_their_photos():
+    table = _table()
+    photos = table["photos"]
+    assert table["regions"]
+    for region in table["regions"]:
+        assert region["model"] == "theme"
+        assert region["label"] in TOPICS, region
+        assert region["photo"] in photos, region
+        width, height = photos[region["photo"]]["size"]
+        left, top, right, bottom = region["box"]
+        assert 0 <= left < right <= width and 0 <= top < bottom <= height, region
+        assert region.get("note"), region
+
+
+def test_photos_are_pinned_and_used():
+    table = _table()
+    used = {region["photo"] for region in table["regions"]}
+    for name, photo in table["photos"].items():
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", photo["wheel"]), name
+        assert re.fullmatch(r"[0-9a-f]{64}", photo["sha256"]), name
+        assert len(photo["size"]) == 2 and min(photo["size"]) > 0, name
+        assert "ultralytics" not in photo["wheel"].lower(), "AGPL wheel"
+        assert name in used, f"{name} has no region"
+
+
+def test_no_photo_of_the_topic_check():
+    table = _table()
+    forbidden = _check_stems()
+    hashes = _notice_hashes()
+    for name, photo in table["photos"].items():
+        assert _stem(photo["file"]) not in forbidden, (name, photo["file"])
+        assert photo["sha256"] not in hashes, (name, photo["file"])
+    # one file may give several images (slices of a volume), each with its own decode
+    assert len({(photo["sha256"], photo.get("decode")) for photo in table["photos"].values()}) == len(table["photos"])
+
+
+def test_science_and_space_is_covered():
+    regions = [r for r in _table()["regions"] if r["label"] == "Science & Space"]
+    assert len(regions) >= 25
+    assert len({r["photo"] for r in regions}) >= 8
+
+
+def test_files_match_their_hashes_when_the_wheels_are_cached():
+    """Needs the wheels: runs only when training has already downloaded them (no network in tests)."""
+    table = _table()
+    folder = wheels.cache_dir()
+    cached = {re.sub(r"[-_.]+", "_", p.name.split("-")[0]).lower() + "==" + p.name.split("-")[1]
+              for p in folder.glob("*.whl")} if folder.exists() else set()
+    wanted = {photo["wheel"] for photo in table["photos"].values()}
+    normal = {w: re.sub(r"[-_.]+", "_", w.split("==")[0]).lower() + "==" + w.split("==")[1] for w in wanted}
+    if not all(n in cached for n in normal.values()):
+        pytest.skip("the photos' wheels are not in the training cache (no download in tests)")
+    for photo in table["photos"].values():
+        data = wheels.read(photo["wheel"], photo["file"])
+        assert hashlib.sha256(data).hexdigest() == photo["sha256"]
