@@ -7,11 +7,13 @@ BIN    := $(VENV)/bin
 
 # Reinstall only when the package metadata changes; the install is editable, so code edits need none.
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@echo "Installing Pinpoint and its dependencies into $(VENV) (TensorFlow is large: minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --upgrade --progress-bar on pip
+	$(BIN)/pip install --progress-bar on -e '.[test]'
 	touch $@
 
+# Prints one line once every model is ready: pinpoint ready on http://127.0.0.1:8080/: models ...
 serve: $(VENV)/.installed
 	$(BIN)/pinpoint serve
 

@@ -26,7 +26,7 @@ from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import SETTINGS, EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
-from service import address, daemon, processes, protect
+from service import address, daemon, processes, protect, ready
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -182,6 +182,8 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
         daemon.keep_umask(bus, Path(settings.log_file))
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
     EnginePlugin(bus, engine, reread_settings).subscribe()
+    if role is None:  # one process: it announces itself (a supervisor does, for its workers)
+        ready.announce_when_ready(bus, settings, daemonize)
     if hasattr(bus, "signal_handler"):
         # CherryPy re-executes the whole process on SIGHUP; a reload here is the graceful one instead.
         bus.signal_handler.handlers["SIGHUP"] = bus.graceful

@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from service.config import ConfigError, Settings, default, load_settings
+from service.config import PATH_SETTINGS, ConfigError, Settings, default, load_settings
+from service import quiet
 from service.errors import PinpointError
 
 
@@ -22,6 +23,8 @@ DELEGATED = {
     "convert": ("service.convert", "a Keras model or SavedModel -> a new frozen version in the repository"),
     "report": ("service.feedback.cli", "how often answers held what users chose, per model and version"),
 }
+# Commands that import TensorFlow: it is imported first, without its C++ notices (service/quiet.py).
+USE_TENSORFLOW = ("train-demo",)  # inspect, convert and evaluate do it themselves, once their arguments are checked
 # The settings every command that loads models takes as flags; serve, start and restart take every
 # setting declared with flag=True in service/config.py.
 MODEL_FLAGS = ("models", "labels", "log_level")
@@ -49,12 +52,14 @@ def _settings(args):
     return load_settings(args.config, overrides={name: getattr(args, name) for name in names})
 
 
-def _serve_args(args) -> list[str]:
-    """The flags a daemon's `pinpoint serve --daemonize` gets: the ones given to start/restart."""
+def _serve_args(args, settings: Settings) -> list[str]:
+    """The flags a daemon's `pinpoint serve --daemonize` gets: the ones given to start/restart, paths
+    made absolute (the daemon works in /, and reads them again on every reload)."""
     forwarded = ["--config", str(Path(args.config).resolve())] if args.config else []
     for name in flagged_settings():
         if getattr(args, name, None) is not None:
-            forwarded += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+            value = getattr(settings, name) if name in PATH_SETTINGS else getattr(args, name)
+            forwarded += [f"--{name.replace('_', '-')}", str(value)]
     return forwarded
 
 
@@ -100,11 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: table on a terminal, json when piped)")
     bench = commands.add_parser(
         "bench", help="measure throughput and latency with wrk, and the models in headless Chromium; write "
-                      "docs/benchmarks.md and docs/browser.md's table")
+                      "the report (--out) and browser.md's table beside it")
     add_setting_flags(bench, MODEL_FLAGS)
-    bench.add_argument("--out", default="docs/benchmarks.md", help="where to write the report")
-    bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
-    bench.add_argument("--memory-requests", dest="memory_requests", type=int, default=20_000)
+    bench.add_argument("--out", default="benchmarks.md",
+                       help="where to write the report, browser.md beside it (default: benchmarks.md here; "
+                            "`make bench` writes the committed docs/benchmarks.md)")
+    bench.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement (default: 5)")
+    bench.add_argument("--memory-requests", dest="memory_requests", type=int, default=20_000,
+                       help="requests of the memory-growth check (default: 20000)")
     for name, (_, text) in DELEGATED.items():
         commands.add_parser(name, help=text, add_help=False)
     parser.commands = commands.choices  # name -> its parser (main() refuses in predict's name; tests read help)
@@ -112,24 +120,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The command, its exit code; output cut short by a closed pipe (`pinpoint status | head -1`) is
+    not an error worth a traceback."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush at exit does not fail again
+        return 1
+
+
+def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv and argv[0] in DELEGATED:
+        if argv[0] in USE_TENSORFLOW and not {"-h", "--help"} & set(argv):
+            quiet.import_tensorflow()
         return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "predict":
         _check_point(parser.commands["predict"], args)
+        quiet.import_tensorflow()
     try:
         settings = _settings(args)
     except (ConfigError, OSError) as error:
         print(f"pinpoint: {error}", file=sys.stderr)
         return 2
     from service.address import AddressError
+    from service.repository import RepositoryMissing, check_repository
 
     try:
+        if args.command in ("serve", "start", "restart"):
+            check_repository(settings.models)  # before a stop, a fork or a port: exit 2, the path named
         return _run(args, settings)
-    except AddressError as error:
+    except (AddressError, RepositoryMissing) as error:
         print(f"pinpoint: {error}", file=sys.stderr)
         return 2
 
@@ -156,9 +183,12 @@ def _run(args, settings: Settings) -> int:
 
         if args.command == "restart":
             stopped = daemon.stop(settings)
-            return stopped if stopped else daemon.start(settings, _serve_args(args), args.wait, args.timeout)
+            return stopped if stopped else daemon.start(settings, _serve_args(args, settings), args.wait, args.timeout)
         if args.command == "start":
-            return daemon.start(settings, _serve_args(args), args.wait, args.timeout)
+            return daemon.start(settings, _serve_args(args, settings), args.wait, args.timeout,
+                                port_given=args.port is not None)
+        if args.command == "reload":
+            return daemon.reload(settings, args.config)
         return getattr(daemon, args.command)(settings)
     if args.command == "predict":
         return _predict(args, settings)

@@ -67,7 +67,18 @@ def _optional_path(value: Any) -> Any:
 
 
 def _resolve(path: Path | None) -> Path | None:
-    return None if path is None else path.expanduser().resolve()
+    """~ expanded; a relative path stays relative here and is made absolute by load_settings, against
+    the directory its layer speaks from (see resolve_paths)."""
+    return None if path is None else path.expanduser()
+
+
+def default_home() -> Path:
+    """Where the default relative paths (models, labels, var/...) are: the source checkout Pinpoint runs
+    from (`pip install -e .`, `make serve`, the container's /app), else the current directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "models").is_dir():
+        return checkout
+    return Path.cwd()
 
 
 def _names(value: Any) -> Any:
@@ -141,7 +152,7 @@ def _database(value: str) -> str:
         raise ValueError("must be a SQLite file's path or a postgresql:// URL")
     if not value.strip():
         raise ValueError("must be a SQLite file's path or a postgresql:// URL, not empty")
-    return str(Path(value).expanduser().resolve())
+    return str(Path(value).expanduser())  # made absolute by load_settings, as the other paths are
 
 
 def _lower(value: Any) -> Any:
@@ -189,6 +200,10 @@ class Settings(BaseSettings):
     drain_timeout_s: float = setting(10, "on SIGTERM: how long in-flight requests may take to finish", gt=0)
     drain_delay_s: float = setting(0, "on SIGTERM: keep serving (with /readyz 503) this long before closing "
                                       "the socket", ge=0)
+    home: OptionalPath = setting(None, "the directory relative default paths (models, labels, var/...) are in; "
+                                       "empty: the source checkout Pinpoint runs from, else the current directory. "
+                                       "Relative paths in a settings file are relative to that file's directory, "
+                                       "in PINPOINT_* variables and flags to the current directory", flag=True)
     pidfile: ServerPath = setting("var/pinpoint.pid", "the daemon's pidfile (`pinpoint start|stop|status|reload`)")
     log_file: ServerPath = setting("var/pinpoint.log", "where a daemon (`pinpoint start`) writes its log")
 
@@ -344,7 +359,7 @@ def load_settings(
 
     token = _LAYERS.set((path, environ))
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
         raise ConfigError(_explain(error, path, file_values, environ, overrides)) from None
     except SettingsError as error:  # an environment table that is not JSON
@@ -354,6 +369,38 @@ def load_settings(
                           f'\'{{"name": "value"}}\'') from None
     finally:
         _LAYERS.reset(token)
+    return resolve_paths(settings, path, file_values, environ, overrides)
+
+
+PATH_SETTINGS = ("home", "pidfile", "log_file", "models", "labels", "image_root", "upload_dir", "onnx_cache",
+                 "feedback_db")
+
+
+def resolve_paths(settings: Settings, config_file: Path | None, file_values: Mapping[str, Any],
+                  environ: Mapping[str, str], overrides: Mapping[str, Any]) -> Settings:
+    """Every relative path made absolute against the directory its layer speaks from: a flag's or a
+    PINPOINT_* variable's against the current directory (where the user typed it), a settings file's
+    against the file's directory, a default against `home` (default_home() when it is not set)."""
+    cwd = Path.cwd()
+
+    def base(name: str) -> Path:
+        if name in overrides or any(key.upper() == ENV_PREFIX + name.upper() for key in environ):
+            return cwd
+        if name in file_values and config_file is not None:
+            return config_file.expanduser().resolve().parent
+        return home
+
+    home = default_home()
+    if settings.home is not None:
+        home = (base("home") / settings.home).resolve()
+    update: dict[str, Any] = {"home": home}
+    for name in PATH_SETTINGS[1:]:
+        value = getattr(settings, name)
+        if value is None or (name == "feedback_db" and "://" in value):
+            continue
+        resolved = (base(name) / Path(value)).resolve()
+        update[name] = str(resolved) if name == "feedback_db" else resolved
+    return settings.model_copy(update=update)
 
 
 def _from_text(name: str, value: Any) -> Any:
@@ -408,7 +455,8 @@ _HEADER = """\
 # Pinpoint's settings with their defaults. Copy this file and keep the lines you change
 # (`pinpoint serve --config F`), or set PINPOINT_<NAME> environment variables (PINPOINT_PORT=9000),
 # or pass command-line flags (--port 9000): flags beat the environment, which beats the file.
-# Relative paths are resolved against the directory the server starts in.
+# Relative paths in this file are relative to its directory; in PINPOINT_* variables and flags, to the
+# current directory; the defaults' (models, labels, var/...) to `home`: the checkout Pinpoint runs from.
 # Generated from service/config.py (python -m service.config > service/defaults.toml): edit that.
 """
 

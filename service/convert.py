@@ -4,9 +4,16 @@ version of model N in the repository: frozen_graph.pb, model.toml and labels (do
 The model is traced as a tf.function with one input `input:0` and one output `probs:0`, and its
 variables are folded into constants (convert_variables_to_constants_v2). With --float16, the large
 float32 constants are stored as float16, each behind a Cast back to float32, so the file is about
-half the size and the graph still takes and gives float32. The report gives the file size and how far
-the frozen graph's answers are from the source model's on seeded random inputs (prepared the way the
-server prepares crops).
+half the size and the graph still takes and gives float32.
+
+The input normalisation (model.toml's `scale`) is 1/255 unless the model rescales its input itself: a
+Keras `Rescaling` or `Normalization` layer before its first learning layer, found in a .keras/.h5 model's
+layers and in a SavedModel's signature (`model.export()`, `tf.saved_model.save()`), gives scale 1 (raw
+0..255 pixels). The check then runs the served pipeline on real pixels: windows cut around points of
+photographs (scikit-image's sample photos, or `--images DIR`) the way the server cuts them, normalised
+as the written model.toml says, through the published graph, against the source model; and it warns
+when the model's answers barely move between those photos while they do on raw pixels (an input scaled
+twice answers nearly the same scores everywhere).
 
 The version is written in a hidden temporary directory beside its target and renamed into place, so
 a server polling the repository sees no version or a complete one; an existing version is never
@@ -19,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -45,6 +53,7 @@ class Source:
     input_shape: tuple[int | None, ...]         # with the batch axis first (None)
     input_dtype: str
     rescales: bool                              # the model starts with its own Rescaling layer
+    rescaling: str = ""                         # where that was seen (a layer's or a graph scope's name)
     owner: object = None                        # what `call` needs kept alive (a loaded SavedModel)
 
 
@@ -72,6 +81,8 @@ class ConvertReport:
     float32_max_abs_diff: float     # the float32 frozen graph vs source (the freeze alone)
     top1_agreement: float           # published graph vs source model, on the samples
     warnings: tuple[str, ...]
+    inputs: str = "random pixels"   # what the samples were cut from
+    spread: float = 0.0             # how far the source's answers move between the samples (mean L1 from their mean)
 
     def to_json(self) -> dict:
         return {key: (str(value) if isinstance(value, Path) else value)
@@ -104,16 +115,36 @@ def load_source(path: str | Path, output_key: str | None = None) -> Source:
     if len(inputs) != 1 or len(outputs) != 1:
         raise ConvertError(f"{path}: the model has {len(inputs)} inputs and {len(outputs)} outputs; Pinpoint "
                            "serves one input and one output")
-    rescales = False
+    rescaling = ""
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
-            rescales = True
+            rescaling = f"layer {layer.name!r}"
             break
         if layer.weights:   # a layer that learns: the model's own preprocessing, if any, came before it
             break
     return Source(path=path, format="h5" if suffix != ".keras" else "keras",
                   call=lambda x: model(x, training=False), input_shape=(None, *tuple(inputs[0].shape)[1:]),
-                  input_dtype=tf.as_dtype(inputs[0].dtype).name, rescales=rescales)
+                  input_dtype=tf.as_dtype(inputs[0].dtype).name, rescales=bool(rescaling), rescaling=rescaling)
+
+
+# A Keras preprocessing layer as a SavedModel's traced graph names it: `sequential/rescaling_1/mul`.
+_RESCALING_SCOPE = re.compile(r"^(rescaling|normalization)(_\d+)?$", re.IGNORECASE)
+_LEARNING_OPS = {"Conv2D", "MatMul", "DepthwiseConv2dNative", "Conv3D", "BatchMatMulV2", "Conv2DBackpropInput"}
+
+
+def graph_rescaling(graph_def) -> str:
+    """The scope of a Keras Rescaling/Normalization layer that the graph (or one of its functions) runs
+    before its first convolution or matrix product, else "". Node order in a traced function follows the
+    layers' order, so a preprocessing layer placed later (on features) does not count."""
+    bodies = [list(graph_def.node)] + [list(function.node_def) for function in graph_def.library.function]
+    for nodes in bodies:
+        for node in nodes:
+            if node.op in _LEARNING_OPS:
+                break
+            for scope in node.name.split("/")[:-1]:
+                if _RESCALING_SCOPE.match(scope):
+                    return "/".join(node.name.split("/")[:node.name.split("/").index(scope) + 1])
+    return ""
 
 
 def _saved_model(path: Path, output_key: str | None) -> Source:
@@ -139,9 +170,10 @@ def _saved_model(path: Path, output_key: str | None) -> Source:
         output_key = next(iter(outputs))
     elif output_key not in outputs:
         raise ConvertError(f"{path}: no output {output_key!r} (outputs: {', '.join(outputs)})")
+    scope = graph_rescaling(signature.graph.as_graph_def())
     return Source(path=path, format="saved_model", call=lambda x: signature(**{input_key: x})[output_key],
                   input_shape=(None, *tuple(input_spec.shape)[1:]), input_dtype=input_spec.dtype.name,
-                  rescales=False, owner=loaded)
+                  rescales=bool(scope), rescaling=f"graph scope {scope!r}" if scope else "", owner=loaded)
 
 
 def freeze(source: Source, input_shape: tuple[int | None, ...]):
@@ -278,6 +310,69 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+# --- the check's inputs: windows of real photographs -------------------------------------------------
+
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry")
+NEAR_CONSTANT = 0.02    # answers that move less than this between photos (mean L1 from their mean) barely move
+
+
+def _photos(images: str | Path | None):
+    """(name, RGB PIL image) pairs: the files in `images`, else scikit-image's sample photographs."""
+    from PIL import Image
+
+    if images is not None:
+        folder = Path(images)
+        files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        found = []
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    found.append((file.name, image.convert("RGB")))
+            except (OSError, ValueError):
+                continue  # not an image
+        if not found:
+            raise ConvertError(f"--images {folder}: no image files in it")
+        return found, f"photos in {folder}"
+    try:
+        from skimage import data
+    except ImportError:
+        return [], ""
+    found = []
+    for name in SAMPLE_PHOTOS:
+        try:
+            pixels = getattr(data, name)()
+        except Exception:  # a sample that needs a download (pooch) is skipped
+            continue
+        found.append((name, Image.fromarray(pixels).convert("RGB")))
+    return found, "scikit-image's sample photos"
+
+
+def sample_crops(height: int, width: int, channels: int, samples: int, seed: int, fraction: float, min_px: int,
+                 images: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """uint8 [samples, height, width, channels]: windows around seeded points of real photographs, cut
+    and resized by the server's own code (service/imaging.py), and what they were cut from. Random
+    pixels only when no photograph is at hand (scikit-image not installed and no --images)."""
+    from service.imaging import CropSpec, DecodedImage, crop
+
+    rng = np.random.default_rng(seed)
+    photos, origin = _photos(images)
+    if not photos:
+        return rng.integers(0, 256, size=(samples, height, width, channels), dtype=np.uint8), "random pixels"
+    spec = CropSpec(width=width, height=height, channels=channels, fraction=fraction, min_px=min_px)
+    crops = []
+    for i in range(samples):
+        _, rgb = photos[i % len(photos)]
+        image = DecodedImage(rgb=rgb, format="PNG", width=rgb.width, height=rgb.height)
+        crops.append(crop(image, spec, rng.uniform(0, rgb.width), rng.uniform(0, rgb.height)))
+    return np.stack(crops), f"windows of {origin} ({len(photos)})"
+
+
+def spread(answers: np.ndarray) -> float:
+    """How far answers move between inputs: the mean L1 distance of each from their mean."""
+    answers = answers.reshape(len(answers), -1)
+    return float(np.mean(np.abs(answers - answers.mean(axis=0)).sum(axis=1)))
+
+
 # --- publishing ------------------------------------------------------------------------------------
 
 def next_version(model_dir: Path) -> int:
@@ -361,7 +456,7 @@ def convert(model: str | Path, name: str, *, repository: str | Path = "models", 
             version: int | None = None, float16: bool = False, labels_file: str | None = None,
             scale: float | None = None, offset: float | None = None, size: tuple[int, int] | None = None,
             fraction: float = 0.15, min_px: int = 24, samples: int = 32, seed: int = 0,
-            output_key: str | None = None) -> ConvertReport:
+            output_key: str | None = None, images: str | Path | None = None) -> ConvertReport:
     from service import repository as repo
     from service.inspect import describe
     from service.preprocess import prepare
@@ -391,7 +486,7 @@ def convert(model: str | Path, name: str, *, repository: str | Path = "models", 
     if scale is None:
         scale = 1.0 if source.rescales else DEFAULT_SCALE
         if source.rescales:
-            warnings.append("the model starts with its own Rescaling/Normalization layer: scale 1.0 "
+            warnings.append(f"the model rescales its input itself ({source.rescaling}): scale 1.0 "
                             "(raw 0..255 pixels); --scale/--offset to change")
     offset = 0.0 if offset is None else offset
 
@@ -406,14 +501,25 @@ def convert(model: str | Path, name: str, *, repository: str | Path = "models", 
     if float16 and not halved:
         warnings.append("--float16: no float32 constant is large enough to halve")
 
-    # Samples prepared the way the server prepares crops: random pixels -> the config's normalisation.
+    # Samples cut from real photographs as the server cuts windows, normalised as model.toml will say.
     spec = repo.InputSpec(tensor=f"{INPUT_NAME}:0", kind=kind, height=height, width=width, channels=channels,
                           dtype=source.input_dtype, scale=scale, offset=offset)
-    crops = np.random.default_rng(seed).integers(0, 256, size=(samples, height, width, channels), dtype=np.uint8)
+    crops, origin = sample_crops(height, width, channels, samples, seed, fraction, min_px, images)
     inputs = prepare(spec, crops)
     import tensorflow as tf
 
     expected = np.asarray(source.call(tf.constant(inputs)), dtype=np.float32).reshape(samples, -1)
+    moves = spread(expected)
+    if source.input_dtype == "float32" and scale != 1.0 and moves < NEAR_CONSTANT and samples > 1:
+        raw = repo.InputSpec(tensor=spec.tensor, kind=kind, height=height, width=width, channels=channels,
+                             dtype="float32", scale=1.0, offset=0.0)
+        raw_moves = spread(np.asarray(source.call(tf.constant(prepare(raw, crops))), dtype=np.float32))
+        if raw_moves > 5 * max(moves, 1e-9):
+            warnings.append(
+                f"on {samples} {origin}, the model's answers barely change with scale {scale:.6g} (spread "
+                f"{moves:.3g}) but do on raw 0..255 pixels (spread {raw_moves:.3g}): it probably scales its "
+                f"input itself, so this version would answer nearly the same scores everywhere; "
+                "convert it again with --scale 1 if it does")
     frozen32 = run_graph(float32_graph, inputs).reshape(samples, -1)
     answers = run_graph(graph_def, inputs).reshape(samples, -1) if float16 else frozen32
     probabilities = bool(np.all(answers >= -1e-6) and np.allclose(answers.sum(axis=1), 1.0, atol=1e-3))
@@ -458,7 +564,7 @@ def convert(model: str | Path, name: str, *, repository: str | Path = "models", 
         seed=seed, max_abs_diff=float(np.max(np.abs(answers - expected))),
         float32_max_abs_diff=float(np.max(np.abs(frozen32 - expected))),
         top1_agreement=float(np.mean(answers.argmax(axis=1) == expected.argmax(axis=1))),
-        warnings=tuple(warnings))
+        warnings=tuple(warnings), inputs=origin, spread=moves)
 
 
 # --- the command -----------------------------------------------------------------------------------
@@ -472,12 +578,13 @@ def render(report: ConvertReport, model: str) -> str:
     if report.float16:
         lines += [f"  size     {report.size_bytes:,} bytes with float16 weights ({report.halved_constants} constants), "
                   f"{report.float32_size_bytes:,} with float32: x{report.size_bytes / report.float32_size_bytes:.2f}",
-                  f"  check    {report.samples} random inputs (seed {report.seed}): float16 graph vs source: max abs "
+                  f"  check    {report.samples} {report.inputs} (seed {report.seed}): float16 graph vs source: max abs "
                   f"diff {report.max_abs_diff:.3g}, top-1 agreement {report.top1_agreement:.1%} "
                   f"(float32 graph vs source: {report.float32_max_abs_diff:.3g})"]
     else:
         lines += [f"  size     {report.size_bytes:,} bytes",
-                  f"  check    {report.samples} random inputs (seed {report.seed}): frozen graph vs source: max abs "
+                  f"  check    {report.samples} {report.inputs} (seed {report.seed}), normalised as model.toml says: "
+                  f"published graph vs source: max abs "
                   f"diff {report.max_abs_diff:.3g}, top-1 agreement {report.top1_agreement:.1%}"]
     return "\n".join(lines)
 
@@ -504,7 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", type=int, help="the version to write (default: one more than the highest)")
     parser.add_argument("--float16", action="store_true", help="store weights in half precision (half the size)")
     parser.add_argument("--labels", dest="labels_file", help="a labels file, one per line, output order")
-    parser.add_argument("--repository", default="models", help="the model repository (default: models)")
+    parser.add_argument("--repository", help="the model repository (default: the `models` setting, the "
+                                              "checkout's models/)")
     parser.add_argument("--labels-dir", dest="labels_dir",
                         help="the labels directory (default: `labels` beside the repository)")
     parser.add_argument("--scale", type=float, help="input normalisation: value = pixel * scale + offset "
@@ -514,7 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fraction", type=float, default=0.15, help="crop window, fraction of the image (0.15)")
     parser.add_argument("--min-px", dest="min_px", type=int, default=24, help="crop window, at least (24 px)")
     parser.add_argument("--output", dest="output_key", help="a SavedModel signature's output, when it has several")
-    parser.add_argument("--samples", type=int, default=32, help="random inputs to compare on (32)")
+    parser.add_argument("--samples", type=int, default=32,
+                        help="windows of photographs to compare the published graph with the source on (32)")
+    parser.add_argument("--images", metavar="DIR", help="photographs to cut the check's windows from (default: "
+                        "scikit-image's sample photos when it is installed, else random pixels)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
@@ -522,8 +633,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from service.quiet import import_tensorflow
+
+    import_tensorflow()  # without its C++ notices
     options = {key: value for key, value in vars(args).items() if key not in ("model", "name", "json")}
+    if args.repository is None:  # the server's repository, wherever this runs from (PINPOINT_MODELS too)
+        from service.config import ConfigError, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            print(f"pinpoint convert: {error}", file=sys.stderr)
+            return 2
+        options["repository"] = settings.models
+        options["labels_dir"] = args.labels_dir or settings.labels
     try:
         report = convert(args.model, args.name, **options)
     except ConvertError as error:

@@ -87,10 +87,16 @@ def _children(pid: int) -> list[tuple[str, int]]:
     return [("model runner" if role == "runner" else "API worker", child) for role, child in children(pid)]
 
 
-def start(settings: Settings, serve_args: list[str], wait: bool = True, timeout: float = 90) -> int:
+def start(settings: Settings, serve_args: list[str], wait: bool = True, timeout: float = 90,
+          port_given: bool = False) -> int:
     """Raises address.AddressError when the address is unusable (the caller exits 2)."""
     pid = running_pid(settings.pidfile)
     if pid is not None:
+        ports = {port for _, port in address.listening_on(pid)}
+        if port_given and ports and settings.port not in ports:
+            print(f"pinpoint is already running (pid {pid}) on {where(pid)}, not on port {settings.port}; not "
+                  f"starting another: `pinpoint restart --port {settings.port}` moves it", file=sys.stderr)
+            return FAILED
         print(f"pinpoint is already running (pid {pid}) on {where(pid)}; not starting another")
         return 0  # LSB: starting a running service succeeds
     address.check(settings.host, settings.port, settings.pidfile)
@@ -165,11 +171,35 @@ def stop(settings: Settings) -> int:
     return FAILED
 
 
-def reload(settings: Settings) -> int:
+def started_with_config(pid: int) -> Path | None:
+    """The settings file a daemon was started with (its `--config`), read from its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if arg.startswith("--config="):
+            return Path(arg.split("=", 1)[1])
+    return None
+
+
+def reload(settings: Settings, config: str | None = None) -> int:
+    """SIGHUP: the daemon re-reads the settings file it was started with. A different --config here
+    only names the pidfile, so a reload that would silently keep the old file is refused instead."""
     pid = running_pid(settings.pidfile)
     if pid is None:
         print("pinpoint is not running")
         return NOT_RUNNING_FOR_ACTION
+    if config is not None:
+        kept = started_with_config(pid)
+        if kept is None or kept.resolve() != Path(config).resolve():
+            print(f"pinpoint (pid {pid}) was started with {f'--config {kept}' if kept else 'no --config'}, and a "
+                  f"reload re-reads that: not reloading. `pinpoint restart --config {config}` serves with "
+                  f"{config}; `pinpoint reload{f' --config {kept}' if kept else ''}` re-reads its own",
+                  file=sys.stderr)
+            return FAILED
     os.kill(pid, signal.SIGHUP)  # CherryPy's "graceful": settings and models are re-read
     print(f"pinpoint (pid {pid}) is reloading its settings and models")
     return 0

@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import sys
 import tempfile
 from collections import Counter
@@ -108,13 +107,22 @@ def _read(path: str | Path):
 
     path = Path(path)
     if path.is_dir():
-        hint = " (a SavedModel: see `saved_model_cli show`, or `pinpoint convert` it)" \
-            if (path / "saved_model.pb").is_file() else ""
-        raise NotAGraph(f"{path} is a directory, not a GraphDef file{hint}")
+        if (path / "saved_model.pb").is_file():
+            raise NotAGraph(f"{path} is a SavedModel directory, not a frozen GraphDef: `pinpoint convert {path} "
+                            "--name NAME` freezes it into a new version of the repository (and reports its "
+                            "input and output)")
+        raise NotAGraph(f"{path} is a directory, not a GraphDef file")
     try:
         data = path.read_bytes()
     except OSError as error:
         raise NotAGraph(f"cannot read {path}: {error.strerror or error}") from None
+    if path.name == "saved_model.pb":
+        raise NotAGraph(f"{path} is a SavedModel's saved_model.pb, not a frozen GraphDef: `pinpoint convert "
+                        f"{path.parent} --name NAME` freezes the SavedModel directory into a new version")
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5") or data[:4] == b"PK\x03\x04" \
+            or data[:8] == b"\x89HDF\r\n\x1a\n":
+        raise NotAGraph(f"{path} is a Keras model file (.keras or .h5), not a frozen GraphDef: `pinpoint convert "
+                        f"{path} --name NAME` freezes it into a new version of the repository")
     graph_def, text = tf.compat.v1.GraphDef(), False
     try:
         graph_def.ParseFromString(data)
@@ -497,7 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from service.quiet import import_tensorflow
+
+    import_tensorflow()  # without its C++ notices
     try:
         description = inspect_file(args.graph)
     except NotAGraph as error:

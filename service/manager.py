@@ -92,8 +92,9 @@ class Version:
 class Lease:
     """The versions one request uses, held until it has its answer."""
 
-    def __init__(self, versions: list[Version]):
+    def __init__(self, versions: list[Version], errors: dict[str, str] | None = None):
         self.versions = versions
+        self.errors = errors or {}  # model -> why the version asked for could not be had (partial=True)
 
 
 class Manager:
@@ -141,10 +142,13 @@ class Manager:
                 self._lock.notify_all()
 
     def _note_problems(self, problems: dict[str, str]) -> None:
+        whole = " ".join(problem for key, problem in problems.items() if not key.partition("@")[2].isdigit())
+        if whole and whole != getattr(self, "_repository_problem", ""):
+            log.error("model_repository_invalid", error=whole)  # once, not at every poll
+        self._repository_problem = whole
         for key, problem in problems.items():
             name, _, number = key.partition("@")
             if not number.isdigit():
-                log.error("model_repository_invalid", error=problem)
                 continue
             entry = self.versions.setdefault(name, {}).get(int(number))
             if entry is None or entry.state in (State.END, State.START) and entry.error != problem:
@@ -259,22 +263,34 @@ class Manager:
 
     # ---- request threads ----
     @contextlib.contextmanager
-    def acquire(self, refs: list[ModelRef]) -> Iterator[Lease]:
+    def acquire(self, refs: list[ModelRef], partial: bool = False) -> Iterator[Lease]:
         """The versions these references name (every served model's default when empty), held for one
-        request: none of them unloads until the request is done."""
+        request: none of them unloads until the request is done.
+
+        partial: a reference that cannot be had (unknown, retired, loading) beside one that can goes
+        into the lease's `errors` instead of failing the request (docs/api.md: per-model errors unless
+        every model failed); when none can be had, the first one's error is raised as it is."""
         with self._lock:
             if not self.polled:
                 raise ModelUnavailable("the models are still loading", retry_after=1)
             refs = refs or [ModelRef(name) for name in sorted(self.versions)]
-            chosen = []
+            chosen, errors, first = [], {}, None
             for ref in dict.fromkeys(refs):
-                chosen.append(self._resolve(ref))
+                try:
+                    chosen.append(self._resolve(ref))
+                except (NotFound, ModelUnavailable) as error:
+                    if not partial:
+                        raise
+                    first = first or error
+                    errors[ref.name] = error.message
             if not chosen:
+                if first is not None:
+                    raise first
                 raise ModelUnavailable("no models are served")
             for entry in chosen:
                 entry.in_flight += 1
         try:
-            yield Lease(chosen)
+            yield Lease(chosen, errors)
         finally:
             with self._lock:
                 for entry in chosen:

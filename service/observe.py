@@ -15,12 +15,26 @@ from service.request import new_request_id
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 access_log = structlog.get_logger("pinpoint.access")
+PROBE_HEADER = "X-Pinpoint-Probe"
 
 
 def _pid(_, __, event: dict) -> dict:
     """Which process wrote the line: API workers and the model runner share one log."""
     event.setdefault("pid", os.getpid())
     return event
+
+
+class EngineChatter(logging.Filter):
+    """CherryPy's bus narrates every start and stop (`ENGINE Bus STARTING`, `ENGINE Serving on ...`, a
+    dozen lines per process): that is debug. Its warnings and errors stay, and so does `ENGINE Bus
+    EXITED`, the last line of every process, which `pinpoint start` watches for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and record.name.startswith("cherrypy") \
+                and "ENGINE " in str(record.msg)[:40] and "Bus EXITED" not in str(record.msg):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -48,6 +62,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info, renderer]))
+    handler.addFilter(EngineChatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -69,7 +84,9 @@ def log_request() -> None:
     started = getattr(request, "started", None)
     status = response.status
     code = int(status.split()[0]) if isinstance(status, str) else status
-    access_log.info(
+    # The server's own wait for readiness (service/ready.py) asks /readyz every 0.2 s while models load.
+    probe = request.path_info == "/readyz" and request.headers.get(PROBE_HEADER) == "ready"
+    (access_log.debug if probe else access_log.info)(
         "request",
         request_id=getattr(request, "request_id", None),
         method=request.method,

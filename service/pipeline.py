@@ -42,7 +42,8 @@ class Pipeline:
     def _classify(self, request: ClassifyRequest) -> ClassifyResult:
         started = time.perf_counter()
         deadline = time.monotonic() + (request.deadline_ms or self.settings.deadline_ms) / 1000
-        with self.manager.acquire(list(request.models)) as lease:  # none of these versions unloads meanwhile
+        # None of these versions unloads meanwhile; one that cannot be had beside others is a per-model error.
+        with self.manager.acquire(list(request.models), partial=True) as lease:
             versions = lease.versions
             decode_started = time.perf_counter()
             decoded = self.decode(request.source, [v.spec.crop for v in versions])
@@ -55,7 +56,7 @@ class Pipeline:
             crop_ms = (time.perf_counter() - crop_started) * 1000
 
             outcome = self.manager.runtime.infer(feeds, deadline)
-            errors: dict[str, str] = {}
+            errors: dict[str, str] = dict(lease.errors)
             scores: dict[str, np.ndarray] = {}
             for version in versions:
                 rows = outcome.outputs.get(version.key)

@@ -264,6 +264,9 @@ def supervise(settings: Settings, daemonize: bool) -> None:
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
     supervisor = Supervisor(bus, settings, listener, sys.argv[1:], run_dir)
     supervisor.subscribe()
+    from service.ready import announce_when_ready
+
+    announce_when_ready(bus, settings, daemonize)
     _signals(bus)
     bus.start()
     bus.block()

@@ -97,11 +97,11 @@ class RemoteManager(Manager):
         self._refreshed_if_not_ready()
         return super().snapshot()
 
-    def acquire(self, refs):
+    def acquire(self, refs, partial: bool = False):
         self._refreshed_if_not_ready()
         if not self.reachable:
             raise ModelUnavailable("the model runner is starting or restarting", retry_after=1)
-        return super().acquire(refs)
+        return super().acquire(refs, partial)
 
     def poll(self) -> None:
         self.client.call("poll", timeout=30.0)

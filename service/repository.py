@@ -80,6 +80,26 @@ class Discovery:
         return tuple(versions[max(versions)] for versions in self.versions.values() if versions)
 
 
+class RepositoryMissing(ValueError):
+    """The model repository a server would start on does not exist or holds no model (one line)."""
+
+
+def check_repository(models_dir: Path) -> None:
+    """Refuse to start on nothing: a repository that is not a directory, or holds no model directory
+    (models/<name>/<version>/). A model whose versions are all broken still counts: /v1/models says why."""
+    where = "name another with --models, PINPOINT_MODELS or `models` in the settings file"
+    if not models_dir.exists():
+        raise RepositoryMissing(f"the model repository {models_dir} does not exist ({where})")
+    if not models_dir.is_dir():
+        raise RepositoryMissing(f"the model repository {models_dir} is not a directory ({where})")
+    for model_dir in models_dir.iterdir():
+        if model_dir.is_dir() and not model_dir.name.startswith(".") and any(
+                p.is_dir() and p.name.isdigit() for p in model_dir.iterdir()):
+            return
+    raise RepositoryMissing(f"the model repository {models_dir} holds no model: put one in "
+                            f"{models_dir}/<name>/1/ (its graph and model.toml, docs/models.md), or {where}")
+
+
 def scan(models_dir: Path, labels_dir: Path) -> Discovery:
     """Every version directory under models_dir that holds a model.toml.
 
@@ -88,10 +108,16 @@ def scan(models_dir: Path, labels_dir: Path) -> Discovery:
     found: dict[str, dict[int, ModelSpec]] = {}
     problems: dict[str, str] = {}
     if not models_dir.is_dir():
-        return Discovery({}, {str(models_dir): "the model repository is not a directory"})
+        return Discovery({}, {str(models_dir): f"the model repository {models_dir} is not a directory"})
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        versions = sorted((int(p.name), p) for p in model_dir.iterdir()
-                          if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / CONFIG_NAME).is_file())
+        numbered = [(int(p.name), p) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
+        versions = sorted((number, p) for number, p in numbered if (p / CONFIG_NAME).is_file())
+        for number, version_dir in numbered:
+            if (version_dir / "saved_model.pb").is_file() and not (version_dir / CONFIG_NAME).is_file():
+                problems[f"{model_dir.name}@{number}"] = (
+                    f"{version_dir} holds a SavedModel (saved_model.pb), which Pinpoint does not serve: move it out "
+                    f"of the repository and run `pinpoint convert DIR --name {model_dir.name}`, which freezes it "
+                    "into a new version with its model.toml")
         if not versions:
             continue  # not a model directory (no numbered version with a config)
         found[model_dir.name] = {}

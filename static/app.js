@@ -84,6 +84,7 @@ async function api(path, options = {}, retries = RETRIES) {
 // ---- the API key ----
 function askForKey(why) {
   $("key-form").hidden = false;
+  $("key-change").hidden = true;
   $("key-why").textContent = `${why} It is kept in this tab only (sessionStorage) and sent as X-API-Key.`;
   $("key-form").classList.add("wanted");
 }
@@ -99,8 +100,19 @@ $("key-form").addEventListener("submit", async (event) => {
   setStatus("Trying the key…");
   if (await start()) {
     setStatus("The key works.");
+    showKeyForm(false);  // out of the way; "API key…" in the options brings it back
     if (state.pendingFile) useFile(state.pendingFile);  // the upload it stopped
   }
+});
+
+// The key card while a key is wanted or being changed; otherwise only the options' "API key…" button.
+function showKeyForm(shown) {
+  $("key-form").hidden = !shown;
+  $("key-change").hidden = shown || !state.config?.auth;
+}
+$("key-change").addEventListener("click", () => {
+  showKeyForm(true);
+  $("api-key").focus();
 });
 
 $("key-forget").addEventListener("click", () => {
@@ -126,9 +138,9 @@ async function start() {
   const config = state.config;
   $("path-form").hidden = !config.image_root;  // path requests are refused without an image root
   $("top-k").max = String(config.max_top_k);
-  if (config.auth) {
-    $("key-form").hidden = false;  // to change or forget the key
+  if (config.auth) {  // a key works: the card only when asked for ("API key…"), to change or forget it
     if (!$("key-form").classList.contains("wanted")) $("key-why").textContent = "A key is set for this tab.";
+    showKeyForm($("key-form").classList.contains("wanted"));
   }
   return (await watchModels()) !== false;
 }
@@ -210,9 +222,11 @@ function requestOptions() {
   return options;
 }
 
-// Ticking a model or changing top_k asks again for the point on screen.
+// Ticking a model, changing top_k or where the models run asks again for the point on screen (the one
+// shown, which may be an earlier point picked from the history, not the last one clicked).
 function classifyAgain() {
-  if (state.point) classifyAt(state.point);
+  const point = state.history[state.shown]?.point ?? state.point;
+  if (point) classifyAt(point);
 }
 $("top-k").addEventListener("change", classifyAgain);
 $("show-windows").addEventListener("change", () => state.shown >= 0 && drawWindows(state.history[state.shown]));
@@ -426,6 +440,7 @@ document.addEventListener("paste", (event) => {
 // ---- choosing a point: the mouse, or the keyboard cursor ----
 const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
 const round2 = (value) => Math.round(value * 100) / 100;  // as the API's answers show points
+const px = (value) => Math.round(value);  // what a person reads: whole pixels (a `path` point in % is fractional)
 
 $("image").addEventListener("click", (event) => {
   const box = event.currentTarget.getBoundingClientRect();
@@ -611,10 +626,15 @@ function failed(error, asked) {
 }
 
 // ---- the answers of this image ----
+// One entry per point and place: asking again for a point (another top_k, other models) replaces its
+// entry where it stands in the list instead of adding a copy.
 function remember(entry, asked) {
-  state.history.push(entry);
+  const same = state.history.findIndex((old) => old.where === entry.where
+    && old.point.x === entry.point.x && old.point.y === entry.point.y);
+  const index = same >= 0 ? same : state.history.push(entry) - 1;
+  state.history[index] = entry;
   if (asked === state.asked) {
-    show(state.history.length - 1);
+    show(index);
   } else {
     renderHistory();
   }
@@ -625,7 +645,7 @@ function show(index) {
   const entry = state.history[index];
   state.shown = index;
   setStatus("");
-  $("point").textContent = `Point (${round2(entry.point.x)}, ${round2(entry.point.y)}) of ${state.width}×${state.height}`;
+  $("point").textContent = `Point (${px(entry.point.x)}, ${px(entry.point.y)}) of ${state.width}×${state.height}`;
   placeMarker(entry.point);
   drawWindows(entry);
   learnVersions(entry);
@@ -643,7 +663,7 @@ function renderHistory() {
     const failures = Object.keys(entry.answer.errors || {}).map((model) => `${model} failed`);
     const where = { server: "", browser: " · in this browser",
       both: entry.disagree && Object.keys(entry.disagree).length ? " · both: they disagree" : " · both" }[entry.where];
-    button.textContent = `(${round2(entry.point.x)}, ${round2(entry.point.y)}) · ${[...tops, ...failures].join(", ")}${where}`;
+    button.textContent = `(${px(entry.point.x)}, ${px(entry.point.y)}) · ${[...tops, ...failures].join(", ")}${where}`;
     if (index === state.shown) button.setAttribute("aria-current", "true");
     button.addEventListener("click", () => show(index));
     item.append(button);
@@ -711,7 +731,7 @@ function drawWindows(entry) {
     // The legend names them: labels on the image would hide the small windows they name.
     const item = Object.assign(document.createElement("span"), { className: "window-key" });
     item.style.setProperty("--color", modelColor(models[0]));
-    item.textContent = `${models.join(", ")} ${round2(right - left)}×${round2(bottom - top)} px`;
+    item.textContent = `${models.join(", ")} ${px(right - left)}×${px(bottom - top)} px`;
     legend.append(item);
   }
   if (legend.childElementCount) {
@@ -880,7 +900,12 @@ function showError(text) {
 // the model outside the answer, typed or chosen). Choosing again replaces the choice; the choice stays
 // with the answer in the history.
 function offerFeedback(card, model, labels, answer) {
-  if (!state.config?.feedback?.enabled || !answer.request_id) return;
+  if (!state.config?.feedback?.enabled) return;
+  if (!answer.request_id) {  // an answer of this browser: the server has no record of it to attach a choice to
+    card.append(Object.assign(document.createElement("p"), { className: "feedback-elsewhere muted",
+      textContent: "Saying which label is right works on the server's answers: choose “server” or “both” above." }));
+    return;
+  }
   answer.feedback ??= {};
   const version = answer.models[model]?.version;
   const box = Object.assign(document.createElement("div"), { className: "feedback" });

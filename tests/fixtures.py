@@ -135,9 +135,11 @@ def kill(process: subprocess.Popen) -> None:
 
 
 def pinpoint(*args, cwd, env=None, timeout=120) -> subprocess.CompletedProcess:
-    """The `pinpoint` command line, as a user runs it."""
+    """The `pinpoint` command line, as a user runs it; in a directory of its own (cwd), that directory is
+    its `home` too (its var/ and default paths), unless env says otherwise."""
+    home = {"PINPOINT_HOME": str(cwd)} if cwd is not None else {}
     return subprocess.run([sys.executable, "-m", "service", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+                          timeout=timeout, env={**os.environ, **home, **(env or {})}, stdin=subprocess.DEVNULL)
 
 
 def scrape(server) -> dict:

@@ -195,3 +195,25 @@ def test_multipart_fields_are_checked_like_any_other(server):
     assert twice.status_code == 400 and "more than once" in twice.json()["error"]
     unknown = server.post("/v1/classify", files=files, data={"x": 1, "y": 1, "colour": "red"})
     assert unknown.status_code == 400 and "colour" in unknown.json()["error"]
+
+
+def test_a_model_that_cannot_be_had_beside_one_that_can_is_a_per_model_error(server):
+    """docs/api.md: per-model errors unless every requested model failed."""
+    def ask(models):
+        return server.post(f"/v1/classify?x=10&y=50&models={models}", data=split_image(),
+                           headers={"Content-Type": "image/png"})
+
+    answer = ask("tint@99,bright")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert list(body["predictions"][0]["results"]) == ["bright"] and list(body["models"]) == ["bright"]
+    assert body["errors"] == {"tint": "model 'tint' has no version 99; versions: 1"}
+
+    body = ask("nosuch,tint").json()
+    assert top(body, "tint") == "red" and body["errors"]["nosuch"].startswith("unknown model 'nosuch'; served: ")
+
+    # Alone, or when nothing can be had, the request fails as a whole, with the first model's error.
+    from fixtures import assert_error
+
+    assert "no version 99" in assert_error(ask("tint@99"), 404, "not_found")["error"]
+    assert "no version 99" in assert_error(ask("tint@99,nosuch"), 404, "not_found")["error"]

@@ -139,6 +139,12 @@ def test_the_defaults_file_users_copy_is_the_declaration():
     """service/defaults.toml documents every setting; it is generated from the one declaration
     (`python -m service.config > service/defaults.toml`) and loads to exactly the defaults."""
     assert DEFAULTS_FILE.read_text() == render_defaults(), "run: python -m service.config > service/defaults.toml"
-    assert load_settings(DEFAULTS_FILE, environ={}) == load_settings(environ={})
+    # It loads to exactly the defaults, its relative paths read against the file's own directory.
+    from service.config import PATH_SETTINGS
+
+    copied, defaults = load_settings(DEFAULTS_FILE, environ={}), load_settings(environ={})
+    assert copied.model_copy(update={name: None for name in PATH_SETTINGS}) == \
+        defaults.model_copy(update={name: None for name in PATH_SETTINGS})
+    assert copied.models == DEFAULTS_FILE.parent / "models" and defaults.models == defaults.home / "models"
     for name, field in Settings.model_fields.items():
         assert field.description, f"{name} needs its one-line doc"

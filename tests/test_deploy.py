@@ -85,3 +85,46 @@ def test_nginx_accepts_the_example(tmp_path):
                        f"events {{}}\nhttp {{ access_log off; include {DEPLOY / 'nginx.conf'}; }}\n")
     done = subprocess.run(["nginx", "-t", "-c", str(wrapper), "-p", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+WRITTEN = ("upload_dir", "onnx_cache", "feedback_db", "pidfile", "log_file")   # what the server writes
+
+
+def deploy_configs() -> dict[str, dict]:
+    """Each deploy config as its TOML: the unit's, the image's, the ConfigMap's."""
+    import tomllib
+
+    configmap = next(d for _, d in documents() if d["kind"] == "ConfigMap")
+    return {"pinpoint.toml": tomllib.loads((DEPLOY / "pinpoint.toml").read_text()),
+            "container.toml": tomllib.loads((DEPLOY / "container.toml").read_text()),
+            "configmap": tomllib.loads(configmap["data"]["pinpoint.toml"])}
+
+
+@pytest.mark.parametrize("name", ["pinpoint.toml", "container.toml", "configmap"])
+def test_every_deploy_config_names_absolute_paths_for_what_the_server_writes_and_reads(name):
+    config = deploy_configs()[name]
+    for key in (*WRITTEN, "models", "labels"):
+        assert key in config and config[key].startswith("/"), f"{name}: {key} must be set, absolute"
+
+
+def under(path: str, directories) -> bool:
+    return any(Path(path).is_relative_to(directory) for directory in directories)
+
+
+def test_what_the_server_writes_is_writable_where_each_deploy_file_runs_it():
+    configs = deploy_configs()
+    unit = (DEPLOY / "pinpoint.service").read_text()
+    writable = re.search(r"^ReadWritePaths=(.+)$", unit, re.M).group(1).split()   # ProtectSystem=strict
+    assert all(under(configs["pinpoint.toml"][key], writable) for key in WRITTEN), writable
+
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    owned = re.findall(r"chown -R pinpoint:pinpoint (\S+)", dockerfile)                  # USER pinpoint
+    assert "COPY deploy/container.toml /etc/pinpoint/pinpoint.toml" in dockerfile
+    assert '"--config", "/etc/pinpoint/pinpoint.toml"' in dockerfile
+    assert all(under(configs["container.toml"][key], owned) for key in WRITTEN), owned
+
+    deployment = next(d for _, d in documents() if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"]                       # only volumes
+    mounts = [m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")]
+    assert all(under(configs["configmap"][key], mounts) for key in WRITTEN), mounts

@@ -300,3 +300,108 @@ def test_the_converted_version_serves(converted, keras_model):
     assert version == half.version                        # the highest version serves
     assert labels[0][0] == LABELS[int(expected.argmax())]
     assert labels[0][1] == pytest.approx(float(expected.max()), abs=1e-2)
+
+
+# --- convert: a model that scales its input itself -------------------------------------------------
+
+def astronaut_png() -> bytes:
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def rescaling_model():
+    """A Keras model whose first layer is Rescaling(1/255): it takes raw 0..255 pixels."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([
+        keras.Input((16, 16, 3)),
+        keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(len(LABELS), activation="softmax"),
+    ])
+
+
+@pytest.mark.parametrize("save", ["model.export", "tf.saved_model.save", "model.save .keras"])
+def test_convert_keeps_the_models_own_rescaling_and_serves_its_answers(rescaling_model, tmp_path, save):
+    from service.convert import convert
+    from service.engine import Engine
+    from service.imaging import CropSpec, DecodedImage, crop
+
+    source = tmp_path / ("model.keras" if save.endswith(".keras") else "saved_model")
+    if save == "model.export":
+        rescaling_model.export(source, verbose=False)
+    elif save == "tf.saved_model.save":
+        tf.saved_model.save(rescaling_model, str(source))
+    else:
+        rescaling_model.save(source)
+
+    report = convert(source, "raw", repository=tmp_path / "models", samples=12)
+
+    assert report.scale == 1.0                          # raw pixels: the model divides by 255 itself
+    assert "rescales its input itself" in report.warnings[0] and "rescaling" in report.warnings[0]
+    assert report.inputs.startswith("windows of scikit-image's sample photos")
+    assert report.max_abs_diff < 1e-5 and report.top1_agreement == 1.0
+
+    # What the server answers at a point of a photograph is what the Keras model says of that window.
+    photo = astronaut_png()
+    window = crop(DecodedImage(rgb=Image.open(io.BytesIO(photo)).convert("RGB"), format="PNG", width=512,
+                               height=512), CropSpec(16, 16, 3, fraction=0.15, min_px=24), 100, 400)
+    expected = np.asarray(rescaling_model(window[np.newaxis].astype(np.float32), training=False))[0]
+    with Engine.open(tmp_path / "models", tmp_path / "labels") as engine:
+        result = engine.classify_image(photo, [(100, 400)], models=["raw"], top_k=len(LABELS))
+    served = {item.label: item.score for item in result.predictions[0].results["raw"]}
+    assert [served[f"label_{i}"] for i in range(len(LABELS))] == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_convert_warns_when_the_answers_barely_move_between_photos(tmp_path, capsys):
+    """A SavedModel that divides by 255 in its own code (no Keras layer to find): converted with the
+    default scale 1/255 it would see pixels scaled twice; the check on real photos says so."""
+
+    class Scaled(tf.Module):
+        def __init__(self):
+            super().__init__()
+            weights = np.random.default_rng(0).normal(0, 0.1, size=(16 * 16 * 3, len(LABELS)))
+            self.w = tf.Variable(weights.astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+        def __call__(self, pixels):
+            return {"scores": tf.nn.softmax(tf.matmul(tf.reshape(pixels / 255.0, [-1, 16 * 16 * 3]), self.w))}
+
+    module = Scaled()
+    tf.saved_model.save(module, str(tmp_path / "scaled"), signatures=module.__call__)
+    assert cli.main(["convert", str(tmp_path / "scaled"), "--name", "scaled", "--samples", "16",
+                     "--repository", str(tmp_path / "models")]) == 0
+    err = capsys.readouterr().err
+    assert "the model's answers barely change with scale 0.00392157" in err
+    assert "convert it again with --scale 1" in err
+
+    assert cli.main(["convert", str(tmp_path / "scaled"), "--name", "scaled", "--samples", "16", "--scale", "1",
+                     "--repository", str(tmp_path / "models")]) == 0
+    assert "barely change" not in capsys.readouterr().err
+
+
+def test_inspect_names_keras_files_and_saved_models_and_says_to_convert_them(keras_model, tmp_path, capsys):
+    model, keras_file = keras_model
+    model.export(tmp_path / "exported", verbose=False)
+    model.save(tmp_path / "tiny.h5")
+    for given, what in ((keras_file, "is a Keras model file"), (tmp_path / "tiny.h5", "is a Keras model file"),
+                        (tmp_path / "exported", "is a SavedModel directory"),
+                        (tmp_path / "exported" / "saved_model.pb", "is a SavedModel's saved_model.pb")):
+        assert cli.main(["inspect", str(given)]) == 2
+        err = capsys.readouterr().err
+        assert what in err and "not a frozen GraphDef" in err and "`pinpoint convert " in err
+
+
+def test_a_saved_model_dropped_into_the_repository_is_reported_with_the_fix(keras_model, tmp_path):
+    model, _ = keras_model
+    model.export(tmp_path / "models" / "mine" / "1", verbose=False)
+    discovery = repository.scan(tmp_path / "models", tmp_path / "labels")
+    assert discovery.versions == {}
+    assert "holds a SavedModel" in discovery.problems["mine@1"]
+    assert "`pinpoint convert DIR --name mine`" in discovery.problems["mine@1"]

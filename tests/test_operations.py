@@ -46,6 +46,13 @@ def test_daemon_starts_classifies_reloads_and_stops_cleanly(tmp_path):
     again = pinpoint("start", *flags, cwd=tmp_path, env=env)
     assert again.returncode == 0 and int(pidfile.read_text()) == pid
     assert f"already running (pid {pid}) on {url}/; not starting another" in again.stdout
+    elsewhere = pinpoint("start", *flags[:-1], str(free_port()), cwd=tmp_path, env=env)
+    assert elsewhere.returncode == 1 and f"already running (pid {pid}) on {url}/, not on port " in elsewhere.stderr
+    assert "`pinpoint restart --port " in elsewhere.stderr
+    (tmp_path / "other.toml").write_text("threads = 4\n")
+    other = pinpoint("reload", "--config", str(tmp_path / "other.toml"), cwd=tmp_path, env=env)
+    assert other.returncode == 1 and f"pinpoint (pid {pid}) was started with no --config" in other.stderr
+    assert f"not reloading. `pinpoint restart --config {tmp_path / 'other.toml'}`" in other.stderr
     taken = pinpoint("serve", *flags, cwd=tmp_path, env=env)  # the daemon holds the port: say so
     assert taken.returncode == 2
     assert f"the Pinpoint daemon (pid {pid}, {pidfile}) listens there: `pinpoint status`" in taken.stderr
@@ -104,7 +111,7 @@ def test_start_notices_at_once_that_the_daemon_died_and_says_why(tmp_path):
 
 def test_start_notices_at_once_that_the_daemon_was_killed(tmp_path):
     models, labels = graphs.write_repository(tmp_path, names=("tint", "slow"))
-    env = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp_path / "uploads")}
+    env = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp_path / "uploads"), "PINPOINT_HOME": str(tmp_path)}
     starting = subprocess.Popen([sys.executable, "-m", "service", "start", "--port", str(free_port()), "--models",
                                  str(models), "--labels", str(labels)], cwd=tmp_path, env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)

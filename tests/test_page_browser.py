@@ -238,6 +238,49 @@ def test_each_models_window_is_drawn_where_the_server_cuts_it(page, server, phot
     assert page.locator("#windows .window").count() == 0 and page.locator("#legend").is_hidden()
 
 
+def test_a_path_point_in_percent_and_its_windows_read_in_whole_pixels(page):
+    """51.2% of 200 is 102.4 px: the server cuts there, the page says (102, 50), windows in whole px."""
+    page.fill("#path", "split.png")
+    page.fill("#path-x", "51.2")
+    page.fill("#path-y", "50")
+    page.click("#path-form button")
+    page.wait_for_selector("#legend:not([hidden])")
+    assert page.locator("#point").inner_text() == "Point (102, 50) of 200×100"
+    assert page.locator("#history button").first.inner_text().startswith("(102, 50) · ")
+    assert all(re.fullmatch(r"[a-z, ]+ \d+×\d+ px", key.inner_text())
+               for key in page.locator("#legend .window-key").all())
+
+
+def test_asking_again_for_a_point_replaces_its_history_entry_and_asks_for_the_point_on_screen(page, photo):
+    choose(page, photo)
+    first = classify_at(page, 0.2, 0.5)
+    classify_at(page, 0.8, 0.5)
+    page.locator("#history button").nth(0).click()          # the first point on screen again
+    assert shown_point(page) == first
+
+    sent = len(posts(page))
+    page.locator("#model-boxes input[value=bright]").uncheck()   # asks again: for the point shown
+    page.wait_for_function("document.querySelectorAll('#results article.model').length === 2")
+    assert len(posts(page)) == sent + 1 and (posts(page)[-1]["x"], posts(page)[-1]["y"]) == first
+    page.fill("#top-k", "3")
+    page.locator("#top-k").dispatch_event("change")
+    page.wait_for_function("document.querySelectorAll('#results article.model .score').length === 6")
+    history = page.locator("#history button")
+    assert history.count() == 2                              # still one entry per point
+    assert history.nth(0).inner_text() == f"({first[0]}, {first[1]}) · jpeg red, tint red"
+    assert history.nth(0).get_attribute("aria-current") == "true"
+
+
+def test_at_1280_by_900_the_settings_stay_in_view_however_many_points(page, photo):
+    choose(page, photo)
+    for step in range(6):
+        classify_at(page, 0.1 + 0.15 * step, 0.5)
+    options = page.locator("#options").bounding_box()
+    assert options["y"] >= 0 and options["y"] + options["height"] <= 900
+    assert page.locator("#results").bounding_box()["y"] > options["y"]
+    shot(page, "page-1280-six-points.png")
+
+
 def test_the_pages_window_arithmetic_is_the_servers(page):
     """The page's cropBox against service.imaging.crop_box: fractions, minimums, fixed boxes larger than
     the image, aspect kept or not, points in the middle, at the edges and between pixels."""
@@ -387,6 +430,9 @@ def test_with_api_keys_the_page_asks_for_a_key_and_sends_it(browser, keyed, phot
     assert page.evaluate("sessionStorage.getItem('pinpoint.apiKey')") == "s3cret"
     classify_at(page, 0.2, 0.5)
     assert top_label(page, "tint") == "red"
+    assert page.locator("#key-form").is_hidden()             # accepted: the card is out of the way...
+    page.click("#key-change")                                # ...and back when asked for
+    assert page.locator("#key-form").is_visible() and page.locator("#key-forget").is_visible()
     answered = [(url, headers) for method, url, _, headers in page.sent if url.startswith("/v1/")]
     assert answered[-1][0] == "/v1/classify" and answered[-1][1]["x-api-key"] == "s3cret"
     # No image root on this server: no form for server paths.

@@ -175,6 +175,7 @@ def test_in_browser_mode_the_image_stays_here_and_the_models_come_from_the_cache
         shown = answers(first)
         assert set(shown) == {"browser"} and set(shown["browser"]) == set(MODELS)
         assert not any(card["feedback"] for card in shown["browser"].values())  # no request_id to name
+        assert first.locator("#results .feedback-elsewhere").count() == len(MODELS)  # ...and says where it is
         assert "nothing was sent to the server" in first.locator("#meta").inner_text()
         assert first.locator("#history button").all_inner_texts()[0].endswith("· in this browser")
         assert_private(first)
@@ -189,6 +190,28 @@ def test_in_browser_mode_the_image_stays_here_and_the_models_come_from_the_cache
         assert set(answers(second)["browser"]) == set(MODELS)
         assert_private(second)
         assert served_model_files(demo) == files, "the second visit downloaded the model files again"
+    finally:
+        context.close()
+
+
+def test_a_click_right_after_switching_where_the_models_run_is_answered(browser, demo, photos):
+    """Switching re-asks for the point on screen; a click meanwhile is its own request, answered and
+    shown, and each point keeps one history entry per place it ran."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = open_in(context, demo)
+        run_on(page, "server")
+        choose(page, photos[0])
+        first = classify(page, 0.3, 0.3)
+        run_on(page, "both")                       # re-asks for `first`, in both places
+        second = classify(page, 0.7, 0.7, pairs=len(MODELS))
+        assert second != first
+        page.wait_for_function("document.querySelectorAll('#history button').length === 3", timeout=30_000)
+        texts = page.locator("#history button").all_inner_texts()
+        assert [t.split(" · ")[0] for t in texts] == [f"({first[0]}, {first[1]})", f"({first[0]}, {first[1]})",
+                                                       f"({second[0]}, {second[1]})"]
+        assert texts[1].endswith("· both") and texts[2].endswith("· both")
+        assert page.locator("#history button[aria-current=true]").inner_text() == texts[2]
     finally:
         context.close()
 

@@ -135,6 +135,9 @@ def test_versions_and_labels_route_requests_as_configured(lifecycle):
     time.sleep(0.5)
     assert answered("tint@canary") == (2, "blue")  # still where it was
     assert_error(classify(lifecycle, models="tint@3"), 503, "model_unavailable")
+    beside = classify(lifecycle, models="tint@3,bright")  # a failed version beside a working model
+    assert beside.status_code == 200 and list(beside.json()["predictions"][0]["results"]) == ["bright"]
+    assert beside.json()["errors"]["tint"].startswith("tint@3 is END: ")
 
 
 def test_a_specific_policy_serves_exactly_those_versions(lifecycle):

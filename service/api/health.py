@@ -24,7 +24,8 @@ class Health:
             serving = manager.default_version(name)
             states[name] = serving.state.value if serving else "LOADING"
         if self.engine.ready:
-            return {"ready": True, "models": states}
+            versions = {name: getattr(manager.default_version(name), "version", None) for name in states}
+            return {"ready": True, "models": states, "versions": versions}
         cherrypy.serving.response.status = 503
         cherrypy.serving.response.headers["Retry-After"] = "1"
         waiting = [name for name, state in states.items() if state != "AVAILABLE"] or ["runtime"]

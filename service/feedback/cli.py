@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(args, name):
                 filters[f"{name}_ms"] = reports.parse_time(getattr(args, name), f"--{name}")
         report = reports.build(store, **filters)
+        if args.model and not report["versions"]:
+            logged = sorted({entry["model"] for entry in reports.build(store)["versions"]})
+            if args.model not in logged:  # a typo, not an unused model: say what there is
+                print(f"pinpoint: no answer of model {args.model!r} is logged; models in the log: "
+                      f"{', '.join(logged) or 'none yet'}", file=sys.stderr)
+                return 1
     except PinpointError as error:
         print(f"pinpoint: {error.message}", file=sys.stderr)
         return 2

@@ -150,9 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     from service.train import demos, realcheck
 
     parser = argparse.ArgumentParser(prog="pinpoint evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("model", choices=(*demos.NAMES, "theme"), help="the demo model to measure (only it is loaded)")
-    parser.add_argument("--models", type=Path, default=Path("models"), help="model repository (default models/)")
-    parser.add_argument("--labels", type=Path, default=Path("labels"), help="labels directory (default labels/)")
+    demo_names = (*demos.NAMES, "theme")
+    parser.add_argument("model", help=f"the demo model to measure: {', '.join(demo_names)} (only it is loaded); "
+                                      "any other served model: --csv")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="model repository (default: the `models` setting, the checkout's models/)")
+    parser.add_argument("--labels", type=Path, default=None,
+                        help="labels directory (default: the `labels` setting, the checkout's labels/)")
+    parser.add_argument("--log-level", dest="log_level", default="warning",
+                        help="model loading on stderr: warning (default: only problems) or info")
     parser.add_argument("--data", choices=("generated", "real", "all"), default="all")
     parser.add_argument("--per-label", type=int, default=200, help="generated examples per label (default 200)")
     parser.add_argument("--seed", type=int, default=None, help="generated set seed (default: the held-out seed)")
@@ -163,6 +169,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", metavar="FILE", help="instead: rows of image, x, y, units, model, label; prints "
                                                       "the feedback report's table for them (docs/feedback.md)")
     args = parser.parse_args(argv)
+    if args.model not in demo_names:
+        parser.error(f"{args.model!r} is not a demo model ({', '.join(demo_names)}): its points and labels are "
+                     "not known here; `pinpoint evaluate --csv points.csv` measures any served model on labelled "
+                     "points (rows of image, x, y, units, model, label; docs/feedback.md)")
+    if args.models is None or args.labels is None:
+        from service.config import ConfigError, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as error:
+            parser.error(str(error))
+        args.models = args.models or settings.models
+        args.labels = args.labels or settings.labels
     if args.model == "theme" and args.data == "generated":
         parser.error("theme has no generated set (it was not trained on generated data): use --data real")
     if args.model == "theme":
@@ -175,10 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.set != "all" and args.set not in sets:
             parser.error(f"--set {args.set!r}: the real-photo points of {args.model} are in "
                          f"{', '.join(sorted(s for s in sets if s))} (or all)")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from service.observe import configure_logging
+    from service.quiet import import_tensorflow
 
-    configure_logging("info", "console")  # model loads on stderr; the report alone on stdout
+    import_tensorflow()  # without its C++ notices
+
+    configure_logging(args.log_level, "console")  # the report alone on stdout; loads on stderr with --log-level info
 
     seed = demos.HELD_OUT_SEED if args.seed is None else args.seed
     measured: dict = {}
