@@ -134,6 +134,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
 
     cherrypy.engine.subscribe(SETTINGS, take)
     app.log.access_log.propagate = False
+    app.guard, app.metrics = guard, metrics  # gRPC (service/grpcapi.py) shares them
     return app
 
 
@@ -169,9 +170,13 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
         if settings.workers > 0:
             return processes.supervise(settings, daemonize)
     engine = Engine(settings, runner=processes.runner_client() if role == "worker" else None)
-    mount(engine, settings)
+    app = mount(engine, settings)
     cherrypy.server.httpserver = HTTPServer(cherrypy.server)
     bus = cherrypy.engine
+    if settings.grpc_port:
+        from service import grpcapi
+
+        grpcapi.subscribe(bus, engine, settings, app.guard, app.metrics)
     if role == "worker":
         processes.serve_inherited_socket(cherrypy.server)
         processes.follow_supervisor(bus)
