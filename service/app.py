@@ -18,6 +18,7 @@ from service.api.health import Health
 from service.api.images import Images
 from service.api.models import Models
 from service.api import web
+from service.api.v2 import V2
 from service.api.report import ReportApi, report_page
 from service.config import Settings
 from service.engine import Engine
@@ -53,6 +54,7 @@ class Root:
         self.healthz, self.readyz = health.healthz, health.readyz
         self.metrics = metrics.page
         self.v1 = V1(engine)
+        self.v2 = V2(engine)  # the Open Inference Protocol's REST routes (service/api/v2.py)
 
 
 def buckets_for(settings: Settings, metrics, engine: Engine):
@@ -117,6 +119,10 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "error_page.default": error_page,
             "tools.trailing_slash.on": False,
         },
+        # TF Serving's routes and the Open Inference Protocol's read their body as JSON whatever its
+        # Content-Type (TF Serving's own curl example sends curl's default form type): no form parsing.
+        "/v1/models": {"request.body.processors": {}},
+        "/v2": {"request.body.processors": {}},
         "/index.html": {"tools.staticfile.on": True, "tools.staticfile.filename": str(STATIC_DIR / "index.html"),
                         "tools.methods.methods": ("GET", "HEAD"), **ISOLATED},
         "/static": {"tools.staticdir.on": True, "tools.staticdir.dir": str(STATIC_DIR),
