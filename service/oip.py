@@ -121,11 +121,11 @@ def _not_found(error: OIPError, name: str) -> OIPError:
 def infer(engine: Engine, name: str, version: str | None, inputs: list[Tensor], deadline_ms: float,
           request_id: str = "") -> tuple[str, list[Tensor]]:
     """Run the model on `inputs` (one tensor named "input"); (the version that ran, [scores])."""
-    if len(inputs) != 1 or inputs[0].name != "input":
-        raise OIPError(f"expected one input tensor named 'input', got {[t.name for t in inputs]}")
-    tensor = inputs[0]
     try:
         with serving.lease(engine, ref(name, version)) as held:
+            if len(inputs) != 1 or inputs[0].name != "input":
+                raise OIPError(f"expected one input tensor named 'input', got {[t.name for t in inputs]}")
+            tensor = inputs[0]
             datatype, in_shape, _ = _shapes(held)
             if tensor.datatype == "BYTES" and datatype != "BYTES":  # encoded images, each resized as the crop is
                 if tensor.value.ndim != 1:
