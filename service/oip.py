@@ -109,12 +109,14 @@ def metadata(engine: Engine, name: str, version: str | None) -> dict:
                     "inputs": [{"name": "input", "datatype": datatype, "shape": in_shape}],
                     "outputs": [{"name": "scores", "datatype": "FP32", "shape": out_shape}]}
     except (PinpointError, TFServingError) as error:
-        raise _not_found(OIPError.of(error), name) from None
+        raise _not_found(OIPError.of(error), name, version) from None
 
 
-def _not_found(error: OIPError, name: str) -> OIPError:
+def _not_found(error: OIPError, name: str, version: str | None = None) -> OIPError:
+    """Triton's words for a model or version it does not have."""
     if error.status == 404:
-        return OIPError(f"Request for unknown model: {error.message}", 404)
+        which = f"'{name}' version {version}" if version else f"'{name}'"
+        return OIPError(f"Request for unknown model: {which} is not found", 404)
     return error
 
 
@@ -142,7 +144,7 @@ def infer(engine: Engine, name: str, version: str | None, inputs: list[Tensor], 
             scores = np.asarray(scores, dtype=np.float32)
             return str(held.version), [Tensor("scores", "FP32", list(scores.shape), scores)]
     except (PinpointError, TFServingError) as error:
-        raise _not_found(OIPError.of(error), name) from None
+        raise _not_found(OIPError.of(error), name, version) from None
 
 
 def array(datatype: str, shape: list[int], flat) -> np.ndarray:

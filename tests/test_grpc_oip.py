@@ -229,6 +229,21 @@ def test_grpc_calls_are_counted_in_the_metrics(served):
     assert 'route="grpc:/inference.GRPCInferenceService/ModelInfer"' in text
 
 
+def test_tf_servings_404_texts_on_rest_and_grpc(served):
+    x = rows(0)
+    for path, text in (("/v1/models/nope:predict", "Servable not found for request: Latest(nope)"),
+                       ("/v1/models/tint/versions/9:predict", "Servable not found for request: Specific(tint, 9)"),
+                       ("/v1/models/tint/labels/gold:predict", "Unrecognized servable version label: gold")):
+        response = requests.post(served.url + path, json={"instances": x.tolist()}, timeout=10)
+        assert response.status_code == 404 and response.json()["error"] == text, response.text
+    with pytest.raises(grpc.RpcError) as error:
+        tfs_predict(served.grpc, x, name="nope")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    assert error.value.details() == "Servable not found for request: Latest(nope)"
+    assert requests.get(served.url + "/v2/models/nope", timeout=5).json()["error"] == \
+        "Request for unknown model: 'nope' is not found"
+
+
 # ---- API workers: every worker serves gRPC on the shared port; keys as metadata ----
 
 @pytest.fixture(scope="module")
@@ -277,3 +292,4 @@ def test_workers_never_import_tensorflow_for_the_protos(workers):
     for pid in worker_pids:
         maps = open(f"/proc/{pid}/maps").read()
         assert "_pywrap_tensorflow" not in maps and "libtensorflow_framework" not in maps
+

@@ -130,7 +130,14 @@ def infer(engine: Engine, ref: ModelRef, verb: str, document: dict, deadline_ms:
 @contextlib.contextmanager
 def lease(engine: Engine, ref: ModelRef) -> Iterator[Version]:
     """The version a request names, held (not unloaded) while the request uses it."""
-    with engine.manager.acquire([ref]) as held:
+    with contextlib.ExitStack() as stack:
+        try:
+            held = stack.enter_context(engine.manager.acquire([ref]))
+        except PinpointError as error:  # TF Serving's words for what it does not have (docs/api.md)
+            if error.code != "not_found":
+                raise
+            raise (tfserving.unknown_label(ref.label) if ref.label is not None
+                   else tfserving.servable_not_found(ref.name, ref.version)) from None
         yield held.versions[0]
 
 
