@@ -27,7 +27,7 @@ from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import SETTINGS, EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
-from service import address, daemon, processes, protect
+from service import address, cors, daemon, processes, protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -118,6 +118,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "request.error_response": unhandled_error,
             "error_page.default": error_page,
             "tools.trailing_slash.on": False,
+            **cors.install(settings),  # service/cors.py: off while cors_origins is empty
         },
         # TF Serving's routes and the Open Inference Protocol's read their body as JSON whatever its
         # Content-Type (TF Serving's own curl example sends curl's default form type): no form parsing.

@@ -179,6 +179,8 @@ class Settings(BaseSettings):
     workers: Workers = setting("auto", 'API worker processes in front of one model runner process: "auto" (one '
                                        "per core), a number, or 0 for everything in one process", flag=True)
     socket_timeout: float = setting(10, "seconds a connection may stay silent", gt=0)
+    cors_origins: Names = setting((), 'origins whose web pages may call the API (CORS), e.g. ["https://app.example.com"]; '
+                                      '"*" for any; empty: none (no CORS headers)')
     grpc_port: int = setting(0, "gRPC port (TF Serving's PredictionService and ModelService, the Open Inference "
                                 "Protocol's GRPCInferenceService; docs/api.md); 0: no gRPC", ge=0, le=65535)
     drain_timeout_s: float = setting(10, "on SIGTERM: how long in-flight requests may take to finish", gt=0)
