@@ -244,6 +244,28 @@ def test_tf_servings_404_texts_on_rest_and_grpc(served):
         "Request for unknown model: 'nope' is not found"
 
 
+def test_concurrent_grpc_calls_are_batched_with_rest_ones(served):
+    """gRPC calls join the same inference queue as REST: concurrent calls on `slow` (tens of ms a run)
+    are run together, which the batch histogram shows as batches of more than one call's rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def batches_over_one() -> float:
+        text = requests.get(served.url + "/metrics", timeout=5).text
+        total = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("pinpoint_batch_crops_count"))
+        ones = next(float(line.split()[-1]) for line in text.splitlines()
+                    if line.startswith('pinpoint_batch_crops_bucket{le="1.0"}'))
+        return total - ones
+
+    before = batches_over_one()
+    with ThreadPoolExecutor(8) as pool:
+        calls = [pool.submit(tfs_predict, served.grpc, rows(0, 1), (), 10.0, "slow") for _ in range(8)]
+        calls += [pool.submit(requests.post, served.url + "/v1/models/slow:predict",
+                              json={"instances": rows(0, 1).tolist()}, timeout=10) for _ in range(4)]
+        results = [call.result() for call in calls]
+    assert all(r.status_code == 200 for r in results[8:])
+    assert batches_over_one() > before
+
+
 # ---- API workers: every worker serves gRPC on the shared port; keys as metadata ----
 
 @pytest.fixture(scope="module")
