@@ -33,6 +33,34 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
 
 
+# The routes below /v2: (method, path template, what it answers, the V2 method that answers). Dispatch
+# reads this table, and so does the OpenAPI document (service/openapi.py).
+ROUTES = (
+    ("GET", "/v2", "the server's metadata: name, version, protocol extensions", "_server"),
+    ("GET", "/v2/health/live", "200 while the process serves", "_live"),
+    ("GET", "/v2/health/ready", "200 once every model is ready, else 400", "_ready"),
+    ("GET", "/v2/models/{name}", "the model's metadata: versions, platform, input and output tensors", "_metadata"),
+    ("GET", "/v2/models/{name}/versions/{version}", "one version's metadata", "_metadata"),
+    ("GET", "/v2/models/{name}/ready", "200 when the model's serving version is ready, else 400", "_model_ready"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready", "200 when that version is ready, else 400", "_model_ready"),
+    ("POST", "/v2/models/{name}/infer", "inference with the protocol's JSON tensors (and binary data)", "_infer"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer", "inference on one version", "_infer"),
+)
+
+
+def _match(template: str, parts: list[str]) -> dict | None:
+    pattern = template.split("/")[2:]  # after "/v2"
+    if len(pattern) != len(parts):
+        return None
+    found = {}
+    for want, got in zip(pattern, parts):
+        if want.startswith("{"):
+            found[want[1:-1]] = got
+        elif want != got:
+            return None
+    return found
+
+
 class V2:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -48,33 +76,41 @@ class V2:
 
     index = default
     default.allowed_methods = lambda *vpath: ("GET", "HEAD", "POST")
+    default.routes = ROUTES
 
     def _route(self, parts: list[str], method: str):
-        engine = self.engine
-        get = method in ("GET", "HEAD")
-        if not parts and get:
-            return _json({"name": "pinpoint", "version": service.__version__, "extensions": EXTENSIONS})
-        if parts[:1] == ["health"] and len(parts) == 2 and parts[1] in ("live", "ready") and get:
-            ok = oip.live() if parts[1] == "live" else oip.ready(engine)
-            return _status(ok, {parts[1]: ok})
-        if parts[:1] == ["models"] and len(parts) >= 2:
-            name, rest = parts[1], parts[2:]
-            version = None
-            if rest[:1] == ["versions"] and len(rest) >= 2:
-                version, rest = rest[1], rest[2:]
-            if not rest and get:
-                return _json(oip.metadata(engine, name, version))
-            if rest == ["ready"] and get:
-                ok = oip.model_ready(engine, name, version)
-                return _status(ok, {"name": name, "ready": ok})
-            if rest == ["infer"]:
-                if method != "POST":
-                    cherrypy.serving.response.headers["Allow"] = "POST"
-                    raise oip.OIPError(f"use POST here, not {method}", 405)
-                return self._infer(name, version)
+        method = "GET" if method == "HEAD" else method
+        allowed = []
+        for verb, template, _, name in ROUTES:
+            found = _match(template, parts)
+            if found is None:
+                continue
+            if verb == method:
+                return getattr(self, name)(**found)
+            allowed.append(verb)
+        if allowed:
+            cherrypy.serving.response.headers["Allow"] = ", ".join(sorted(set(allowed)))
+            raise oip.OIPError(f"use {' or '.join(sorted(set(allowed)))} here, not {method}", 405)
         raise oip.OIPError(f"no such route: {method} {cherrypy.serving.request.path_info}", 404)
 
-    def _infer(self, name: str, version: str | None):
+    def _server(self):
+        return _json({"name": "pinpoint", "version": service.__version__, "extensions": EXTENSIONS})
+
+    def _live(self):
+        return _status(oip.live(), {"live": oip.live()})
+
+    def _ready(self):
+        ok = oip.ready(self.engine)
+        return _status(ok, {"ready": ok})
+
+    def _metadata(self, name: str, version: str | None = None):
+        return _json(oip.metadata(self.engine, name, version))
+
+    def _model_ready(self, name: str, version: str | None = None):
+        ok = oip.model_ready(self.engine, name, version)
+        return _status(ok, {"name": name, "ready": ok})
+
+    def _infer(self, name: str, version: str | None = None):
         request = cherrypy.serving.request
         body = request.body.read()
         header_length = request.headers.get(HEADER_LENGTH)
