@@ -27,7 +27,7 @@ from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import SETTINGS, EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
-from service import address, cors, daemon, processes, protect
+from service import address, cors, daemon, openapi, processes, protect
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -55,6 +55,7 @@ class Root:
         self.metrics = metrics.page
         self.v1 = V1(engine)
         self.v2 = V2(engine)  # the Open Inference Protocol's REST routes (service/api/v2.py)
+        self.openapi_json = openapi.page  # GET /openapi.json, generated from the routes (service/openapi.py)
 
 
 def buckets_for(settings: Settings, metrics, engine: Engine):
@@ -156,6 +157,7 @@ def mount_feedback(root: Root, feedback: Feedback) -> None:
 
 @cherrypy.expose
 def _page(*args, **kwargs):
+    """The HTML test page: drop an image, click a point, read the labels."""
     if args:
         raise cherrypy.NotFound()
     cherrypy.serving.response.headers.update(ISOLATED["tools.response_headers.headers"])

@@ -30,6 +30,20 @@ from service.errors import PinpointError
 from service.manager import ModelRef, Version
 from service.preprocess import prepare
 
+# The TF Serving routes below /v1/models (tfserving.parse_model_path matches them): (method, path template,
+# what it answers). Declared here for the OpenAPI document (service/openapi.py); /labels/{label} may
+# stand wherever /versions/{version} does.
+ROUTES = (
+    ("GET", "/v1/models/{name}", "TF Serving's model status: every version and its state"),
+    ("GET", "/v1/models/{name}/versions/{version}", "one version's status"),
+    ("GET", "/v1/models/{name}/metadata", "the model's signature_def, in TF Serving's shape"),
+    ("GET", "/v1/models/{name}/versions/{version}/metadata", "one version's signature_def"),
+    ("POST", "/v1/models/{name}:predict", "TF Serving's Predict: instances (row) or inputs (columnar)"),
+    ("POST", "/v1/models/{name}/versions/{version}:predict", "Predict on one version"),
+    ("POST", "/v1/models/{name}:classify", "TF Serving's Classify: examples with an image and a point"),
+    ("POST", "/v1/models/{name}/versions/{version}:classify", "Classify on one version"),
+)
+
 CODES = {404: "not_found", 400: "bad_request", 401: "unauthorized", 405: "method_not_allowed",
          429: "rate_limited", 503: "model_unavailable", 504: "timeout", 413: "payload_too_large",
          415: "unsupported_media_type", 403: "path_forbidden"}
