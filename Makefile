@@ -6,13 +6,14 @@ PROTO_PACKAGES := 'tensorflow-serving-api>=2.15,<3' 'kserve>=0.13,<0.22'
 
 .PHONY: serve test bench clean vendor-ort
 
+# gRPC's published protos are installed without their dependencies (docs/api.md, "gRPC"):
+# tensorflow-serving-api requires `tensorflow`, a second TensorFlow beside tensorflow-cpu; kserve brings
+# a web stack Pinpoint never runs.
 # Reinstall only when the package metadata changes; the install is editable, so code edits need none.
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	# gRPC's published protos, without their dependencies (docs/api.md, "gRPC"): tensorflow-serving-api
-	# requires `tensorflow`, a second TensorFlow beside tensorflow-cpu; kserve brings a web stack we never run.
 	$(BIN)/pip install --quiet --no-deps $(PROTO_PACKAGES)
 	touch $@
 
