@@ -111,6 +111,18 @@ def test_encoded_images_are_a_string_tensor_on_every_protocol(served):
         tensor.set_data_from_numpy(np.array([image], dtype=object))
         answer = module.InferenceServerClient(address).infer("tint", [tensor])
         np.testing.assert_allclose(answer.as_numpy("scores"), rest, rtol=1e-6, atol=1e-7)
+    # A graph whose input is the encoded image itself (a DT_STRING signature) takes the bytes as they are.
+    jpeg = split_image(fmt="JPEG", size=(16, 16), left=(220, 30, 30), right=(220, 30, 30))
+    rest = requests.post(served.url + "/v1/models/jpeg:predict", timeout=10,
+                         json={"instances": [{"b64": base64.b64encode(jpeg).decode()}]}).json()["predictions"]
+    with grpc.insecure_channel(served.grpc) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "jpeg"
+        request.inputs["input"].CopyFrom(tf.make_tensor_proto([jpeg]))
+        scores = tf.make_ndarray(prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                                 .Predict(request, timeout=10).outputs["scores"])
+    np.testing.assert_allclose(scores, rest, rtol=1e-6, atol=1e-7)
+    assert np.argmax(scores[0]) == 0  # red
 
 
 def test_tf_serving_grpc_classify_metadata_and_status(served):
