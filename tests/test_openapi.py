@@ -25,3 +25,10 @@ def test_the_document_is_valid_openapi_and_names_every_route(server):
     # What it names is served: a GET route it lists answers something other than 404 / 405.
     for path in ("/v1/models", "/v1/config", "/healthz", "/v2/health/live", "/v2/models/tint"):
         assert server.get(path).status_code not in (404, 405), path
+
+
+def test_the_reference_page_is_served_locally_and_reads_the_document(server):
+    response = server.get("/static/openapi.html")
+    assert response.status_code == 200 and "text/html" in response.headers["Content-Type"]
+    assert 'fetch("/openapi.json")' in response.text
+    assert "http://" not in response.text and "https://" not in response.text  # nothing from elsewhere
