@@ -2,15 +2,20 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+PROTO_PACKAGES := 'tensorflow-serving-api>=2.15,<3' 'kserve>=0.13,<0.22'
 
 .PHONY: serve test fuzz bench clean vendor-ort
 
+# gRPC's published protos are installed without their dependencies (docs/api.md, "gRPC"):
+# tensorflow-serving-api requires `tensorflow`, a second TensorFlow beside tensorflow-cpu; kserve brings
+# a web stack Pinpoint never runs.
 # Reinstall only when the package metadata changes; the install is editable, so code edits need none.
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	@echo "Installing Pinpoint and its dependencies into $(VENV) (TensorFlow is large: minutes the first time)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --progress-bar on pip
 	$(BIN)/pip install --progress-bar on -e '.[test]'
+	$(BIN)/pip install --progress-bar on --no-deps $(PROTO_PACKAGES)
 	touch $@
 
 # Prints one line once every model is ready: pinpoint ready on http://127.0.0.1:8080/: models ...

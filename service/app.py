@@ -18,6 +18,7 @@ from service.api.health import Health
 from service.api.images import Images
 from service.api.models import Models
 from service.api import web
+from service.api.v2 import V2
 from service.api.report import ReportApi, report_page
 from service.config import Settings
 from service.engine import Engine
@@ -26,7 +27,7 @@ from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import SETTINGS, EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
-from service import address, daemon, processes, protect, ready
+from service import address, cors, daemon, openapi, processes, protect, ready
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = structlog.get_logger("pinpoint.app")
@@ -53,6 +54,8 @@ class Root:
         self.healthz, self.readyz = health.healthz, health.readyz
         self.metrics = metrics.page
         self.v1 = V1(engine)
+        self.v2 = V2(engine)  # the Open Inference Protocol's REST routes (service/api/v2.py)
+        self.openapi_json = openapi.page  # GET /openapi.json, generated from the routes (service/openapi.py)
 
 
 def buckets_for(settings: Settings, metrics, engine: Engine):
@@ -117,7 +120,12 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
             "request.error_response": unhandled_error,
             "error_page.default": error_page,
             "tools.trailing_slash.on": False,
+            **cors.install(settings),  # service/cors.py: off while cors_origins is empty
         },
+        # TF Serving's routes and the Open Inference Protocol's read their body as JSON whatever its
+        # Content-Type (TF Serving's own curl example sends curl's default form type): no form parsing.
+        "/v1/models": {"request.body.processors": {}},
+        "/v2": {"request.body.processors": {}},
         "/index.html": {"tools.staticfile.on": True, "tools.staticfile.filename": str(STATIC_DIR / "index.html"),
                         "tools.methods.methods": ("GET", "HEAD"), **ISOLATED},
         "/static": {"tools.staticdir.on": True, "tools.staticdir.dir": str(STATIC_DIR),
@@ -135,6 +143,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
 
     cherrypy.engine.subscribe(SETTINGS, take)
     app.log.access_log.propagate = False
+    app.guard, app.metrics = guard, metrics  # gRPC (service/grpcapi.py) shares them
     return app
 
 
@@ -149,6 +158,7 @@ def mount_feedback(root: Root, feedback: Feedback) -> None:
 
 @cherrypy.expose
 def _page(*args, **kwargs):
+    """The HTML test page: drop an image, click a point, read the labels."""
     if args:
         raise cherrypy.NotFound()
     cherrypy.serving.response.headers.update(ISOLATED["tools.response_headers.headers"])
@@ -170,9 +180,13 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
         if settings.workers > 0:
             return processes.supervise(settings, daemonize)
     engine = Engine(settings, runner=processes.runner_client() if role == "worker" else None)
-    mount(engine, settings)
+    app = mount(engine, settings)
     cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, cherrypy.engine)
     bus = cherrypy.engine
+    if settings.grpc_port:
+        from service import grpcapi
+
+        grpcapi.subscribe(bus, engine, settings, app.guard, app.metrics)
     if role == "worker":
         processes.serve_inherited_socket(cherrypy.server)
         processes.follow_supervisor(bus)

@@ -20,7 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from service.engine import Engine
 
 ROUTES = ("/v1/classify", "/v1/images", "/v1/models", "/v1/feedback", "/v1/report", "/report", "/healthz",
-          "/readyz", "/metrics")
+          "/readyz", "/metrics", "/v2/models", "/v2/health", "/v2")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

@@ -21,7 +21,7 @@ from service.errors import PinpointError, body_too_large
 from service.ratelimit import Buckets
 
 log = structlog.get_logger("pinpoint.protect")
-OPEN_PATHS = ("/healthz", "/readyz")
+OPEN_PATHS = ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready")
 
 
 class Guard:
@@ -112,7 +112,7 @@ def _presented_key(headers) -> str | None:
 
 
 def _is_api(path: str) -> bool:
-    return path.startswith("/v1/") or path == "/v1"
+    return path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2")
 
 
 def install(guard: Guard) -> None:

@@ -25,6 +25,8 @@ class Models:
         return self._listing()
 
     index = default  # CherryPy calls index for the collection, default for paths below it
+    default.routes = (("GET", "/v1/models", "every model, every version with its state, labels, policy"),
+                      *serving.ROUTES)  # what is below it, for the OpenAPI document (service/openapi.py)
     # Checked before a body is read (service/api/errors.py: the methods tool), so PUT is a 405, not a 411.
     default.allowed_methods = lambda *vpath: ("GET", "HEAD", "POST") if vpath and not web.is_web_path(vpath) \
         else ("GET", "HEAD")

@@ -13,9 +13,11 @@ Errors are TF Serving's {"error": message}, plus Pinpoint's machine `code`, with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
+from typing import Iterator
 
 import cherrypy
 import numpy as np
@@ -28,6 +30,20 @@ from service.engine import Engine
 from service.errors import PinpointError
 from service.manager import ModelRef, Version
 from service.preprocess import prepare
+
+# The TF Serving routes below /v1/models (tfserving.parse_model_path matches them): (method, path template,
+# what it answers). Declared here for the OpenAPI document (service/openapi.py); /labels/{label} may
+# stand wherever /versions/{version} does.
+ROUTES = (
+    ("GET", "/v1/models/{name}", "TF Serving's model status: every version and its state"),
+    ("GET", "/v1/models/{name}/versions/{version}", "one version's status"),
+    ("GET", "/v1/models/{name}/metadata", "the model's signature_def, in TF Serving's shape"),
+    ("GET", "/v1/models/{name}/versions/{version}/metadata", "one version's signature_def"),
+    ("POST", "/v1/models/{name}:predict", "TF Serving's Predict: instances (row) or inputs (columnar)"),
+    ("POST", "/v1/models/{name}/versions/{version}:predict", "Predict on one version"),
+    ("POST", "/v1/models/{name}:classify", "TF Serving's Classify: examples with an image and a point"),
+    ("POST", "/v1/models/{name}/versions/{version}:classify", "Classify on one version"),
+)
 
 CODES = {404: "not_found", 400: "bad_request", 401: "unauthorized", 405: "method_not_allowed",
          429: "rate_limited", 503: "model_unavailable", 504: "timeout", 413: "payload_too_large",
@@ -115,27 +131,54 @@ def metadata(engine: Engine, ref: ModelRef) -> dict:
         return tfserving.metadata_document(version.name, version.version, signature(version))
 
 
-def infer(engine: Engine, ref: ModelRef, verb: str, document: dict) -> dict:
-    with engine.manager.acquire([ref]) as lease:
-        version = lease.versions[0]
+def infer(engine: Engine, ref: ModelRef, verb: str, document: dict, deadline_ms: float | None = None) -> dict:
+    """A :predict or :classify body, run: the REST routes' entry; gRPC and the Open Inference Protocol
+    (service/grpcapi.py, service/api/v2.py) call the same `predict` and `classify` inside `lease`."""
+    deadline_ms = _deadline_ms(engine) if deadline_ms is None else deadline_ms
+    with lease(engine, ref) as version:
         if verb == "predict":
             request = tfserving.parse_predict(document, signature(version))
             value = request.inputs["input"]
-            rows = _images(engine, version, value) if "input" in request.images else _tensor_rows(version, value)
-            return tfserving.render_predict({"scores": _run(engine, version, rows)}, request.format)
-        examples = tfserving.parse_classify(document)
-        crops = [_example_crop(engine, version, example) for example in examples]
-        scores = _run(engine, version, prepare(version.spec.input, np.stack(crops)))
-        if version.spec.softmax:
-            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-            scores /= scores.sum(axis=1, keepdims=True)
-        labels = version.spec.labels
-        return tfserving.render_classify([[(labels[i], float(row[i])) for i in np.argsort(-row, kind="stable")]
-                                          for row in scores])
+            scores = predict(engine, version, value, "input" in request.images, deadline_ms)
+            return tfserving.render_predict({"scores": scores}, request.format)
+        return tfserving.render_classify(classify(engine, version, tfserving.parse_classify(document), deadline_ms))
 
 
-def _run(engine: Engine, version: Version, rows) -> np.ndarray:
-    outcome = engine.manager.runtime.infer({version.key: rows}, time.monotonic() + _deadline_ms(engine) / 1000)
+@contextlib.contextmanager
+def lease(engine: Engine, ref: ModelRef) -> Iterator[Version]:
+    """The version a request names, held (not unloaded) while the request uses it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            held = stack.enter_context(engine.manager.acquire([ref]))
+        except PinpointError as error:  # TF Serving's words for what it does not have (docs/api.md)
+            if error.code != "not_found":
+                raise
+            raise (tfserving.unknown_label(ref.label) if ref.label is not None
+                   else tfserving.servable_not_found(ref.name, ref.version)) from None
+        yield held.versions[0]
+
+
+def predict(engine: Engine, version: Version, value, images: bool, deadline_ms: float) -> np.ndarray:
+    """The graph's raw output rows for a batch: `value` is the input tensor, or with `images` a list of
+    encoded images (each resized as the model's crop is)."""
+    rows = _images(engine, version, value) if images else _tensor_rows(version, value)
+    return _run(engine, version, rows, deadline_ms)
+
+
+def classify(engine: Engine, version: Version, examples: list[dict], deadline_ms: float) -> list[list[tuple[str, float]]]:
+    """tf.Examples (feature name -> values: `image` bytes, optional `x`, `y`) -> every label with its
+    probability, highest first, per example."""
+    crops = [_example_crop(engine, version, example) for example in examples]
+    scores = _run(engine, version, prepare(version.spec.input, np.stack(crops)), deadline_ms)
+    if version.spec.softmax:
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    labels = version.spec.labels
+    return [[(labels[i], float(row[i])) for i in np.argsort(-row, kind="stable")] for row in scores]
+
+
+def _run(engine: Engine, version: Version, rows, deadline_ms: float) -> np.ndarray:
+    outcome = engine.manager.runtime.infer({version.key: rows}, time.monotonic() + deadline_ms / 1000)
     if version.key in outcome.errors:
         error = outcome.errors[version.key]
         raise TFServingError(error, "DEADLINE_EXCEEDED" if "deadline" in error else "INTERNAL")
