@@ -82,7 +82,7 @@ def install(settings: Settings) -> dict:
     """The tools, and the config that turns them on for the whole application."""
     cors = Cors(settings)
     cherrypy.engine.subscribe(SETTINGS, cors.configure)
-    # After the request id (10), before the methods check (15) and auth (20).
-    cherrypy.tools.cors_preflight = cherrypy.Tool("on_start_resource", cors.preflight, priority=12)
+    # After the request id (10), before the API-key guard (12) and the methods check (15): a preflight carries no key.
+    cherrypy.tools.cors_preflight = cherrypy.Tool("on_start_resource", cors.preflight, priority=11)
     cherrypy.tools.cors_headers = cherrypy.Tool("before_finalize", cors.annotate, priority=90)
     return {"tools.cors_preflight.on": True, "tools.cors_headers.on": True}
