@@ -27,6 +27,7 @@ from service.httpserver import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.plugin import SETTINGS, EnginePlugin
 from service.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
+from service.request import use_replica_secret
 from service import address, cors, daemon, openapi, processes, protect, ready
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -81,6 +82,7 @@ def mount(engine: Engine, settings: Settings) -> cherrypy.Application:
 
     install_tools()
     api_errors.install()
+    use_replica_secret(settings.replica_secret)
     metrics = Metrics(engine)
     metrics.install()
     guard = protect.Guard(settings, buckets_for(settings, metrics, engine), on_refused=metrics.rate_limited.inc)

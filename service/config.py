@@ -273,6 +273,9 @@ class Settings(BaseSettings):
                                      "at start, the others follow a reload")
     feedback_db: Annotated[str, AfterValidator(_database)] = setting(
         "var/feedback.db", "a SQLite file (WAL), or a postgresql://user:password@host/db URL that replicas share")
+    replica_secret: str = setting("", "replicas that share one feedback_db set the same secret here (read at start), "
+                                      "so each knows the others' answer ids and feedback sent to another replica "
+                                      "waits for the log as for its own; empty: this server's own random one")
     feedback_sample_rate: float = setting(1.0, "share of classify answers logged, 0 to 1; feedback is taken for "
                                                "logged answers only", ge=0, le=1)
     feedback_retention_days: float = setting(90, "logged answers and their feedback are deleted after this many "

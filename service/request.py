@@ -21,9 +21,16 @@ _SERVER_ID = re.compile(r"[0-9a-f]{32}")
 _KEY: list[bytes] = []
 
 
+def use_replica_secret(secret: str) -> None:
+    """Sign ids with a secret replicas share (the replica_secret setting), so each knows the others' ids."""
+    if secret:
+        _KEY[:] = [hmac.new(secret.encode(), b"pinpoint request ids", hashlib.sha256).digest()]
+
+
 def _id_key() -> bytes:
-    """The key that signs this server's request ids: derived from the secret the supervisor gives its API
-    workers and runner (so every worker of one server knows every other's ids), else this process's own."""
+    """The key that signs this server's request ids: the replicas' shared secret when one is set, else
+    derived from the secret the supervisor gives its API workers and runner (so every worker of one
+    server knows every other's ids), else this process's own."""
     if not _KEY:
         from service.processes import SECRET_ENV
 

@@ -40,7 +40,7 @@ def test_probes_use_health_and_readiness_on_the_container_port():
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert {p["containerPort"] for p in container["ports"]} == {8080}
+    assert {p["containerPort"] for p in container["ports"]} == {8080, 8500}  # HTTP, gRPC
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {"/images", "/data/uploads", "/etc/pinpoint"} <= mounts
     assert container["resources"]["limits"]["memory"]

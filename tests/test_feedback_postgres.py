@@ -26,7 +26,9 @@ def replicas(tmp_path_factory, repository, database):
     """Two Pinpoint servers on one database: one with API workers (each its own writer and pool), one
     in a single process."""
     models, labels = repository
-    env = {"PINPOINT_FEEDBACK_DB": database.url, "PINPOINT_RATE_LIMIT_PER_S": "0"}
+    # replica_secret: each knows the other's answer ids, so feedback sent to the other one waits for the log
+    env = {"PINPOINT_FEEDBACK_DB": database.url, "PINPOINT_RATE_LIMIT_PER_S": "0",
+           "PINPOINT_REPLICA_SECRET": "shared by the two replicas"}
     first = start_server(tmp_path_factory.mktemp("replica-a"), models, labels, env=env)
     second = start_server(tmp_path_factory.mktemp("replica-b"), models, labels,
                           env={**env, "PINPOINT_WORKERS": "0"})

@@ -35,4 +35,5 @@ def test_random_paths_do_not_create_series(server):
     for i in range(20):
         server.get(f"/no/such/path/{i}")
     routes = {dict(labels).get("route") for (name, labels) in scrape(server) if name == "pinpoint_requests_total"}
-    assert routes <= {"/v1/classify", "/v1/images", "/v1/models", "/healthz", "/readyz", "/metrics", "/", "other"}
+    assert "other" in routes  # the twenty random paths share one series
+    assert not [route for route in routes if "/no/such" in route]  # (other tests' real routes may be there too)
