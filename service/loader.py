@@ -2,6 +2,8 @@
 
 Which backend executes it (docs/models.md, "Backends"), chosen per version on its loader thread:
 - `model.onnx`: ONNX Runtime, as exported. TensorFlow is not imported for it.
+- a SavedModel directory (saved_model.pb + variables/): TensorFlow, its signature's function as saved
+  (service/backends/saved_model.py).
 - a frozen GraphDef with backend `tensorflow`, or one whose input is `encoded` (JPEG bytes in a string
   tensor, which ONNX has no decoder for): TensorFlow.
 - a frozen GraphDef with backend `auto` (the default) or `onnxruntime`: converted to ONNX with tf2onnx
@@ -46,6 +48,11 @@ def load_servable(spec: ModelSpec, options: LoadOptions):
 
         return onnx_runtime.load(spec, spec.graph_path, options.intra_op_threads, str(spec.graph_path),
                                  reason="model.onnx, run as exported")
+    if spec.is_saved_model:
+        from service.backends import saved_model
+
+        return saved_model.load(spec, options.intra_op_threads, options.inter_op_threads,
+                                reason=f"a SavedModel, signature {spec.signature_name!r}, run on TensorFlow")
     chosen = spec.backend or options.backend
     where = "model.toml" if spec.backend else "the backend setting"
     graph = spec.graph_path.read_bytes()

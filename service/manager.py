@@ -408,4 +408,6 @@ class Manager:
 
 def _fingerprint(spec: ModelSpec) -> tuple:
     files = [spec.directory / repository.CONFIG_NAME, spec.graph_path]
+    if spec.is_saved_model:  # its weights change without saved_model.pb changing
+        files += sorted((spec.directory / "variables").glob("*"))
     return tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in files if path.exists())
