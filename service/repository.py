@@ -217,9 +217,6 @@ def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Pa
         backend = config.get("backend")
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "onnxruntime":
-            raise ValueError("a SavedModel runs on tensorflow: backend = \"onnxruntime\" is for frozen graphs "
-                             "and model.onnx (`pinpoint convert` freezes a SavedModel)")
         return ModelSpec(
             name=name, version=version, directory=version_dir,
             graph_path=version_dir / savedmodel.SAVED_MODEL_FILE, labels=labels, input=input_spec,

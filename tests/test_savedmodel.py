@@ -38,8 +38,9 @@ def batch(n: int = 3) -> np.ndarray:
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """The Keras model, its two SavedModels and a repository serving them: `exported` (model.export,
-    no model.toml), `plain` (tf.saved_model.save, no model.toml) and `regions` (model.export with a
-    model.toml adding the crop, scaling and labels for /v1/classify)."""
+    no model.toml), `plain` (tf.saved_model.save, no model.toml), both served on ONNX Runtime after
+    tf2onnx's conversion is verified (backend auto), and `regions` (model.export with a model.toml
+    adding the crop, scaling and labels for /v1/classify, and backend = "tensorflow")."""
     root = tmp_path_factory.mktemp("savedmodel")
     model = keras_model()
     model.export(str(root / "exported"))
@@ -50,7 +51,7 @@ def saved(tmp_path_factory):
     shutil.copytree(root / "plain", models / "plain" / "1")
     shutil.copytree(root / "exported", models / "regions" / "1")
     (models / "regions" / "1" / "model.toml").write_text(
-        'labels = "quarters"\n[input]\nscale = 0.00392156862745098\n[crop]\nbox = [16, 16]\n')
+        'labels = "quarters"\nbackend = "tensorflow"\n[input]\nscale = 0.00392156862745098\n[crop]\nbox = [16, 16]\n')
     (labels / "quarters.txt").write_text("north\neast\nsouth\nwest\n")
     return model, models, labels
 
@@ -159,3 +160,13 @@ def test_a_model_toml_beside_it_makes_region_classification_work(saved, served):
     assert abs(labels[0]["score"] - float(model(red).numpy()[0].max())) < 1e-4
     status = requests.get(f"{served.url}/v1/models", timeout=30).json()
     assert "SavedModel" in str(status)
+
+
+def test_each_version_says_which_backend_runs_it_and_why(served):
+    status = {entry["name"]: entry for entry in requests.get(f"{served.url}/v1/models", timeout=30).json()["models"]}
+    for name in ("exported", "plain"):
+        (version,) = status[name]["versions"]
+        assert version["backend"] == "onnxruntime", version
+        assert "SavedModel" in version["backend_reason"] and "verified against TensorFlow" in version["backend_reason"]
+    (version,) = status["regions"]["versions"]
+    assert version["backend"] == "tensorflow" and "SavedModel" in version["backend_reason"]

@@ -80,3 +80,30 @@ def _threads(intra_op_threads: int, inter_op_threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
     except RuntimeError:  # already initialised (a conversion or a graph ran eagerly first)
         pass
+
+
+def frozen(spec: ModelSpec) -> tuple[bytes, ModelSpec]:
+    """The served signature frozen into a GraphDef (variables folded into constants, as `pinpoint
+    convert` does), and a spec that describes it as a frozen graph (tensors `input:0` -> `probs:0`), so
+    the frozen-graph path converts it with tf2onnx and verifies it against TensorFlow
+    (service/backends/onnx_conversion.py)."""
+    import dataclasses
+
+    from service import convert
+
+    try:
+        loaded = tf.saved_model.load(str(spec.directory))
+        function = loaded.signatures[spec.signature_name]
+        feed = function.structured_input_signature[1][spec.input.tensor]
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first})") from None
+    alias, output = spec.input.tensor, spec.output_tensor
+    source = convert.Source(path=spec.directory, format="saved_model",
+                            call=lambda x: function(**{alias: x})[output],
+                            input_shape=(None, *tuple(feed.shape)[1:]), input_dtype=feed.dtype.name,
+                            rescales=False, rescaling="", owner=loaded)
+    graph_def = convert.freeze(source, source.input_shape)  # ConvertError: the caller falls back
+    view = dataclasses.replace(spec, input=dataclasses.replace(spec.input, tensor=f"{convert.INPUT_NAME}:0"),
+                               output_tensor=f"{convert.OUTPUT_NAME}:0", signatures=(), signature_name="")
+    return graph_def.SerializeToString(), view
