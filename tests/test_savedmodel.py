@@ -7,6 +7,7 @@ its /metadata is its real signature_def, and a model.toml beside one makes /v1/c
 from __future__ import annotations
 
 import shutil
+import time
 
 import grpc
 import numpy as np
@@ -170,3 +171,54 @@ def test_each_version_says_which_backend_runs_it_and_why(served):
         assert "SavedModel" in version["backend_reason"] and "verified against TensorFlow" in version["backend_reason"]
     (version,) = status["regions"]["versions"]
     assert version["backend"] == "tensorflow" and "SavedModel" in version["backend_reason"]
+
+
+def test_classify_with_no_models_named_leaves_out_savedmodels_without_a_model_toml(served):
+    answer = requests.post(f"{served.url}/v1/classify", timeout=30,
+                           files={"image": ("split.png", split_image(size=(64, 32)), "image/png")},
+                           data={"x": 10, "y": 16})
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()["predictions"][0]["results"]) == {"regions"}
+    named = requests.post(f"{served.url}/v1/classify", timeout=30,
+                          files={"image": ("split.png", split_image(size=(64, 32)), "image/png")},
+                          data={"x": 10, "y": 16, "models": "plain"})
+    assert named.status_code == 200, named.text  # named, it runs as it is: labels are class numbers
+    assert {entry["label"] for entry in named.json()["predictions"][0]["results"]["plain"]} == {"0", "1", "2", "3"}
+
+
+def test_grpc_metadata_is_the_signature_def(served):
+    from tensorflow.core.protobuf import meta_graph_pb2
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    with grpc.insecure_channel(served.grpc) as channel:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = "exported"
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=30)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    default = signatures.signature_def["serving_default"]
+    assert isinstance(default, meta_graph_pb2.SignatureDef)
+    assert [d.size for d in default.inputs["pixels"].tensor_shape.dim] == [-1, 8, 8, 3]
+
+
+def test_a_new_version_published_by_rename_takes_over(saved, served):
+    """Hot reload as for any model: version 2 (a different model) renamed into place serves once loaded."""
+    _, models, _ = saved
+    tf.keras.utils.set_random_seed(11)
+    other = tf.keras.Sequential([tf.keras.Input((8, 8, 3)), tf.keras.layers.Flatten(),
+                                 tf.keras.layers.Dense(CLASSES, activation="softmax")])
+    incoming = models / "plain" / ".incoming-2"
+    tf.saved_model.save(other, str(incoming))
+    incoming.rename(models / "plain" / "2")
+    x = batch(2)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = requests.get(f"{served.url}/v1/models/plain/versions/2", timeout=30)
+        if status.status_code == 200 and status.json()["model_version_status"][0]["state"] == "AVAILABLE":
+            break
+        time.sleep(0.5)
+    answer = requests.post(f"{served.url}/v1/models/plain:predict", json={"instances": x.tolist()}, timeout=30)
+    np.testing.assert_allclose(np.array(answer.json()["predictions"], np.float32), other(x).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    one = requests.post(f"{served.url}/v1/models/plain/versions/2:predict", json={"instances": x.tolist()}, timeout=30)
+    assert one.status_code == 200
