@@ -201,6 +201,21 @@ def test_grpc_metadata_is_the_signature_def(served):
     assert [d.size for d in default.inputs["pixels"].tensor_shape.dim] == [-1, 8, 8, 3]
 
 
+def test_its_web_copy_is_the_frozen_signature_converted_and_verified(saved, served):
+    import onnxruntime as ort
+
+    model = saved[0]
+    document = requests.get(f"{served.url}/v1/models/regions/versions/1/web/model.json", timeout=120)
+    assert document.status_code == 200, document.text
+    web = document.json()
+    assert web["labels"] == ["north", "east", "south", "west"] and web["input"]["height"] == 8
+    onnx_model = requests.get(served.url + web["files"]["float32"]["url"], timeout=30).content
+    session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
+    x = batch(2)
+    (scores,) = session.run([web["output"]], {web["input"]["name"]: x})
+    np.testing.assert_allclose(scores, model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_a_new_version_published_by_rename_takes_over(saved, served):
     """Hot reload as for any model: version 2 (a different model) renamed into place serves once loaded."""
     _, models, _ = saved
