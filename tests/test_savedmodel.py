@@ -116,6 +116,10 @@ def test_metadata_is_the_real_signature_def(saved, served):
     assert pixels["name"].startswith("serving_default_pixels")
     ((alias, output),) = default["outputs"].items()
     assert output["dtype"] == "DT_FLOAT" and [int(d["size"]) for d in output["tensor_shape"]["dim"]] == [-1, CLASSES]
+    init = signatures["__saved_model_init_op"]  # as TF Serving shows a Keras export's
+    assert init["inputs"] == {} and init["method_name"] == ""
+    assert init["outputs"]["__saved_model_init_op"]["dtype"] == "DT_INVALID"
+    assert init["outputs"]["__saved_model_init_op"]["tensor_shape"]["unknown_rank"] is True
     on_disk = savedmodel.read_signatures(saved[1] / "exported" / "1")
     assert set(signatures) == set(on_disk) and alias == on_disk["serving_default"].outputs[0].key
 

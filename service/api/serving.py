@@ -137,12 +137,15 @@ def saved_signatures(version: Version) -> dict[str, Signature]:
     documents = {}
     for key, info in spec.signatures:
         served = key == spec.signature_name
-        documents[key] = Signature(
-            inputs=tuple(TensorSpec(t.key, t.dtype or "float32", t.shape, tensor=t.name,
+        documents[key] = Signature(  # as saved: __saved_model_init_op too, its NoOp output DT_INVALID
+            inputs=tuple(TensorSpec(t.key, t.dtype or _INVALID, t.shape, tensor=t.name,
                                     images=served and images and t.key == spec.input.tensor) for t in info.inputs),
-            outputs=tuple(TensorSpec(t.key, t.dtype or "float32", t.shape, tensor=t.name) for t in info.outputs),
-            method_name=info.method_name or tfserving.PREDICT_METHOD, name=key)
+            outputs=tuple(TensorSpec(t.key, t.dtype or _INVALID, t.shape, tensor=t.name) for t in info.outputs),
+            method_name=info.method_name, name=key)
     return documents
+
+
+_INVALID = np.dtype("V")  # no TF DataType: shown as DT_INVALID
 
 
 def aliases(version: Version) -> tuple[str, str]:
