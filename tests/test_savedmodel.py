@@ -6,6 +6,7 @@ its /metadata is its real signature_def, and a model.toml beside one makes /v1/c
 
 from __future__ import annotations
 
+import base64
 import shutil
 import time
 
@@ -62,7 +63,8 @@ def served(saved, tmp_path_factory):
     _, models, labels = saved
     grpc_port = free_port()
     server = start_server(tmp_path_factory.mktemp("server"), models, labels,
-                          env={"PINPOINT_GRPC_PORT": str(grpc_port), "PINPOINT_RATE_LIMIT_PER_S": "0"})
+                          env={"PINPOINT_GRPC_PORT": str(grpc_port), "PINPOINT_RATE_LIMIT_PER_S": "0",
+                               "PINPOINT_WORKERS": "2"})
     server.grpc = f"127.0.0.1:{grpc_port}"
     yield server
     stop_server(server)
@@ -218,6 +220,26 @@ def test_its_web_copy_is_the_frozen_signature_converted_and_verified(saved, serv
     x = batch(2)
     (scores,) = session.run([web["output"]], {web["input"]["name"]: x})
     np.testing.assert_allclose(scores, model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_classify_route_and_api_workers_free_of_tensorflow(served):
+    """TF Serving's :classify on the model.toml'd SavedModel; and after all the above, the API workers
+    (which answered the REST routes and read the signatures) hold no TensorFlow."""
+    from pathlib import Path
+
+    from test_workers import pids
+
+    image = base64.b64encode(split_image(size=(64, 32))).decode()
+    answer = requests.post(f"{served.url}/v1/models/regions:classify", timeout=30,
+                           json={"examples": [{"image": {"b64": image}, "x": 10, "y": 16}]})
+    assert answer.status_code == 200, answer.text
+    (classes,) = answer.json()["results"]
+    assert sorted(label for label, _ in classes) == ["east", "north", "south", "west"]
+    roles = pids(served)
+    assert len(roles["worker"]) == 2
+    for pid in roles["worker"]:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "tensorflow" not in maps and "onnxruntime" not in maps
 
 
 def test_a_new_version_published_by_rename_takes_over(saved, served):
