@@ -86,15 +86,13 @@ def _saved_model(spec: ModelSpec, options: LoadOptions):
 
     if chosen == "tensorflow":
         return tensorflow(f"backend = tensorflow ({where})")
-    from service import convert
+    from service import savedmodel
     from service.backends import onnx_conversion
 
+    view = savedmodel.frozen_view(spec)
     try:
-        try:
-            graph, view = saved_model.frozen(spec)
-        except convert.ConvertError as error:
-            raise onnx_conversion.Unverified(f"it cannot be frozen for tf2onnx ({error})") from None
-        servable = onnx_conversion.load_verified(view, graph, options, check_rows(view))
+        servable = onnx_conversion.load_verified(view, lambda: frozen_graph(spec), options, check_rows(view),
+                                                 identity=savedmodel.identity(spec))
     except onnx_conversion.Unverified as refusal:
         if chosen == "onnxruntime":
             from service.repository import ModelConfigError
@@ -105,6 +103,18 @@ def _saved_model(spec: ModelSpec, options: LoadOptions):
     servable.spec = spec  # the version as the repository describes it (its aliases, its signatures)
     servable.reason = f"a SavedModel ({signature}) frozen and {servable.reason}"
     return servable
+
+
+def frozen_graph(spec: ModelSpec) -> bytes:
+    """A SavedModel version's served signature frozen (made only when the ONNX cache lacks its
+    conversion or TensorFlow's answers: a warm cache loads it without TensorFlow)."""
+    from service import convert
+    from service.backends import onnx_conversion, saved_model
+
+    try:
+        return saved_model.freeze(spec)
+    except convert.ConvertError as error:
+        raise onnx_conversion.Unverified(f"it cannot be frozen for tf2onnx ({error})") from None
 
 
 def _tensorflow(spec: ModelSpec, graph: bytes, options: LoadOptions, reason: str):

@@ -1,4 +1,5 @@
-"""The model repository (TF Serving's "source"): finds models/<name>/<version>/model.toml and labels.
+"""The model repository (TF Serving's "source"): finds models/<name>/<version>/model.toml (or a
+SavedModel's saved_model.pb, whose signatures service/savedmodel.py reads without TensorFlow) and labels.
 
 Knows nothing of TensorFlow or ONNX Runtime: it only reads and validates configuration, so a broken
 config is reported with its file name before any model is imported. The format is documented in
@@ -116,7 +117,7 @@ def check_repository(models_dir: Path) -> None:
 
 
 def scan(models_dir: Path, labels_dir: Path) -> Discovery:
-    """Every version directory under models_dir that holds a model.toml.
+    """Every version directory under models_dir that holds a model.toml or a SavedModel (saved_model.pb).
 
     A version directory is published by renaming it into place (docs/models.md), so one that has its
     model.toml is complete; a hidden or non-numeric directory (a copy in progress) is never looked at."""
@@ -145,7 +146,8 @@ def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> M
     where = str(config_path)
     if not MODEL_NAME.match(name):
         raise ModelConfigError(f"{where}: model name {name!r} must be letters, digits, '.', '_' or '-'")
-    if (version_dir / savedmodel.SAVED_MODEL_FILE).is_file():
+    if (version_dir / savedmodel.SAVED_MODEL_FILE).is_file() and not any(
+            (version_dir / graph).is_file() for graph in GRAPH_FILES):  # a frozen graph or model.onnx wins
         return _saved_model_spec(name, version, version_dir, labels_dir)
     try:
         config = tomllib.loads(config_path.read_text(encoding="utf-8"))

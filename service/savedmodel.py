@@ -10,6 +10,7 @@ saved_model.proto, meta_graph.proto and tensor_shape.proto.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -151,3 +152,27 @@ def _shape(data: bytes) -> tuple[int, ...] | None:
         elif number == 3:
             unknown_rank = bool(value)
     return None if unknown_rank else tuple(dims)
+
+
+FROZEN_INPUT, FROZEN_OUTPUT = "input:0", "probs:0"  # the tensors of a signature frozen for tf2onnx
+
+
+def frozen_view(spec):
+    """The spec of a SavedModel version as its signature frozen into a GraphDef describes it (tensors
+    input:0 -> probs:0, as `pinpoint convert` names them): what the frozen-graph conversion works on."""
+    return dataclasses.replace(spec, input=dataclasses.replace(spec.input, tensor=FROZEN_INPUT),
+                               output_tensor=FROZEN_OUTPUT, signatures=(), signature_name="")
+
+
+def identity(spec) -> bytes:
+    """What names a SavedModel version's conversion in the ONNX cache: a hash of its saved_model.pb and
+    variables/ files and the signature and tensors served (its frozen graph's bytes differ between freezes)."""
+    digest = hashlib.sha256(f"savedmodel\0{spec.signature_name}\0{spec.input.tensor}\0{spec.output_tensor}".encode())
+    directory = Path(spec.directory)
+    for path in [directory / SAVED_MODEL_FILE, *sorted((directory / "variables").glob("*"))]:
+        if path.is_file():
+            digest.update(f"\0{path.name}\0".encode())
+            with path.open("rb") as stream:
+                for chunk in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.digest()

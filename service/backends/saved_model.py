@@ -82,13 +82,12 @@ def _threads(intra_op_threads: int, inter_op_threads: int) -> None:
         pass
 
 
-def frozen(spec: ModelSpec) -> tuple[bytes, ModelSpec]:
-    """The served signature frozen into a GraphDef (variables folded into constants, as `pinpoint
-    convert` does), and a spec that describes it as a frozen graph (tensors `input:0` -> `probs:0`), so
-    the frozen-graph path converts it with tf2onnx and verifies it against TensorFlow
-    (service/backends/onnx_conversion.py)."""
-    import dataclasses
 
+def freeze(spec: ModelSpec) -> bytes:
+    """The served signature frozen into a GraphDef (variables folded into constants, as `pinpoint
+    convert` does), its tensors input:0 -> probs:0 (service.savedmodel.frozen_view describes it), so the
+    frozen-graph path converts it with tf2onnx and verifies it against TensorFlow
+    (service/backends/onnx_conversion.py). convert.ConvertError when it cannot be traced."""
     from service import convert
 
     try:
@@ -103,7 +102,4 @@ def frozen(spec: ModelSpec) -> tuple[bytes, ModelSpec]:
                             call=lambda x: function(**{alias: x})[output],
                             input_shape=(None, *tuple(feed.shape)[1:]), input_dtype=feed.dtype.name,
                             rescales=False, rescaling="", owner=loaded)
-    graph_def = convert.freeze(source, source.input_shape)  # ConvertError: the caller falls back
-    view = dataclasses.replace(spec, input=dataclasses.replace(spec.input, tensor=f"{convert.INPUT_NAME}:0"),
-                               output_tensor=f"{convert.OUTPUT_NAME}:0", signatures=(), signature_name="")
-    return graph_def.SerializeToString(), view
+    return convert.freeze(source, source.input_shape).SerializeToString()

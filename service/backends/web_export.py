@@ -39,16 +39,15 @@ def export(spec: ModelSpec, options: LoadOptions) -> WebModel:
         model, source = spec.graph_path.read_bytes(), "model.onnx, as exported"
     else:
         try:
-            graph = spec.graph_path.read_bytes()
-            if spec.is_saved_model:
-                from service import convert
-                from service.backends import saved_model
+            if spec.is_saved_model:  # its signature frozen, as the ONNX Runtime backend serves it
+                from service import savedmodel
+                from service.loader import frozen_graph
 
-                try:
-                    graph, described = saved_model.frozen(spec)
-                except convert.ConvertError as error:
-                    raise NotForTheBrowser(f"the SavedModel cannot be frozen for tf2onnx ({error})") from None
-            servable = onnx_conversion.load_verified(described, graph, options, check_rows(described))
+                described = savedmodel.frozen_view(spec)
+                servable = onnx_conversion.load_verified(described, lambda: frozen_graph(spec), options,
+                                                         check_rows(described), identity=savedmodel.identity(spec))
+            else:
+                servable = onnx_conversion.load_verified(spec, spec.graph_path.read_bytes(), options, check_rows(spec))
         except onnx_conversion.Unverified as refusal:
             raise NotForTheBrowser(str(refusal)) from None
         model, source = servable.model, servable.reason
