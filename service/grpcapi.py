@@ -149,8 +149,8 @@ def _ref(spec) -> ModelRef:
     return ModelRef(spec.name, version, spec.version_label or None)
 
 
-def _signature_name(spec) -> None:
-    if spec.signature_name not in ("", tfserving.SERVING_DEFAULT):
+def _signature_name(spec, served: str = tfserving.SERVING_DEFAULT) -> None:
+    if spec.signature_name not in ("", tfserving.SERVING_DEFAULT, served):
         raise TFServingError(f"Serving signature key \"{spec.signature_name}\" not found.")
 
 
@@ -195,15 +195,16 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
 
     def predict(request, context, deadline_ms):
         ref = _ref(request.model_spec)
-        _signature_name(request.model_spec)
         with serving.lease(engine, ref) as version:
             signature = serving.signature(version)
+            _signature_name(request.model_spec, signature.name)
+            feed, fetch = serving.aliases(version)
             names = set(request.inputs)
-            if names != {"input"}:
+            if names != {feed}:
                 raise TFServingError(f"input tensor alias not found in signature: "
-                                     f"{', '.join(sorted(names - {'input'})) or '(none given)'}. "
-                                     "Inputs expected to be in the set {input}.")
-            value = to_ndarray(request.inputs["input"])
+                                     f"{', '.join(sorted(names - {feed})) or '(none given)'}. "
+                                     f"Inputs expected to be in the set {{{feed}}}.")
+            value = to_ndarray(request.inputs[feed])
             spec = signature.inputs[0]
             images = value.dtype == object and spec.dtype != np.dtype(object)
             if images:
@@ -219,13 +220,13 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
                                      f"{list(spec.shape)}")
             scores = serving.predict(engine, version, value, images, deadline_ms)
             response = pb.predict.PredictResponse()
-            model_spec(response.model_spec, version.name, version.version, tfserving.SERVING_DEFAULT)
-            wanted = list(request.output_filter) or ["scores"]
+            model_spec(response.model_spec, version.name, version.version, signature.name)
+            wanted = list(request.output_filter) or [fetch]
             for name in wanted:
-                if name != "scores":
+                if name != fetch:
                     raise TFServingError(f"output tensor alias not found in signature: {name} "
-                                         "Outputs expected to be in the set {scores}.")
-            response.outputs["scores"].CopyFrom(to_tensor_proto(scores, pb))
+                                         f"Outputs expected to be in the set {{{fetch}}}.")
+            response.outputs[fetch].CopyFrom(to_tensor_proto(scores, pb))
             return response
 
     def classify(request, context, deadline_ms):
@@ -350,9 +351,8 @@ def add_oip(server: grpc.Server, calls: Calls) -> None:
                 value = oip.array(tensor.datatype, shape, list(getattr(tensor.contents, field)))
             inputs.append(oip.Tensor(tensor.name, tensor.datatype, shape, value))
         wanted = [output.name for output in request.outputs]
-        if any(name != "scores" for name in wanted):
-            raise oip.OIPError(f"unknown output {[n for n in wanted if n != 'scores']}: the model has 'scores'")
-        version, outputs = oip.infer(engine, request.model_name, request.model_version, inputs, deadline_ms)
+        version, outputs = oip.infer(engine, request.model_name, request.model_version, inputs, deadline_ms,
+                                     outputs=wanted or None)
         response = pb.ModelInferResponse(model_name=request.model_name, model_version=version, id=request.id)
         for output in outputs:
             response.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)

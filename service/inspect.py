@@ -108,8 +108,9 @@ def _read(path: str | Path):
     path = Path(path)
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
-            raise NotAGraph(f"{path} is a SavedModel directory, not a frozen GraphDef: `pinpoint convert {path} "
-                            "--name NAME` freezes it into a new version of the repository (and reports its "
+            raise NotAGraph(f"{path} is a SavedModel directory, not a frozen GraphDef: it serves as it is from "
+                            "models/NAME/VERSION/ (docs/models.md, \"Serving a SavedModel\"), or `pinpoint convert "
+                            f"{path} --name NAME` freezes it into a new version of the repository (and reports its "
                             "input and output)")
         raise NotAGraph(f"{path} is a directory, not a GraphDef file")
     try:
@@ -117,7 +118,8 @@ def _read(path: str | Path):
     except OSError as error:
         raise NotAGraph(f"cannot read {path}: {error.strerror or error}") from None
     if path.name == "saved_model.pb":
-        raise NotAGraph(f"{path} is a SavedModel's saved_model.pb, not a frozen GraphDef: `pinpoint convert "
+        raise NotAGraph(f"{path} is a SavedModel's saved_model.pb, not a frozen GraphDef: its directory serves "
+                        "as it is from models/NAME/VERSION/, or `pinpoint convert "
                         f"{path.parent} --name NAME` freezes the SavedModel directory into a new version")
     if path.suffix.lower() in (".keras", ".h5", ".hdf5") or data[:4] == b"PK\x03\x04" \
             or data[:8] == b"\x89HDF\r\n\x1a\n":

@@ -2,6 +2,9 @@
 
 Which backend executes it (docs/models.md, "Backends"), chosen per version on its loader thread:
 - `model.onnx`: ONNX Runtime, as exported. TensorFlow is not imported for it.
+- a SavedModel directory (saved_model.pb + variables/): as a frozen graph, its served signature frozen
+  first (service/backends/saved_model.py); where it stays on TensorFlow, the signature's function runs
+  as saved.
 - a frozen GraphDef with backend `tensorflow`, or one whose input is `encoded` (JPEG bytes in a string
   tensor, which ONNX has no decoder for): TensorFlow.
 - a frozen GraphDef with backend `auto` (the default) or `onnxruntime`: converted to ONNX with tf2onnx
@@ -46,6 +49,8 @@ def load_servable(spec: ModelSpec, options: LoadOptions):
 
         return onnx_runtime.load(spec, spec.graph_path, options.intra_op_threads, str(spec.graph_path),
                                  reason="model.onnx, run as exported")
+    if spec.is_saved_model:
+        return _saved_model(spec, options)
     chosen = spec.backend or options.backend
     where = "model.toml" if spec.backend else "the backend setting"
     graph = spec.graph_path.read_bytes()
@@ -64,6 +69,52 @@ def load_servable(spec: ModelSpec, options: LoadOptions):
             raise ModelConfigError(f"backend = onnxruntime ({where}), but {refusal}") from None
         log.warning("onnx_fallback", servable=spec.key, reason=str(refusal))
         return _tensorflow(spec, graph, options, f"auto fell back to TensorFlow: {refusal}")
+
+
+def _saved_model(spec: ModelSpec, options: LoadOptions):
+    """A SavedModel: its signature run by TensorFlow as saved, or (backend auto or onnxruntime) frozen,
+    converted by tf2onnx and verified against TensorFlow exactly as a frozen graph is."""
+    from service.backends import saved_model
+
+    chosen = spec.backend or options.backend
+    where = "model.toml" if spec.backend else "the backend setting"
+    signature = f"signature {spec.signature_name!r}"
+
+    def tensorflow(reason: str):
+        return saved_model.load(spec, options.intra_op_threads, options.inter_op_threads,
+                                reason=f"a SavedModel ({signature}) run by TensorFlow: {reason}")
+
+    if chosen == "tensorflow":
+        return tensorflow(f"backend = tensorflow ({where})")
+    from service import savedmodel
+    from service.backends import onnx_conversion
+
+    view = savedmodel.frozen_view(spec)
+    try:
+        servable = onnx_conversion.load_verified(view, lambda: frozen_graph(spec), options, check_rows(view),
+                                                 identity=savedmodel.identity(spec))
+    except onnx_conversion.Unverified as refusal:
+        if chosen == "onnxruntime":
+            from service.repository import ModelConfigError
+
+            raise ModelConfigError(f"backend = onnxruntime ({where}), but {refusal}") from None
+        log.warning("onnx_fallback", servable=spec.key, reason=str(refusal))
+        return tensorflow(f"auto fell back to TensorFlow: {refusal}")
+    servable.spec = spec  # the version as the repository describes it (its aliases, its signatures)
+    servable.reason = f"a SavedModel ({signature}) frozen and {servable.reason}"
+    return servable
+
+
+def frozen_graph(spec: ModelSpec) -> bytes:
+    """A SavedModel version's served signature frozen (made only when the ONNX cache lacks its
+    conversion or TensorFlow's answers: a warm cache loads it without TensorFlow)."""
+    from service import convert
+    from service.backends import onnx_conversion, saved_model
+
+    try:
+        return saved_model.freeze(spec)
+    except convert.ConvertError as error:
+        raise onnx_conversion.Unverified(f"it cannot be frozen for tf2onnx ({error})") from None
 
 
 def _tensorflow(spec: ModelSpec, graph: bytes, options: LoadOptions, reason: str):

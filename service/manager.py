@@ -264,7 +264,8 @@ class Manager:
     # ---- request threads ----
     @contextlib.contextmanager
     def acquire(self, refs: list[ModelRef], partial: bool = False) -> Iterator[Lease]:
-        """The versions these references name (every served model's default when empty), held for one
+        """The versions these references name (every served model's default when empty, SavedModels without
+        a model.toml aside), held for one
         request: none of them unloads until the request is done.
 
         partial: a reference that cannot be had (unknown, retired, loading) beside one that can goes
@@ -273,7 +274,13 @@ class Manager:
         with self._lock:
             if not self.polled:
                 raise ModelUnavailable("the models are still loading", retry_after=1)
-            refs = refs or [ModelRef(name) for name in sorted(self.versions)]
+            if not refs:
+                # A SavedModel with no model.toml beside it is left out unless named (or alone): nothing
+                # says how to normalise a crop for it, and its labels are class numbers (docs/models.md).
+                names = sorted(self.versions)
+                regional = [name for name in names if any(
+                    entry.spec is None or entry.spec.configured for entry in self.versions[name].values())]
+                refs = [ModelRef(name) for name in (regional or names)]
             chosen, errors, first = [], {}, None
             for ref in dict.fromkeys(refs):
                 try:
@@ -408,4 +415,6 @@ class Manager:
 
 def _fingerprint(spec: ModelSpec) -> tuple:
     files = [spec.directory / repository.CONFIG_NAME, spec.graph_path]
+    if spec.is_saved_model:  # its weights change without saved_model.pb changing
+        files += sorted((spec.directory / "variables").glob("*"))
     return tuple((str(path), path.stat().st_mtime_ns, path.stat().st_size) for path in files if path.exists())

@@ -94,9 +94,19 @@ def model_ready(engine: Engine, name: str, version: str | None) -> bool:
 
 def _shapes(version) -> tuple[str, list[int], list[int]]:
     spec = serving.signature(version)
-    inp, out = spec.inputs[0], spec.outputs[0]
+    feed, fetch = serving.aliases(version)
+    inp = next(t for t in spec.inputs if t.name == feed)
+    out = next(t for t in spec.outputs if t.name == fetch)
     datatype = "BYTES" if inp.dtype == np.dtype(object) else NAMES.get(inp.dtype.name, "FP32")
-    return datatype, list(inp.shape), list(out.shape)
+    return datatype, list(inp.shape or [-1]), list(out.shape or [-1])
+
+
+def check_outputs(version, wanted) -> None:
+    """Outputs a request asks for by name: the model's one output (`scores`, or a SavedModel's alias)."""
+    fetch = serving.aliases(version)[1]
+    unknown = [name for name in (wanted or ()) if name != fetch]
+    if unknown:
+        raise OIPError(f"unknown output {unknown}: the model has {fetch!r}")
 
 
 def metadata(engine: Engine, name: str, version: str | None) -> dict:
@@ -106,8 +116,8 @@ def metadata(engine: Engine, name: str, version: str | None) -> dict:
             versions = [str(v.version) for v in engine.manager.snapshot().get(name, [])
                         if v.state is State.AVAILABLE]
             return {"name": name, "versions": versions, "platform": f"pinpoint_{held.backend or 'tensorflow'}",
-                    "inputs": [{"name": "input", "datatype": datatype, "shape": in_shape}],
-                    "outputs": [{"name": "scores", "datatype": "FP32", "shape": out_shape}]}
+                    "inputs": [{"name": serving.aliases(held)[0], "datatype": datatype, "shape": in_shape}],
+                    "outputs": [{"name": serving.aliases(held)[1], "datatype": "FP32", "shape": out_shape}]}
     except (PinpointError, TFServingError) as error:
         raise _not_found(OIPError.of(error), name, version) from None
 
@@ -121,28 +131,31 @@ def _not_found(error: OIPError, name: str, version: str | None = None) -> OIPErr
 
 
 def infer(engine: Engine, name: str, version: str | None, inputs: list[Tensor], deadline_ms: float,
-          request_id: str = "") -> tuple[str, list[Tensor]]:
-    """Run the model on `inputs` (one tensor named "input"); (the version that ran, [scores])."""
+          request_id: str = "", outputs=None) -> tuple[str, list[Tensor]]:
+    """Run the model on `inputs` (one tensor named "input", or a SavedModel's input alias); (the version
+    that ran, [scores]). `outputs`: the output names asked for (None: all)."""
     try:
         with serving.lease(engine, ref(name, version)) as held:
-            if len(inputs) != 1 or inputs[0].name != "input":
-                raise OIPError(f"expected one input tensor named 'input', got {[t.name for t in inputs]}")
+            feed, fetch = serving.aliases(held)
+            check_outputs(held, outputs)
+            if len(inputs) != 1 or inputs[0].name != feed:
+                raise OIPError(f"expected one input tensor named {feed!r}, got {[t.name for t in inputs]}")
             tensor = inputs[0]
             datatype, in_shape, _ = _shapes(held)
             if tensor.datatype == "BYTES" and datatype != "BYTES":  # encoded images, each resized as the crop is
                 if tensor.value.ndim != 1:
-                    raise OIPError(f"a BYTES 'input' is a list of encoded images: shape [N], not {tensor.shape}")
+                    raise OIPError(f"a BYTES {feed!r} is a list of encoded images: shape [N], not {tensor.shape}")
                 scores = serving.predict(engine, held, [bytes(v) for v in tensor.value], True, deadline_ms)
             else:
                 if tensor.datatype != datatype:
-                    raise OIPError(f"input 'input' has datatype {tensor.datatype}; the model takes {datatype} "
+                    raise OIPError(f"input {feed!r} has datatype {tensor.datatype}; the model takes {datatype} "
                                    f"(or BYTES: encoded images)")
                 if len(tensor.shape) != len(in_shape) or any(
                         want >= 0 and got != want for got, want in zip(tensor.shape[1:], in_shape[1:])):
-                    raise OIPError(f"input 'input' has shape {tensor.shape}; the model takes {in_shape}")
+                    raise OIPError(f"input {feed!r} has shape {tensor.shape}; the model takes {in_shape}")
                 scores = serving.predict(engine, held, tensor.value, False, deadline_ms)
             scores = np.asarray(scores, dtype=np.float32)
-            return str(held.version), [Tensor("scores", "FP32", list(scores.shape), scores)]
+            return str(held.version), [Tensor(fetch, "FP32", list(scores.shape), scores)]
     except (PinpointError, TFServingError) as error:
         raise _not_found(OIPError.of(error), name, version) from None
 

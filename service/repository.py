@@ -1,4 +1,5 @@
-"""The model repository (TF Serving's "source"): finds models/<name>/<version>/model.toml and labels.
+"""The model repository (TF Serving's "source"): finds models/<name>/<version>/model.toml (or a
+SavedModel's saved_model.pb, whose signatures service/savedmodel.py reads without TensorFlow) and labels.
 
 Knows nothing of TensorFlow or ONNX Runtime: it only reads and validates configuration, so a broken
 config is reported with its file name before any model is imported. The format is documented in
@@ -12,6 +13,7 @@ import re
 import tomllib
 from pathlib import Path
 
+from service import savedmodel
 from service.imaging import RESIZE_FILTERS, CropSpec
 
 CONFIG_NAME = "model.toml"
@@ -54,6 +56,11 @@ class ModelSpec:
     softmax: bool
     crop: CropSpec
     backend: str | None = None  # model.toml's `backend`; None: the server's `backend` setting
+    # A SavedModel version: every signature it has (name, SignatureInfo), and the one served. Its
+    # input.tensor and output_tensor are then that signature's aliases ("keras_tensor", "output_0").
+    signatures: tuple[tuple[str, savedmodel.SignatureInfo], ...] = ()
+    signature_name: str = ""
+    configured: bool = True  # False: a SavedModel with no model.toml, described from its signature alone
 
     @property
     def key(self) -> str:
@@ -64,6 +71,15 @@ class ModelSpec:
     def is_onnx(self) -> bool:
         """An ONNX model (model.onnx) rather than a frozen TensorFlow GraphDef."""
         return self.graph_path.suffix == ".onnx"
+
+    @property
+    def is_saved_model(self) -> bool:
+        """A SavedModel directory (saved_model.pb + variables/), served as it is."""
+        return bool(self.signatures)
+
+    @property
+    def signature(self) -> savedmodel.SignatureInfo | None:
+        return dict(self.signatures).get(self.signature_name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +117,7 @@ def check_repository(models_dir: Path) -> None:
 
 
 def scan(models_dir: Path, labels_dir: Path) -> Discovery:
-    """Every version directory under models_dir that holds a model.toml.
+    """Every version directory under models_dir that holds a model.toml or a SavedModel (saved_model.pb).
 
     A version directory is published by renaming it into place (docs/models.md), so one that has its
     model.toml is complete; a hidden or non-numeric directory (a copy in progress) is never looked at."""
@@ -111,13 +127,9 @@ def scan(models_dir: Path, labels_dir: Path) -> Discovery:
         return Discovery({}, {str(models_dir): f"the model repository {models_dir} is not a directory"})
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         numbered = [(int(p.name), p) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
-        versions = sorted((number, p) for number, p in numbered if (p / CONFIG_NAME).is_file())
-        for number, version_dir in numbered:
-            if (version_dir / "saved_model.pb").is_file() and not (version_dir / CONFIG_NAME).is_file():
-                problems[f"{model_dir.name}@{number}"] = (
-                    f"{version_dir} holds a SavedModel (saved_model.pb), which Pinpoint does not serve: move it out "
-                    f"of the repository and run `pinpoint convert DIR --name {model_dir.name}`, which freezes it "
-                    "into a new version with its model.toml")
+        # A SavedModel (saved_model.pb) counts without a model.toml: it describes itself.
+        versions = sorted((number, p) for number, p in numbered if (p / CONFIG_NAME).is_file()
+                          or (p / savedmodel.SAVED_MODEL_FILE).is_file())
         if not versions:
             continue  # not a model directory (no numbered version with a config)
         found[model_dir.name] = {}
@@ -134,6 +146,9 @@ def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> M
     where = str(config_path)
     if not MODEL_NAME.match(name):
         raise ModelConfigError(f"{where}: model name {name!r} must be letters, digits, '.', '_' or '-'")
+    if (version_dir / savedmodel.SAVED_MODEL_FILE).is_file() and not any(
+            (version_dir / graph).is_file() for graph in GRAPH_FILES):  # a frozen graph or model.onnx wins
+        return _saved_model_spec(name, version, version_dir, labels_dir)
     try:
         config = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
@@ -155,6 +170,107 @@ def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> M
         raise ModelConfigError(f"{where}: missing key {error}") from None
     except (TypeError, ValueError) as error:
         raise ModelConfigError(f"{where}: {error}") from None
+
+
+def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> ModelSpec:
+    """A SavedModel served as it is: its signature says what it takes and gives; a model.toml beside it
+    (optional) adds what region classification needs (crop, labels, normalisation) or picks the
+    signature (`signature`) and tensors (input.tensor, output.tensor: the signature's aliases)."""
+    config_path = version_dir / CONFIG_NAME
+    configured = config_path.is_file()
+    where = str(config_path) if configured else str(version_dir / savedmodel.SAVED_MODEL_FILE)
+    config: dict = {}
+    if configured:
+        try:
+            config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ModelConfigError(f"{where}: {error}") from None
+    try:
+        signatures = savedmodel.read_signatures(version_dir)
+    except savedmodel.NotASavedModel as error:
+        raise ModelConfigError(str(error)) from None
+    try:
+        wanted = str(config.get("signature", savedmodel.SERVING_DEFAULT))
+        if wanted not in signatures:
+            raise ValueError(f"the SavedModel has no signature {wanted!r}; its signatures: "
+                             f"{', '.join(sorted(signatures)) or 'none'}")
+        signature = signatures[wanted]
+        section_input = dict(config.get("input", {}))
+        section_output = dict(config.get("output", {}))
+        tensor = _alias(signature.inputs, section_input.get("tensor"), "input", wanted)
+        output = _alias(signature.outputs, section_output.get("tensor"), "output", wanted)
+        if len(signature.inputs) != 1:
+            raise ValueError(f"signature {wanted!r} takes {len(signature.inputs)} inputs "
+                             f"({', '.join(t.key for t in signature.inputs)}); Pinpoint feeds one")
+        section_input["tensor"] = tensor.key
+        _describe_input(section_input, tensor, wanted)
+        input_spec = _input_spec(section_input)
+        labels_name = config.get("labels", name)
+        labels_path = labels_dir / f"{labels_name}.txt"
+        if "labels" in config or labels_path.is_file():
+            labels = read_labels(labels_path)
+        else:  # served as it is: class i is labelled "i"
+            width = output.shape[-1] if output.shape and output.shape[-1] > 0 else None
+            if width is None:
+                raise ValueError(f"output {output.key!r} has no known width {_dims(output.shape)}: give "
+                                 f"labels/{name}.txt or `labels` in a model.toml beside it")
+            labels = tuple(str(i) for i in range(width))
+        crop = _crop_spec(config.get("crop", {}), input_spec)
+        backend = config.get("backend")
+        if backend is not None and backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        return ModelSpec(
+            name=name, version=version, directory=version_dir,
+            graph_path=version_dir / savedmodel.SAVED_MODEL_FILE, labels=labels, input=input_spec,
+            output_tensor=output.key, softmax=bool(section_output.get("softmax", False)), crop=crop,
+            backend=backend, signatures=tuple(sorted(signatures.items())), signature_name=wanted,
+            configured=configured)
+    except ModelConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ModelConfigError(f"{where}: {error}") from None
+
+
+def _alias(tensors, named, what: str, signature: str):
+    """The signature's tensor model.toml names (by alias or graph tensor name), else its only one."""
+    if named is not None:
+        for tensor in tensors:
+            if str(named) in (tensor.key, tensor.name, tensor.name.removesuffix(":0")):
+                return tensor
+        raise ValueError(f"{what}.tensor {named!r} is not an {what} of signature {signature!r}; its {what}s: "
+                         + ", ".join(f"{t.key} {t.dtype} {_dims(t.shape)}" for t in tensors))
+    if len(tensors) != 1 and what == "output":
+        raise ValueError(f"signature {signature!r} has {len(tensors)} outputs "
+                         f"({', '.join(t.key for t in tensors)}): name one with output.tensor in model.toml")
+    if not tensors:
+        raise ValueError(f"signature {signature!r} has no {what}")
+    return tensors[0]
+
+
+def _dims(shape) -> str:
+    return "[unknown rank]" if shape is None else "[" + ", ".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
+def _describe_input(section: dict, tensor, signature: str) -> None:
+    """Fill what model.toml leaves out of [input] from the signature's shape and dtype."""
+    if tensor.dtype not in ("float32", "uint8"):
+        raise ValueError(f"input {tensor.key!r} of signature {signature!r} is {tensor.dtype or 'of unknown type'}; "
+                         "Pinpoint feeds float32 or uint8")
+    section.setdefault("dtype", tensor.dtype)
+    shape = tensor.shape
+    if shape is not None and len(shape) == 4 and section.get("kind", "image") == "image":
+        layout = section.get("layout", "nhwc")
+        h, w, c = (shape[2], shape[3], shape[1]) if layout == "nchw" else (shape[1], shape[2], shape[3])
+        for key, value in (("height", h), ("width", w), ("channels", c)):
+            if value > 0:
+                section.setdefault(key, value)
+    elif shape is not None and len(shape) == 2 and shape[1] > 0 and "kind" not in section:
+        section.update(kind="flat", height=section.get("height", 1), width=section.get("width", shape[1]),
+                       channels=section.get("channels", 1))
+    missing = [key for key in ("height", "width") if key not in section]
+    if missing:
+        raise ValueError(f"input {tensor.key!r} of signature {signature!r} is {_dims(shape)}: give "
+                         f"input.{' and input.'.join(missing)} in a model.toml beside it")
 
 
 def _graph_path(version_dir: Path, named: str | None, where: str) -> Path:

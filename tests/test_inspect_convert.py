@@ -398,10 +398,13 @@ def test_inspect_names_keras_files_and_saved_models_and_says_to_convert_them(ker
         assert what in err and "not a frozen GraphDef" in err and "`pinpoint convert " in err
 
 
-def test_a_saved_model_dropped_into_the_repository_is_reported_with_the_fix(keras_model, tmp_path):
+def test_a_saved_model_dropped_into_the_repository_is_a_version_of_its_own(keras_model, tmp_path):
+    """No longer a problem naming `pinpoint convert`: it serves as it is (tests/test_savedmodel.py)."""
     model, _ = keras_model
     model.export(tmp_path / "models" / "mine" / "1", verbose=False)
     discovery = repository.scan(tmp_path / "models", tmp_path / "labels")
-    assert discovery.versions == {}
-    assert "holds a SavedModel" in discovery.problems["mine@1"]
-    assert "`pinpoint convert DIR --name mine`" in discovery.problems["mine@1"]
+    assert discovery.problems == {}
+    spec = discovery.versions["mine"][1]
+    assert spec.is_saved_model and spec.signature_name == "serving_default"
+    assert (spec.input.height, spec.input.width, spec.input.channels) == (16, 16, 3)
+    assert len(spec.labels) == len(LABELS)

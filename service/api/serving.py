@@ -110,6 +110,10 @@ def status(engine: Engine, ref: ModelRef) -> dict:
 
 
 def signature(version: Version) -> Signature:
+    """The signature a version serves: a SavedModel's own (its aliases, dtypes, shapes and tensors),
+    else Pinpoint's `input` -> `scores` from model.toml."""
+    if version.spec.is_saved_model:
+        return saved_signatures(version)[version.spec.signature_name]
     spec = version.spec.input
     if spec.kind == "encoded":
         shape, dtype = [-1], object
@@ -125,9 +129,37 @@ def signature(version: Version) -> Signature:
                             tensor=_tensor(version.spec.output_tensor)),))
 
 
+def saved_signatures(version: Version) -> dict[str, Signature]:
+    """Every signature of a SavedModel version, as TF Serving's metadata shows them. The input a request
+    may also send as {"b64": <an encoded image>} is the served signature's image input."""
+    spec = version.spec
+    images = spec.input.kind == "image"
+    documents = {}
+    for key, info in spec.signatures:
+        served = key == spec.signature_name
+        documents[key] = Signature(  # as saved: __saved_model_init_op too, its NoOp output DT_INVALID
+            inputs=tuple(TensorSpec(t.key, t.dtype or _INVALID, t.shape, tensor=t.name,
+                                    images=served and images and t.key == spec.input.tensor) for t in info.inputs),
+            outputs=tuple(TensorSpec(t.key, t.dtype or _INVALID, t.shape, tensor=t.name) for t in info.outputs),
+            method_name=info.method_name, name=key)
+    return documents
+
+
+_INVALID = np.dtype("V")  # no TF DataType: shown as DT_INVALID
+
+
+def aliases(version: Version) -> tuple[str, str]:
+    """The served signature's input and output aliases: a SavedModel's own, else `input` and `scores`."""
+    if version.spec.is_saved_model:
+        return version.spec.input.tensor, version.spec.output_tensor
+    return "input", "scores"
+
+
 def metadata(engine: Engine, ref: ModelRef) -> dict:
     with engine.manager.acquire([ref]) as lease:
         version = lease.versions[0]
+        if version.spec.is_saved_model:
+            return tfserving.metadata_document(version.name, version.version, saved_signatures(version))
         return tfserving.metadata_document(version.name, version.version, signature(version))
 
 
@@ -138,9 +170,10 @@ def infer(engine: Engine, ref: ModelRef, verb: str, document: dict, deadline_ms:
     with lease(engine, ref) as version:
         if verb == "predict":
             request = tfserving.parse_predict(document, signature(version))
-            value = request.inputs["input"]
-            scores = predict(engine, version, value, "input" in request.images, deadline_ms)
-            return tfserving.render_predict({"scores": scores}, request.format)
+            feed, fetch = aliases(version)
+            value = request.inputs[feed]
+            scores = predict(engine, version, value, feed in request.images, deadline_ms)
+            return tfserving.render_predict({fetch: scores}, request.format)
         return tfserving.render_classify(classify(engine, version, tfserving.parse_classify(document), deadline_ms))
 
 

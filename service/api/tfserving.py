@@ -262,6 +262,7 @@ class Signature:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...] = ()
     method_name: str = PREDICT_METHOD
+    name: str = SERVING_DEFAULT  # its key: a request's signature_name may say it ("" is serving_default)
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -344,17 +345,17 @@ def _json_type(value: Any) -> str:
     return "Number"
 
 
-def _signature_name(document: Mapping[str, Any], missing: str) -> str:
-    """FillSignature plus the look-up: only the default signature exists here."""
+def _signature_name(document: Mapping[str, Any], missing: str, served: str = SERVING_DEFAULT) -> str:
+    """FillSignature plus the look-up: one signature is served (`served`; "" names serving_default)."""
     if "signature_name" not in document:
-        return SERVING_DEFAULT
+        return served
     name = document["signature_name"]
     if not isinstance(name, str):
         raise invalid(f"JSON Value: {_debug(document)} not formatted correctly. "
                       "'signature_name' key must be a string value.")
-    if name not in ("", SERVING_DEFAULT):
+    if name not in ("", SERVING_DEFAULT, served):
         raise invalid(missing.format(name=name))
-    return SERVING_DEFAULT
+    return served
 
 
 # ---------------------------------------------------------------------------------------------
@@ -677,7 +678,7 @@ def parse_predict(document: Mapping[str, Any], signature: Signature) -> PredictR
     if not isinstance(document, Mapping):
         raise invalid(f"JSON Value: {_debug(document)} Is not object")
     signature_name = _signature_name(
-        document, 'Serving signature name: "{name}" not found in signature def')
+        document, 'Serving signature name: "{name}" not found in signature def', signature.name)
     if not signature.inputs:
         raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
     has_instances, has_inputs = "instances" in document, "inputs" in document

@@ -36,12 +36,19 @@ class Unverified(Exception):
     run the result, or its answers differ from TensorFlow's by more than the tolerance."""
 
 
-def load_verified(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, use_cached_model: bool = True):
-    """An OnnxServable of the converted graph whose answers on `rows` match TensorFlow's."""
+def load_verified(spec: ModelSpec, graph, options, rows: np.ndarray, use_cached_model: bool = True,
+                  identity: bytes | None = None):
+    """An OnnxServable of the converted graph whose answers on `rows` match TensorFlow's.
+
+    graph: the GraphDef's bytes, or a callable that makes them (a SavedModel's signature, frozen), called
+    only when the cache lacks the conversion or TensorFlow's answers; identity: what the cache key hashes
+    instead of the graph's bytes (a SavedModel's files: its frozen graph's bytes vary from freeze to freeze)."""
     from service.backends import onnx_runtime
 
+    if callable(graph) and not isinstance(graph, _Lazy):
+        graph = _Lazy(graph)
     cache = Cache(options.onnx_cache)
-    key = conversion_key(spec, graph)
+    key = conversion_key(spec, _bytes(graph) if identity is None else identity)
     refused = cache.read(f"{key}.refused")
     if refused is not None:
         raise Unverified(f"tf2onnx cannot convert it: {refused.decode(errors='replace')} (remembered in the cache)")
@@ -56,7 +63,7 @@ def load_verified(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, use_
     except onnx_runtime.Unreadable as error:
         if cached:  # a damaged cache file: convert once more and overwrite it
             log.warning("onnx_cache_unreadable", servable=spec.key, file=f"{key}.onnx", error=str(error))
-            return load_verified(spec, graph, options, rows, use_cached_model=False)
+            return load_verified(spec, graph, options, rows, use_cached_model=False, identity=identity)
         raise Unverified(f"ONNX Runtime cannot run the converted model ({error})") from None
     try:
         reference = _reference(spec, graph, options, rows, cache, key)
@@ -76,6 +83,22 @@ def load_verified(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, use_
     return servable
 
 
+class _Lazy:
+    """Graph bytes made on first use, once."""
+
+    def __init__(self, make):
+        self.make, self.value = make, None
+
+    def __call__(self) -> bytes:
+        if self.value is None:
+            self.value = self.make()
+        return self.value
+
+
+def _bytes(graph) -> bytes:
+    return graph() if callable(graph) else graph
+
+
 def conversion_key(spec: ModelSpec, graph: bytes) -> str:
     digest = hashlib.sha256(graph)
     digest.update(f"\0{spec.input.tensor}\0{spec.output_tensor}\0tf2onnx {_version('tf2onnx')}\0opset {OPSET}".encode())
@@ -86,7 +109,7 @@ def _convert(spec: ModelSpec, graph: bytes, cache: "Cache", key: str) -> bytes:
     global conversions
     from service.backends.tensorflow_graph import parse_graph_def, tensor_name
 
-    graph_def = parse_graph_def(spec, graph)  # not a GraphDef: the version fails, it does not fall back
+    graph_def = parse_graph_def(spec, _bytes(graph))  # not a GraphDef: the version fails, it does not fall back
     with _converting:
         import logging
 
@@ -139,7 +162,7 @@ def _reference(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, cache: 
             pass  # damaged: computed again and overwritten below
     from service.backends import tensorflow_graph
 
-    servable = tensorflow_graph.load(spec, graph, options.intra_op_threads, options.inter_op_threads)
+    servable = tensorflow_graph.load(spec, _bytes(graph), options.intra_op_threads, options.inter_op_threads)
     try:
         reference = servable.run(rows)
     finally:

@@ -34,18 +34,27 @@ def export(spec: ModelSpec, options: LoadOptions) -> WebModel:
     """Write the version's float32 and float16 web copies (content-addressed) and describe them."""
     if spec.input.kind == "encoded":
         raise NotForTheBrowser("its input is encoded JPEG bytes, which ONNX has no decoder for")
+    described = spec  # what the ONNX model's tensors are called: a SavedModel's frozen view
     if spec.is_onnx:
         model, source = spec.graph_path.read_bytes(), "model.onnx, as exported"
     else:
         try:
-            servable = onnx_conversion.load_verified(spec, spec.graph_path.read_bytes(), options, check_rows(spec))
+            if spec.is_saved_model:  # its signature frozen, as the ONNX Runtime backend serves it
+                from service import savedmodel
+                from service.loader import frozen_graph
+
+                described = savedmodel.frozen_view(spec)
+                servable = onnx_conversion.load_verified(described, lambda: frozen_graph(spec), options,
+                                                         check_rows(described), identity=savedmodel.identity(spec))
+            else:
+                servable = onnx_conversion.load_verified(spec, spec.graph_path.read_bytes(), options, check_rows(spec))
         except onnx_conversion.Unverified as refusal:
             raise NotForTheBrowser(str(refusal)) from None
         model, source = servable.model, servable.reason
         servable.close()
-    full = onnx_runtime.load(spec, model, 1, source)
+    full = onnx_runtime.load(described, model, 1, source)
     half_model = half_weights(model)
-    half = onnx_runtime.load(spec, half_model, 1, f"{source}, float16 weights")
+    half = onnx_runtime.load(described, half_model, 1, f"{source}, float16 weights")
     rows = check_rows(spec)
     # The cost a user sees: the largest change of a shown score (after model.toml's softmax).
     difference = float(np.max(np.abs(probabilities(half.run(rows), spec.softmax)
