@@ -108,6 +108,68 @@ def _depthwise_kernel(weight: np.ndarray) -> np.ndarray:
     return weight.transpose(2, 3, 0, 1)
 
 
+class Layers:
+    """Lite0's layers made with the checkpoint's weights, for build() and for networks that reuse only
+    its first blocks (trunk.py). The weights are set by assign() once the Keras model exists."""
+
+    def __init__(self, weights: dict[str, np.ndarray]):
+        from keras import layers
+
+        self.weights, self.keras_layers, self._assigned = weights, layers, []
+
+    def _keep(self, layer, values):
+        self._assigned.append((layer, values))
+
+    def bn(self, x, prefix: str):
+        w, layer = self.weights, self.keras_layers.BatchNormalization(epsilon=BN_EPSILON)
+        y = layer(x)
+        self._keep(layer, [w[f"{prefix}.weight"], w[f"{prefix}.bias"], w[f"{prefix}.running_mean"],
+                           w[f"{prefix}.running_var"]])
+        return y
+
+    def conv(self, x, name: str, kernel: int, strides: int = 1):
+        w = self.weights[f"{name}.weight"]
+        layer = self.keras_layers.Conv2D(w.shape[0], kernel, strides=strides, padding="same", use_bias=False)
+        y = layer(x)
+        self._keep(layer, [_conv_kernel(w)])
+        return y
+
+    def relu6(self, x):
+        return self.keras_layers.ReLU(max_value=6.0)(x)
+
+    def stem(self, x):
+        return self.relu6(self.bn(self.conv(x, "_conv_stem", 3, strides=2), "_bn0"))
+
+    def block(self, x, index: int, kernel: int, stride: int, expand: int, first: bool):
+        """One inverted-residual block: expand (1x1), depthwise, project (1x1), and the residual
+        connection when the shape stays (no drop-connect at inference)."""
+        name, shortcut = f"_blocks.{index}", x
+        if expand != 1:
+            x = self.relu6(self.bn(self.conv(x, f"{name}._expand_conv", 1), f"{name}._bn0"))
+        depthwise = self.keras_layers.DepthwiseConv2D(kernel, strides=stride if first else 1, padding="same",
+                                                      use_bias=False)
+        x_dw = depthwise(x)
+        self._keep(depthwise, [_depthwise_kernel(self.weights[f"{name}._depthwise_conv.weight"])])
+        x = self.relu6(self.bn(x_dw, f"{name}._bn1"))
+        x = self.bn(self.conv(x, f"{name}._project_conv", 1), f"{name}._bn2")
+        return x if first else self.keras_layers.Add()([shortcut, x])
+
+    def blocks(self):
+        """(index, kernel, stride, expand, first of its stage) for the 16 blocks in order."""
+        index = 0
+        for kernel, stride, expand, _out, repeats in STAGES:
+            for repeat in range(repeats):
+                yield index, kernel, stride, expand, repeat == 0
+                index += 1
+
+    def head(self, x):
+        return self.relu6(self.bn(self.conv(x, "_conv_head", 1), "_bn1"))
+
+    def assign(self) -> None:
+        for layer, values in self._assigned:
+            layer.set_weights(values)
+
+
 def build(weights: dict[str, np.ndarray] | None = None, *, features_only: bool = False):
     """The Keras network, input `input` [batch, 224, 224, 3] already normalised; output the
     ImageNet-1k softmax (or, with features_only, the 1280 pooled features)."""
@@ -115,48 +177,16 @@ def build(weights: dict[str, np.ndarray] | None = None, *, features_only: bool =
     from keras import layers
 
     weights = state_dict() if weights is None else weights
-    assigned: list[tuple] = []
-
-    def bn(x, prefix):
-        layer = layers.BatchNormalization(epsilon=BN_EPSILON)
-        y = layer(x)
-        assigned.append((layer, [weights[f"{prefix}.weight"], weights[f"{prefix}.bias"],
-                                 weights[f"{prefix}.running_mean"], weights[f"{prefix}.running_var"]]))
-        return y
-
-    def conv(x, name, kernel, strides=1):
-        w = weights[f"{name}.weight"]
-        layer = layers.Conv2D(w.shape[0], kernel, strides=strides, padding="same", use_bias=False)
-        y = layer(x)
-        assigned.append((layer, [_conv_kernel(w)]))
-        return y
-
-    relu6 = lambda x: layers.ReLU(max_value=6.0)(x)  # noqa: E731
+    made = Layers(weights)
     inputs = keras.Input((SIZE, SIZE, 3), name="input")
-    x = relu6(bn(conv(inputs, "_conv_stem", 3, strides=2), "_bn0"))
-    index = 0
-    for kernel, stride, expand, _out, repeats in STAGES:
-        for repeat in range(repeats):
-            block = f"_blocks.{index}"
-            shortcut = x
-            if expand != 1:
-                x = relu6(bn(conv(x, f"{block}._expand_conv", 1), f"{block}._bn0"))
-            depthwise = layers.DepthwiseConv2D(kernel, strides=stride if repeat == 0 else 1, padding="same",
-                                               use_bias=False)
-            x_dw = depthwise(x)
-            assigned.append((depthwise, [_depthwise_kernel(weights[f"{block}._depthwise_conv.weight"])]))
-            x = relu6(bn(x_dw, f"{block}._bn1"))
-            x = bn(conv(x, f"{block}._project_conv", 1), f"{block}._bn2")
-            if repeat > 0:  # same shape in and out: the residual connection (no drop-connect at inference)
-                x = layers.Add()([shortcut, x])
-            index += 1
-    x = relu6(bn(conv(x, "_conv_head", 1), "_bn1"))
-    x = layers.GlobalAveragePooling2D()(x)
+    x = made.stem(inputs)
+    for index, kernel, stride, expand, first in made.blocks():
+        x = made.block(x, index, kernel, stride, expand, first)
+    x = layers.GlobalAveragePooling2D()(made.head(x))
     if not features_only:
         dense = layers.Dense(weights["_fc.weight"].shape[0], activation="softmax")
         x = dense(x)
-        assigned.append((dense, [weights["_fc.weight"].T, weights["_fc.bias"]]))
+        made._keep(dense, [weights["_fc.weight"].T, weights["_fc.bias"]])
     model = keras.Model(inputs, x, name="efficientnet_lite0")
-    for layer, values in assigned:
-        layer.set_weights(values)
+    made.assign()
     return model

@@ -88,23 +88,7 @@ def features_model(size: int, recipe: Recipe, weights: dict[str, np.ndarray]):
     import keras
     from keras import layers
 
-    assigned: list[tuple] = []
-
-    def bn(x, prefix):
-        layer = layers.BatchNormalization(epsilon=lite0.BN_EPSILON)
-        y = layer(x)
-        assigned.append((layer, [weights[f"{prefix}.weight"], weights[f"{prefix}.bias"],
-                                 weights[f"{prefix}.running_mean"], weights[f"{prefix}.running_var"]]))
-        return y
-
-    def conv(x, name, kernel, strides=1):
-        w = weights[f"{name}.weight"]
-        layer = layers.Conv2D(w.shape[0], kernel, strides=strides, padding="same", use_bias=False)
-        y = layer(x)
-        assigned.append((layer, [lite0._conv_kernel(w)]))
-        return y
-
-    relu6 = lambda x: layers.ReLU(max_value=6.0)(x)  # noqa: E731
+    made = lite0.Layers(weights)
     inputs = keras.Input((size, size, 3), name="input")
     pooled = []
     if recipe.raw:
@@ -112,36 +96,21 @@ def features_model(size: int, recipe: Recipe, weights: dict[str, np.ndarray]):
     x = inputs
     if recipe.upsample and recipe.upsample != size:
         x = layers.Resizing(recipe.upsample, recipe.upsample, interpolation="bilinear")(x)
-    x = relu6(bn(conv(x, "_conv_stem", 3, strides=2), "_bn0"))
+    x = made.stem(x)
     if -1 in recipe.taps:
         pooled += _pooled(x, recipe.centre)
-    index = 0
-    for kernel, stride, expand, _out, repeats in lite0.STAGES:
-        for repeat in range(repeats):
-            if index >= recipe.blocks:
-                break
-            block = f"_blocks.{index}"
-            shortcut = x
-            if expand != 1:
-                x = relu6(bn(conv(x, f"{block}._expand_conv", 1), f"{block}._bn0"))
-            depthwise = layers.DepthwiseConv2D(kernel, strides=stride if repeat == 0 else 1, padding="same",
-                                               use_bias=False)
-            x_dw = depthwise(x)
-            assigned.append((depthwise, [lite0._depthwise_kernel(weights[f"{block}._depthwise_conv.weight"])]))
-            x = relu6(bn(x_dw, f"{block}._bn1"))
-            x = bn(conv(x, f"{block}._project_conv", 1), f"{block}._bn2")
-            if repeat > 0:
-                x = layers.Add()([shortcut, x])
-            if index in recipe.taps:
-                pooled += _pooled(x, recipe.centre)
-            index += 1
+    for index, kernel, stride, expand, first in made.blocks():
+        if index >= recipe.blocks:
+            break
+        x = made.block(x, index, kernel, stride, expand, first)
+        if index in recipe.taps:
+            pooled += _pooled(x, recipe.centre)
     if 16 in recipe.taps:
-        x = relu6(bn(conv(x, "_conv_head", 1), "_bn1"))
+        x = made.head(x)
         pooled += _pooled(x, recipe.centre)
     vector = layers.Concatenate(name="trunk_features")(pooled) if len(pooled) > 1 else pooled[0]
     model = keras.Model(inputs, vector, name="lite0_trunk")
-    for layer, values in assigned:
-        layer.set_weights(values)
+    made.assign()
     model.trainable = False
     return model
 
