@@ -94,17 +94,22 @@ def test_tf_serving_grpc_predict_agrees_with_rest_and_both_oip_transports(served
     np.testing.assert_allclose(np.array(output["data"], np.float32).reshape(2, 3), rest, rtol=1e-6, atol=1e-7)
 
 
+
+def predict_encoded(address: str, model: str, data: bytes) -> np.ndarray:
+    """TF Serving's gRPC Predict with one encoded image as the `input` tensor: the `scores` output."""
+    with grpc.insecure_channel(address) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model
+        request.inputs["input"].CopyFrom(tf.make_tensor_proto([data]))
+        return tf.make_ndarray(prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                               .Predict(request, timeout=10).outputs["scores"])
+
 def test_encoded_images_are_a_string_tensor_on_every_protocol(served):
     image = png()
     rest = requests.post(served.url + "/v1/models/tint:predict", timeout=10,
                          json={"instances": [{"b64": base64.b64encode(image).decode()}]}).json()["predictions"]
     assert np.argmax(rest[0]) == 1  # green
-    with grpc.insecure_channel(served.grpc) as channel:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "tint"
-        request.inputs["input"].CopyFrom(tf.make_tensor_proto([image]))
-        scores = tf.make_ndarray(prediction_service_pb2_grpc.PredictionServiceStub(channel)
-                                 .Predict(request, timeout=10).outputs["scores"])
+    scores = predict_encoded(served.grpc, "tint", image)
     np.testing.assert_allclose(scores, rest, rtol=1e-6, atol=1e-7)
     for module, address in ((triton_grpc, served.grpc), (triton_http, served.url.removeprefix("http://"))):
         tensor = module.InferInput("input", [1], "BYTES")
@@ -115,12 +120,7 @@ def test_encoded_images_are_a_string_tensor_on_every_protocol(served):
     jpeg = split_image(fmt="JPEG", size=(16, 16), left=(220, 30, 30), right=(220, 30, 30))
     rest = requests.post(served.url + "/v1/models/jpeg:predict", timeout=10,
                          json={"instances": [{"b64": base64.b64encode(jpeg).decode()}]}).json()["predictions"]
-    with grpc.insecure_channel(served.grpc) as channel:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "jpeg"
-        request.inputs["input"].CopyFrom(tf.make_tensor_proto([jpeg]))
-        scores = tf.make_ndarray(prediction_service_pb2_grpc.PredictionServiceStub(channel)
-                                 .Predict(request, timeout=10).outputs["scores"])
+    scores = predict_encoded(served.grpc, "jpeg", jpeg)
     np.testing.assert_allclose(scores, rest, rtol=1e-6, atol=1e-7)
     assert np.argmax(scores[0]) == 0  # red
 
