@@ -61,11 +61,11 @@ def acceptance(truth: np.ndarray, classes: int, points: list[dict] | None = None
     return accepted
 
 
-def rates(scores: np.ndarray, accepted: np.ndarray) -> tuple[float, float]:
-    """(top-1, top-5) with the accepted answers counting as right."""
+def rates(scores: np.ndarray, accepted: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> tuple[float, ...]:
+    """(top-k for each k of ks; top-1 and top-5 by default) with the accepted answers counting as right."""
     ranked = np.argsort(-scores, axis=1)
     rows = np.arange(len(scores))[:, None]
-    return float(accepted[rows[:, 0], ranked[:, 0]].mean()), float(accepted[rows, ranked[:, :5]].any(axis=1).mean())
+    return tuple(float(accepted[rows, ranked[:, :k]].any(axis=1).mean()) for k in ks)
 
 
 def point_table(points: list[dict], scores: np.ndarray, labels: list[str]) -> str:

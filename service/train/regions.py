@@ -58,9 +58,15 @@ def patch(rng: np.random.Generator, region: dict, size: int, fraction: float, mi
     left, top, right, bottom = region["box"]
     x, y = rng.uniform(left, right), rng.uniform(top, bottom)
     zoom = float(np.exp(rng.uniform(np.log(ZOOM[0]), np.log(ZOOM[1]))))
+    return np.asarray(window(image, x, y, zoom, size, fraction, min_px, resize), dtype=np.uint8)
+
+
+def window(image: Image.Image, x: float, y: float, zoom: float, size: int, fraction: float, min_px: int,
+           resize: str) -> Image.Image:
+    """The square window Pinpoint cuts around (x, y), `zoom` times its usual size, resized to the input."""
     spec = imaging.CropSpec(width=size, height=size, fraction=fraction * zoom, min_px=min_px, resize=resize)
     box = imaging.crop_box(spec, image.width, image.height, x, y)
-    return np.asarray(image.resize((size, size), imaging.RESIZE_FILTERS[resize], box=box), dtype=np.uint8)
+    return image.resize((size, size), imaging.RESIZE_FILTERS[resize], box=box)
 
 
 def mix(images: np.ndarray, labels: np.ndarray, names: tuple[str, ...], model: str, share: float, seed: int,

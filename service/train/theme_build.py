@@ -44,20 +44,13 @@ HALF_TOLERANCE = 0.01  # the float16 weights may move a topic's score by this mu
 
 def _check_photos() -> np.ndarray:
     """Whole photographs from scikit-image, resized to the input: a check on real pixels, not noise."""
-    import skimage.data
     from PIL import Image
 
-    from service.train import topics
+    from service.train import realcheck, topics
 
-    crops = []
-    for name in ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse", "colorwheel", "stereo_motorcycle"):
-        pixels = getattr(skimage.data, name)()
-        pixels = np.asarray(pixels[0] if isinstance(pixels, tuple) else pixels)
-        if pixels.dtype != np.uint8:
-            pixels = (np.clip(pixels, 0, 1) * 255).astype(np.uint8)
-        pixels = np.stack([pixels] * 3, axis=-1) if pixels.ndim == 2 else pixels[..., :3]
-        crops.append(np.asarray(Image.fromarray(pixels).resize((topics.SIZE, topics.SIZE), Image.Resampling.BILINEAR)))
-    return np.stack(crops)
+    names = ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse", "colorwheel", "stereo_motorcycle")
+    return np.stack([np.asarray(realcheck.load_image(name).resize((topics.SIZE, topics.SIZE), Image.Resampling.BILINEAR))
+                     for name in names])
 
 
 def build(args, log=print) -> Path:

@@ -62,12 +62,6 @@ WEAKNESSES = """\
 """
 
 
-def _rates(scores: np.ndarray, accepted: np.ndarray) -> tuple[float, float, float]:
-    ranked = np.argsort(-scores, axis=1)
-    rows = np.arange(len(scores))[:, None]
-    return tuple(float(accepted[rows, ranked[:, :k]].any(axis=1).mean()) for k in (1, 3, 5))
-
-
 def write_card(models_dir: Path, labels_dir: Path, run: dict, cost: dict | None) -> Path:
     from service.train import topic_head
 
@@ -77,7 +71,7 @@ def write_card(models_dir: Path, labels_dir: Path, run: dict, cost: dict | None)
     summary = ["| set | n | top-1 | top-3 | top-5 |", "|---|---:|---:|---:|---:|"]
     for subset in ("dev", "holdout"):
         rows = np.array([p.get("set") == subset for p in points])
-        top1, top3, top5 = _rates(scores[rows], accepted[rows])
+        top1, top3, top5 = evaluate.rates(scores[rows], accepted[rows], ks=(1, 3, 5))
         name = "real photos, dev points" if subset == "dev" else "real photos, **held-out** points"
         summary.append(f"| {name} | {rows.sum()} | **{top1:.1%}** | {top3:.1%} | {top5:.1%} |")
     details = evaluate.real_report(models_dir, labels_dir, "theme", None, "all", details=True)

@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service import imaging
-from service.train import lite0, topics, wheels
+from service.train import lite0, regions, topics, wheels
 
 TABLE = Path(__file__).with_name("topic_regions.json")
 ZOOM = (0.7, 1.4)       # the window relative to Pinpoint's own: other framings of the same scene
@@ -90,11 +89,8 @@ def crops(seed: int, per_region: int = PER_REGION) -> tuple[np.ndarray, np.ndarr
         left, top, right, bottom = region["box"]
         for _ in range(per_region):
             zoom = float(np.exp(rng.uniform(np.log(ZOOM[0]), np.log(ZOOM[1]))))
-            spec = imaging.CropSpec(width=topics.SIZE, height=topics.SIZE, fraction=topics.FRACTION * zoom,
-                                    min_px=topics.MIN_PX, keep_aspect=True, resize=topics.RESIZE)
             x, y = rng.uniform(left, right), rng.uniform(top, bottom)
-            box = imaging.crop_box(spec, image.width, image.height, x, y)
-            window = image.resize((topics.SIZE, topics.SIZE), imaging.RESIZE_FILTERS[topics.RESIZE], box=box)
+            window = regions.window(image, x, y, zoom, topics.SIZE, topics.FRACTION, topics.MIN_PX, topics.RESIZE)
             if rng.random() < 0.5:
                 window = window.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
             images.append(np.asarray(window, dtype=np.uint8))
