@@ -19,14 +19,12 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 MODELS = ("color", "theme", "pattern")
 
 
 def train_one(name: str, args, log=print) -> dict:
-    from service.train import demos, fit, freeze, pipeline
+    from service.train import demos, fit, freeze
 
     demo = demos.get(name)
     per_label = args.per_label or (8 if args.quick else demo.per_label)
@@ -54,13 +52,8 @@ def train_one(name: str, args, log=print) -> dict:
         min_px=demo.min_px, resize=demo.resize, comment=demo.comment))
     freeze.write_labels(demo.labels, args.out_labels / f"{name}.txt")
     # The frozen graph must answer what the trained model answers, or serving would differ from training.
-    sample = images[:32]
-    with pipeline.FrozenModel(args.out_models, args.out_labels, name) as frozen:
-        served = frozen.probabilities(sample)
-    trained = model.predict(sample.astype(np.float32) * demo.scale + demo.offset, verbose=0)
-    gap = float(np.abs(served - trained).max())
-    if gap > 1e-3:
-        raise SystemExit(f"[{name}] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
+    freeze.check_frozen(model, args.out_models, args.out_labels, name, images[:32], scale=demo.scale,
+                        offset=demo.offset)
     seconds = time.monotonic() - started
     log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total")
     return {"name": name, "per_label": per_label, "epochs": epochs, "examples": len(images),

@@ -13,7 +13,6 @@ so these are the numbers of what Pinpoint serves. The model cards quote this com
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 

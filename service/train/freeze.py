@@ -53,6 +53,24 @@ def half_weights(graph_def, min_elements: int = 256):
     return out
 
 
+def check_frozen(model, models_dir: Path, labels_dir: Path, name: str, crops, *, scale: float, offset: float,
+                 tolerance: float = 1e-3, same_top1: bool = False) -> float:
+    """The largest difference between the written frozen graph, run as Pinpoint runs it, and the Keras
+    model on uint8 `crops`; stops the build when it exceeds `tolerance` (or, with same_top1, when a top
+    answer differs): serving must answer what was built."""
+    import numpy as np
+
+    from service.train import pipeline
+
+    with pipeline.FrozenModel(models_dir, labels_dir, name) as frozen:
+        served = frozen.probabilities(crops)
+    built = model.predict(crops.astype(np.float32) * scale + offset, verbose=0)
+    gap = float(np.abs(served - built).max())
+    if gap > tolerance or (same_top1 and not np.array_equal(served.argmax(axis=1), built.argmax(axis=1))):
+        raise SystemExit(f"[{name}] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
+    return gap
+
+
 def write_model(graph_def, version_dir: Path, config_toml: str) -> Path:
     version_dir.mkdir(parents=True, exist_ok=True)
     graph_path = version_dir / "frozen_graph.pb"

