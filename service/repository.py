@@ -149,10 +149,7 @@ def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> M
     if (version_dir / savedmodel.SAVED_MODEL_FILE).is_file() and not any(
             (version_dir / graph).is_file() for graph in GRAPH_FILES):  # a frozen graph or model.onnx wins
         return _saved_model_spec(name, version, version_dir, labels_dir)
-    try:
-        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ModelConfigError(f"{where}: {error}") from None
+    config = _read_config(config_path, where)
     try:
         section_input = config["input"]
         section_output = config["output"]
@@ -172,6 +169,13 @@ def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> M
         raise ModelConfigError(f"{where}: {error}") from None
 
 
+def _read_config(config_path: Path, where: str) -> dict:
+    try:
+        return tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ModelConfigError(f"{where}: {error}") from None
+
+
 def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> ModelSpec:
     """A SavedModel served as it is: its signature says what it takes and gives; a model.toml beside it
     (optional) adds what region classification needs (crop, labels, normalisation) or picks the
@@ -181,10 +185,7 @@ def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Pa
     where = str(config_path) if configured else str(version_dir / savedmodel.SAVED_MODEL_FILE)
     config: dict = {}
     if configured:
-        try:
-            config = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise ModelConfigError(f"{where}: {error}") from None
+        config = _read_config(config_path, where)
     try:
         signatures = savedmodel.read_signatures(version_dir)
     except savedmodel.NotASavedModel as error:
