@@ -5,6 +5,9 @@ feedback through both, a restart. Skipped, naming the tool, where PostgreSQL is 
 from __future__ import annotations
 
 
+import threading
+import uuid
+
 import pytest
 
 import postgres
@@ -74,3 +77,35 @@ def test_a_restarted_replica_reports_everything_it_reported_before(replicas, tmp
                                                               "PINPOINT_WORKERS": "0"})
     after = replicas[1].get("/v1/report").json()
     assert after["totals"] == before["totals"] and after["versions"] == before["versions"]
+
+
+def test_writers_of_two_replicas_naming_new_versions_in_opposite_orders_never_deadlock(database):
+    """Each process meets a request's models in its own order (a set's order varies with the process's
+    hash seed): the log must still take both writers' first answers at once, every time."""
+    from service.feedback.store import LoggedAnswer, Store
+
+    stores = [Store(database.url), Store(database.url)]
+    stores[0].migrate()
+    failures = []
+    for version in range(1000, 1300):
+        sets = [{"model": model, "version": version, "labels": '["a", "b"]'} for model in ("order-a", "order-b")]
+        start = threading.Barrier(2)
+
+        def write(store, label_sets):
+            start.wait()
+            try:
+                store.write_log([LoggedAnswer({"request_id": uuid.uuid4().hex, "created_ms": 0, "client": None,
+                                               "source": "upload", "width": 1, "height": 1, "points": 0,
+                                               "top_k": 5}, [], label_sets)])
+            except Exception as error:  # noqa: BLE001 - the failure is the finding
+                failures.append(str(error).splitlines()[0])
+
+        threads = [threading.Thread(target=write, args=(stores[0], sets)),
+                   threading.Thread(target=write, args=(stores[1], sets[::-1]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for store in stores:
+        store.close()
+    assert not failures, failures[:3]

@@ -77,7 +77,11 @@ class Store:
     def write_log(self, answers: list[LoggedAnswer]) -> int:
         """Insert the answers in one transaction; returns the prediction rows written. A request id seen
         before (clients may send X-Request-ID, and retry with it) keeps its first answer."""
-        sets = [row for answer in answers for row in answer.label_sets]
+        # Each version once, in one order in every process: writers of two replicas upserting the same new
+        # versions in opposite orders deadlock (a request's models come out of a set, whose order follows
+        # each process's hash seed; seen in CI as a 503 for feedback while the write was retried).
+        by_version = {(row["model"], row["version"]): row for answer in answers for row in answer.label_sets}
+        sets = [by_version[key] for key in sorted(by_version)]
         request_rows = [answer.request for answer in answers]
         prediction_rows = [row for answer in answers for row in answer.predictions]
         with self.engine.begin() as connection:

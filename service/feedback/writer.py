@@ -160,7 +160,10 @@ class LogWriter:
             try:
                 rows = self.store.write_log(answers)
             except Exception as error:
-                self.failing = True
+                # One failure may be passing (a deadlock the database broke, a dropped connection): feedback
+                # keeps waiting for these answers. A retry that fails too means the log cannot be written
+                # (a full disk, the database gone), and feedback answers 503 at once until a write succeeds.
+                self.failing = self.failing or attempt > 0
                 if wait is None or (self._stopping.is_set() and attempt > 0):
                     self._dropped("write_failed", len(answers))
                     log.error("prediction_log_write_failed", answers=len(answers),
