@@ -17,10 +17,10 @@ from service.errors import PinpointError
 
 # Commands that are another module's own command line: their options are theirs (`--help` shows them).
 DELEGATED = {
-    "train-demo": ("service.train.cli", "train the demo models"),
-    "evaluate": ("service.train.evaluate", "accuracy of a demo model on generated and real-photo points"),
-    "inspect": ("service.inspect", "a frozen GraphDef's inputs, outputs, dtypes, shapes; --config: a model.toml"),
-    "convert": ("service.convert", "a Keras model or SavedModel -> a new frozen version in the repository"),
+    "train-demo": ("service.tools.train.cli", "train the demo models"),
+    "evaluate": ("service.tools.train.evaluate", "accuracy of a demo model on generated and real-photo points"),
+    "inspect": ("service.tools.inspect_graph", "a frozen GraphDef's inputs, outputs, dtypes, shapes; --config: a model.toml"),
+    "convert": ("service.tools.convert", "a Keras model or SavedModel -> a new frozen version in the repository"),
     "report": ("service.feedback.cli", "how often answers held what users chose, per model and version"),
 }
 # Commands that import TensorFlow: it is imported first, without its C++ notices (service/quiet.py).
@@ -149,8 +149,8 @@ def _main(argv=None) -> int:
     except (ConfigError, OSError) as error:
         print(f"pinpoint: {error}", file=sys.stderr)
         return 2
-    from service.address import AddressError
-    from service.repository import RepositoryMissing, check_repository
+    from service.processes.address import AddressError
+    from service.serving.repository import RepositoryMissing, check_repository
 
     try:
         if args.command in ("serve", "start", "restart"):
@@ -174,12 +174,12 @@ def _check_point(predict: argparse.ArgumentParser, args) -> None:
 
 def _run(args, settings: Settings) -> int:
     if args.command == "serve":
-        from service.app import serve
+        from service.http.app import serve
 
         serve(settings, daemonize=args.daemonize, reread_settings=lambda: _settings(args))  # AddressError: exit 2
         return 0
     if args.command in ("start", "stop", "status", "restart", "reload"):
-        from service import daemon
+        from service.processes import daemon
 
         if args.command == "restart":
             stopped = daemon.stop(settings)
@@ -193,7 +193,7 @@ def _run(args, settings: Settings) -> int:
     if args.command == "predict":
         return _predict(args, settings)
     if args.command == "bench":
-        from service.bench.run import main as bench
+        from service.tools.bench.run import main as bench
 
         if args.models:
             os.environ["PINPOINT_MODELS"] = str(settings.models)  # the servers it starts serve the same models
@@ -204,8 +204,8 @@ def _run(args, settings: Settings) -> int:
 
 
 def _predict(args, settings) -> int:
-    from service.api.fields import classify_args
-    from service.api.render import classify_document
+    from service.http.api.fields import classify_args
+    from service.http.api.render import classify_document
     from service.engine import Engine
     from service.observe import configure_logging
 

@@ -15,17 +15,17 @@ from typing import Iterator
 
 import structlog
 
-from service import imaging
-from service.cache import DecodedCache
+from service.classify import imaging
+from service.classify.image_cache import DecodedCache
 from service.config import Settings, load_settings
 from service.errors import ModelUnavailable, PinpointError
-from service.manager import Manager
-from service.pipeline import Pipeline
-from service.request import (MAX_POINTS, MAX_TOP_K, ClassifyRequest, ClassifyResult,  # noqa: F401 (limits: for the API)
+from service.serving.manager import Manager
+from service.classify.pipeline import Pipeline
+from service.classify.request import (MAX_POINTS, MAX_TOP_K, ClassifyRequest, ClassifyResult,  # noqa: F401 (limits: for the API)
                              Upload, model_refs)
-from service.runtime import Runtime
-from service.store import ImageStore
-from service.webmodels import WebModels
+from service.serving.runtime import Runtime
+from service.classify.image_store import ImageStore
+from service.serving.web_copies import WebModels
 
 log = structlog.get_logger("pinpoint.engine")
 
@@ -47,8 +47,8 @@ class Engine:
     def __init__(self, settings: Settings, runner=None):
         self.remote = runner is not None
         if self.remote:
-            from service.remote import RemoteManager, RemoteRuntime
-            from service.webmodels import RemoteWebModels
+            from service.processes.runner_client import RemoteManager, RemoteRuntime
+            from service.serving.web_copies import RemoteWebModels
 
             self.runtime = RemoteRuntime(runner)
             self.manager = RemoteManager(runner, self.runtime)

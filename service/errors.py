@@ -1,6 +1,6 @@
 """The errors Pinpoint's core raises, named by the contract's machine codes (docs/api.md).
 
-The core knows codes only; the HTTP layer maps each code to its status (service/api/errors.py).
+The core knows codes only; the HTTP layer maps each code to its status (service/http/api/error_responses.py).
 """
 
 from __future__ import annotations

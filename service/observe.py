@@ -11,7 +11,7 @@ import time
 import cherrypy
 import structlog
 
-from service.request import new_request_id
+from service.classify.request import new_request_id
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 access_log = structlog.get_logger("pinpoint.access")
@@ -84,7 +84,7 @@ def log_request() -> None:
     started = getattr(request, "started", None)
     status = response.status
     code = int(status.split()[0]) if isinstance(status, str) else status
-    # The server's own wait for readiness (service/ready.py) asks /readyz every 0.2 s while models load.
+    # The server's own wait for readiness (service/http/ready.py) asks /readyz every 0.2 s while models load.
     probe = request.path_info == "/readyz" and request.headers.get(PROBE_HEADER) == "ready"
     (access_log.debug if probe else access_log.info)(
         "request",

@@ -679,7 +679,7 @@ function modelIndex(name) {
 const byModel = (a, b) => modelIndex(a) - modelIndex(b) || a.localeCompare(b);
 const modelColor = (name) => COLORS[modelIndex(name) % COLORS.length];
 
-// The region each model was given, computed as the server cuts it (service/imaging.py crop_box),
+// The region each model was given, computed as the server cuts it (service/classify/imaging.py crop_box),
 // by the same code the in-browser preprocessing uses (static/inbrowser/preprocess.js).
 function cropBox(crop, width, height, x, y) { return PinpointPreprocess.cropBox(crop, width, height, x, y); }
 

@@ -9,8 +9,8 @@ import pytest
 
 import graphs
 from fixtures import assert_error, start_server, stop_server
-from service.imaging import CropSpec
-from service.repository import scan
+from service.classify.imaging import CropSpec
+from service.serving.repository import scan
 
 
 def test_the_config_says_what_a_client_may_do_without_revealing_paths(server, repository, image_root):
@@ -24,7 +24,7 @@ def test_the_config_says_what_a_client_may_do_without_revealing_paths(server, re
 
 
 def test_each_models_crop_window_is_its_crop_spec(server, repository):
-    """Everything a client needs to compute the window as service.imaging.crop_box does."""
+    """Everything a client needs to compute the window as service.classify.imaging.crop_box does."""
     models = server.get("/v1/config").json()["models"]
     specs = {spec.name: spec for spec in scan(*repository).specs}
     assert set(models) == set(specs)

@@ -19,9 +19,10 @@ import tensorflow as tf
 
 import graphs
 from fixtures import RED, split_image, start_server, stop_server
-from service import loader, repository
-from service.backends import onnx_conversion
-from service.runtime import Runtime
+from service.serving import loader
+from service.serving import repository
+from service.serving.backends import onnx_conversion
+from service.serving.runtime import Runtime
 
 tf1 = tf.compat.v1
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def started(backend: str, cache: Path | None) -> Runtime:
 
 def crops_of(spec, colours) -> np.ndarray:
     """Prepared feeds for flat-coloured crops, then noise: what a request would hand the runtime."""
-    from service.preprocess import prepare
+    from service.classify.preprocess import prepare
 
     i = spec.input
     pixels = np.stack([np.full((i.height, i.width, 3), colour, np.uint8) for colour in colours]
@@ -348,7 +349,7 @@ ENGINE_SCRIPT = textwrap.dedent("""
     import json, sys
     from service.config import load_settings
     from service.engine import Engine
-    from service.backends import onnx_conversion
+    from service.serving.backends import onnx_conversion
 
     settings = load_settings(environ={}, overrides={"models": sys.argv[1], "labels": sys.argv[2],
                                                     "onnx_cache": sys.argv[3]})

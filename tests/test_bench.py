@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.bench import inputs, report, wrk
+from service.tools.bench import benchmarks_md as report, inputs, wrk
 from service.config import load_settings
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
@@ -69,7 +69,7 @@ def test_report_marks_each_target_and_explains_the_ceiling_with_the_runs_numbers
 
 
 def test_backends_section_marks_each_target_and_says_what_bounds_the_http_ratios():
-    from service.bench import backends
+    from service.tools.bench import backends
 
     def served(p50, rate, cpu_ms):
         return {"c": 1, "result": wrk.Result(requests=int(rate * 10), seconds=10.0, non2xx=0, socket_errors=0,
@@ -100,11 +100,11 @@ def test_backends_section_marks_each_target_and_says_what_bounds_the_http_ratios
 
 
 def _browser_run() -> dict:
-    """What service.bench.browser.measure returns, for two models and two points: float16 changes
+    """What service.tools.bench.browser.measure returns, for two models and two points: float16 changes
     colour's top-1 at the second point, and the server answered one point the browser did not."""
     import time
 
-    from service.bench import browser
+    from service.tools.bench import browser
 
     def scores(top, other, shift=0.0):
         return {top: 0.6 + shift, other: 0.4 - shift}
@@ -137,7 +137,7 @@ def _browser_run() -> dict:
 
 
 def test_browser_section_states_sizes_timings_and_what_float16_changes(tmp_path: Path):
-    from service.bench import browser
+    from service.tools.bench import browser
 
     lines = browser.report(_browser_run())
     text = "\n".join(lines)
@@ -163,7 +163,7 @@ def test_browser_section_states_sizes_timings_and_what_float16_changes(tmp_path:
 
 
 def test_browser_bench_names_the_missing_tool(monkeypatch, capsys):
-    from service.bench import browser
+    from service.tools.bench import browser
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert browser.main([]) == 0

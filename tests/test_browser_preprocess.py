@@ -3,7 +3,7 @@ the server's own Python: a model run in the page must be fed the very tensor the
 
 Each test reads as a use of the page's API (window.PinpointPreprocess): crop an image around a
 point, make the model's input, turn its output into the answer, decode a file as the server would;
-and checks the result against service.imaging / service.preprocess / service.pipeline byte for byte
+and checks the result against service.classify.imaging / service.classify.preprocess / service.classify.pipeline byte for byte
 (JPEG decoding alone is measured against a tolerance: browsers and Pillow use different decoders)."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pytest
 from PIL import Image
 
 from browser_page import CHROMIUM, FLAGS, needs_chromium
-from service import pipeline
+from service.classify import pipeline
 from service.errors import PinpointError
-from service.imaging import RESIZE_FILTERS, CropSpec, DecodedImage, ImageLimits, crop, crop_box, decode
-from service.preprocess import prepare
-from service.repository import InputSpec
+from service.classify.imaging import RESIZE_FILTERS, CropSpec, DecodedImage, ImageLimits, crop, crop_box, decode
+from service.classify.preprocess import prepare
+from service.serving.repository import InputSpec
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = needs_chromium
@@ -142,7 +142,7 @@ def test_grey_is_pillows_L_and_transparency_is_flattened_onto_white_as_the_serve
       bytesb64(PinpointPreprocess.toGrey(b64bytes(rgb), n)),
     ]""", [b64(rgba), b64(rgb), 64 * 1024])
 
-    from service.imaging import _to_rgb  # what decode does to an image with alpha
+    from service.classify.imaging import _to_rgb  # what decode does to an image with alpha
     assert unb64(flat) == np.asarray(_to_rgb(Image.fromarray(rgba, "RGBA"))).tobytes()
     assert unb64(grey) == np.asarray(Image.fromarray(rgb).convert("L")).tobytes()
 

@@ -137,7 +137,7 @@ def test_a_large_json_document_for_feedback_is_refused(server):
 
 def test_fields_take_integers_past_a_doubles_range_as_a_mistake():
     """Behind the reader's number length, the fields check their range themselves (OverflowError before)."""
-    from service.api.fields import classify_args
+    from service.http.api.fields import classify_args
     from service.errors import BadRequest
 
     for fields in ({"x": 10 ** 400, "y": 1}, {"points": [[1, 10 ** 400]]}, {"x": "1" + "0" * 400, "y": "1"},
@@ -147,7 +147,7 @@ def test_fields_take_integers_past_a_doubles_range_as_a_mistake():
 
 
 def test_the_json_reader_counts_depth_outside_strings_only_and_refuses_deep_documents_fast():
-    from service.api import jsonread
+    from service.http.api import jsonread
 
     def read(text, **options):
         return jsonread.loads(text, **options)[0]

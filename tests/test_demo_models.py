@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from service.train import demos, pipeline, realcheck
+from service.tools.train import demos, run_frozen, realcheck
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS, LABELS = REPO / "models", REPO / "labels"
@@ -25,13 +25,13 @@ SHAPES = {"color": (32, 18), "pattern": (96, 8)}
 
 @pytest.fixture(scope="module")
 def color():
-    with pipeline.FrozenModel(MODELS, LABELS, "color") as model:
+    with run_frozen.FrozenModel(MODELS, LABELS, "color") as model:
         yield model
 
 
 @pytest.fixture(scope="module")
 def pattern():
-    with pipeline.FrozenModel(MODELS, LABELS, "pattern") as model:
+    with run_frozen.FrozenModel(MODELS, LABELS, "pattern") as model:
         yield model
 
 
@@ -50,7 +50,7 @@ def top1(model, crops: np.ndarray) -> list[str]:
 @pytest.mark.parametrize("name", ["color", "pattern"])
 def test_committed_graph_imports_into_a_fresh_graph_with_the_documented_shapes(name):
     size, classes = SHAPES[name]
-    version = pipeline.spec(MODELS, LABELS, name).directory
+    version = run_frozen.spec(MODELS, LABELS, name).directory
     config = tomllib.loads((version / "model.toml").read_text())
     graph_path = version / config["graph"]
     assert graph_path.stat().st_size < 10_000_000
@@ -74,8 +74,8 @@ def test_committed_graph_imports_into_a_fresh_graph_with_the_documented_shapes(n
 @pytest.mark.parametrize("name", ["color", "pattern"])
 def test_labels_and_crop_are_the_ones_the_model_was_trained_for(name):
     demo = demos.get(name)
-    assert pipeline.spec(MODELS, LABELS, name).labels == demo.labels
-    config = tomllib.loads((pipeline.spec(MODELS, LABELS, name).directory / "model.toml").read_text())
+    assert run_frozen.spec(MODELS, LABELS, name).labels == demo.labels
+    config = tomllib.loads((run_frozen.spec(MODELS, LABELS, name).directory / "model.toml").read_text())
     assert config["crop"] == {"fraction": demo.fraction, "min_px": demo.min_px, "keep_aspect": True,
                               "resize": demo.resize}
     assert (config["input"]["scale"], config["input"]["offset"]) == pytest.approx((demo.scale, demo.offset))
@@ -112,7 +112,7 @@ def clean_prints() -> dict[str, np.ndarray]:
     solid = np.clip(np.full((96, 96, 3), (60, 120, 180)) * (0.9 + 0.2 * xs / 96)[..., None], 0, 255)
     page = Image.new("RGB", (96, 96), (250, 250, 245))
     draw = ImageDraw.Draw(page)
-    from service.train.prints import font
+    from service.tools.train.prints import font
 
     lines = ["Pinpoint crops the", "region around a", "point of an image", "and runs frozen", "classifiers on it,",
              "answering the top", "labels with scores."]
@@ -134,7 +134,7 @@ def test_a_fixed_generated_sample_is_mostly_right(name, floor):
     """A small slice of the held-out generated set (the model card quotes the full one)."""
     demo = demos.get(name)
     images, truth = demo.dataset(demos.HELD_OUT_SEED + 1, 6)
-    with pipeline.FrozenModel(MODELS, LABELS, name) as model:
+    with run_frozen.FrozenModel(MODELS, LABELS, name) as model:
         predicted = model.probabilities(images).argmax(axis=1)
     assert (predicted == truth).mean() >= floor
 
@@ -161,7 +161,7 @@ CLEAR_POINTS = [
 @pytest.mark.parametrize("model, image, x, y, label", CLEAR_POINTS)
 def test_real_photo_point_through_the_service_pipeline(engine, model, image, x, y, label):
     photo = realcheck.load_image(image)
-    result = engine.classify_image(pipeline.png_bytes(photo), [(x, y)], units="px", models=[model], top_k=5)
+    result = engine.classify_image(run_frozen.png_bytes(photo), [(x, y)], units="px", models=[model], top_k=5)
     labels = result.predictions[0].results[model]
     assert len(labels) == 5
     assert labels[0].label == label, labels
@@ -178,7 +178,7 @@ HELD_OUT_POINTS = {"color": 80, "pattern": 36, "theme": 55}
 
 @pytest.mark.parametrize("name", ["color", "pattern", "theme"])
 def test_held_out_real_photo_points_meet_the_targets(engine, name):
-    from service.train import evaluate
+    from service.tools.train import evaluate
 
     points, scores, labels, accepted, _ = evaluate.real_scores(MODELS, LABELS, name, which="holdout", engine=engine)
     assert len(points) >= HELD_OUT_POINTS[name]
@@ -224,11 +224,11 @@ def test_the_readme_example_answers_what_the_readme_shows(engine):
 
 
 def test_training_smoke_run_writes_a_servable_model(tmp_path):
-    from service.train.cli import main
+    from service.tools.train.cli import main
 
     assert main(["--quick", "--only", "color", "--steps", "2",
                  "--out-models", str(tmp_path / "models"), "--out-labels", str(tmp_path / "labels")]) == 0
-    with pipeline.FrozenModel(tmp_path / "models", tmp_path / "labels", "color") as model:
+    with run_frozen.FrozenModel(tmp_path / "models", tmp_path / "labels", "color") as model:
         scores = model.probabilities(np.zeros((2, 32, 32, 3), np.uint8))
     assert scores.shape == (2, 18)
     assert (tmp_path / "labels" / "color.txt").read_text().splitlines()[0] == "black"

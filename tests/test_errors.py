@@ -203,7 +203,7 @@ def test_a_path_out_of_the_static_directory_is_not_found(server):
      "the only Transfer-Encoding accepted is chunked"),
 ])
 def test_malformed_http_is_answered_in_json_too(server, request_bytes, status, code, message):
-    """These never reach CherryPy: cheroot, its HTTP server, refuses them (service/httpserver.py)."""
+    """These never reach CherryPy: cheroot, its HTTP server, refuses them (service/http/server.py)."""
     response = Exchange(server, request_bytes)
     assert assert_error(response, status, code)["error"] == message
     assert response.headers["Connection"] == "close"

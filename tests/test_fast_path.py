@@ -12,7 +12,7 @@ import requests
 from PIL import Image
 
 from fixtures import split_image
-from service import imaging
+from service.classify import imaging
 
 LIMITS = imaging.ImageLimits()
 COLOR_LIKE = imaging.CropSpec(width=32, height=32, fraction=0.06, min_px=24)
@@ -89,7 +89,7 @@ def test_a_12_mp_photo_is_decoded_once_at_the_scale_the_shipped_models_allow_tog
     largest scale-down that still leaves every window its model's input size."""
     from pathlib import Path
 
-    from service import repository
+    from service.serving import repository
 
     repo = Path(__file__).resolve().parents[1]
     specs = {spec.name: spec.crop for spec in repository.scan(repo / "models", repo / "labels").specs}

@@ -15,7 +15,7 @@ from service.feedback.report import build, parse_time, wilson
 from service.feedback.schema import LATEST, SchemaTooNew, requests
 from service.feedback.store import Choice, Store, now_ms
 from service.feedback.writer import LogWriter
-from service.request import ClassifyResult, ImageInfo, Label, ModelAnswer, PointResult
+from service.classify.request import ClassifyResult, ImageInfo, Label, ModelAnswer, PointResult
 
 
 def answer(request_id: str, top: str = "red", model: str = "color", version: int = 1) -> ClassifyResult:

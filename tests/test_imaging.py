@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from fixtures import split_image
-from service import imaging
+from service.classify import imaging
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType
 
 LIMITS = imaging.ImageLimits()

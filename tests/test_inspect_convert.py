@@ -14,8 +14,9 @@ import tensorflow as tf
 from PIL import Image
 
 import graphs
-from service import cli, repository
-from service.inspect import describe, guess_config, inspect_file
+from service import cli
+from service.serving import repository
+from service.tools.inspect_graph import describe, guess_config, inspect_file
 
 tf1 = tf.compat.v1
 
@@ -188,7 +189,7 @@ def converted(tmp_path_factory, keras_model):
     root = tmp_path_factory.mktemp("converted")
     labels_file = root / "tiny-labels.txt"
     labels_file.write_text("\n".join(LABELS) + "\n")
-    from service.convert import convert
+    from service.tools.convert import convert
 
     full = convert(path, "tiny", repository=root / "models", labels_file=str(labels_file))
     half = convert(path, "tiny", repository=root / "models", float16=True)
@@ -257,7 +258,7 @@ def test_convert_command_json_report_and_default_labels(keras_model, tmp_path, c
 
 @pytest.mark.parametrize("fmt", ["h5", "saved_model"])
 def test_convert_reads_h5_files_and_saved_models(keras_model, tmp_path, fmt):
-    from service.convert import convert
+    from service.tools.convert import convert
 
     model, _ = keras_model
     source = tmp_path / ("tiny.h5" if fmt == "h5" else "tiny_saved_model")
@@ -329,9 +330,9 @@ def rescaling_model():
 
 @pytest.mark.parametrize("save", ["model.export", "tf.saved_model.save", "model.save .keras"])
 def test_convert_keeps_the_models_own_rescaling_and_serves_its_answers(rescaling_model, tmp_path, save):
-    from service.convert import convert
+    from service.tools.convert import convert
     from service.engine import Engine
-    from service.imaging import CropSpec, DecodedImage, crop
+    from service.classify.imaging import CropSpec, DecodedImage, crop
 
     source = tmp_path / ("model.keras" if save.endswith(".keras") else "saved_model")
     if save == "model.export":

@@ -17,7 +17,7 @@ import pytest
 import graphs
 from browser_page import choose, click_at, needs_chromium, open_page
 from fixtures import decompression_bomb, split_image, start_server, stop_server
-from service.imaging import CropSpec, crop_box
+from service.classify.imaging import CropSpec, crop_box
 
 playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = needs_chromium
@@ -282,7 +282,7 @@ def test_at_1280_by_900_the_settings_stay_in_view_however_many_points(page, phot
 
 
 def test_the_pages_window_arithmetic_is_the_servers(page):
-    """The page's cropBox against service.imaging.crop_box: fractions, minimums, fixed boxes larger than
+    """The page's cropBox against service.classify.imaging.crop_box: fractions, minimums, fixed boxes larger than
     the image, aspect kept or not, points in the middle, at the edges and between pixels."""
     specs = [CropSpec(width=32, height=48, fraction=0.15, min_px=24),
              CropSpec(width=16, height=16, fraction=None, box=(300, 100)),

@@ -14,8 +14,8 @@ import requests
 import graphs
 from fixtures import split_image, start_server, stop_server
 from service.config import load_settings
-from service.protect import Guard
-from service.ratelimit import MemoryBuckets, SharedBuckets
+from service.http.protection import Guard
+from service.http.ratelimit import MemoryBuckets, SharedBuckets
 from fixtures import assert_error, decompression_bomb
 
 

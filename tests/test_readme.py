@@ -21,7 +21,7 @@ def test_the_readme_answer_is_what_its_photo_and_point_give(tmp_path):
     x, y = map(int, re.search(r"curl -F image=@photo\.jpg -F x=(\d+) -F y=(\d+) ", README).groups())
     shown = json.loads(re.search(r"The first one's answer.*?```json\n(.+?)```", README, re.S).group(1))
 
-    from service.api.render import classify_document
+    from service.http.api.render import classify_document
     from service.engine import Engine
 
     with Engine.open(models_dir=REPO / "models", labels_dir=REPO / "labels") as engine:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from service import repository as model_repository
-from service.preprocess import prepare
-from service.runtime import Runtime
+from service.serving import repository as model_repository
+from service.classify.preprocess import prepare
+from service.serving.runtime import Runtime
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import tritonclient.http as triton_http
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from fixtures import RED, free_port, split_image, start_server, stop_server
-from service import repository, savedmodel
+from service.serving import repository
+from service.serving import savedmodel
 
 CLASSES = 4
 
@@ -268,8 +269,8 @@ def test_a_new_version_published_by_rename_takes_over(saved, served):
 def test_the_conversion_is_cached_by_the_savedmodel_files(saved, tmp_path):
     """Its frozen graph's bytes differ from freeze to freeze: the ONNX cache is keyed by the SavedModel's
     files, so a second load converts nothing (and, with TensorFlow's answers cached, freezes nothing)."""
-    from service import loader
-    from service.backends import onnx_conversion
+    from service.serving import loader
+    from service.serving.backends import onnx_conversion
 
     model, models, labels = saved
     spec = repository.read_spec("exported", 1, models / "exported" / "1", labels)

@@ -1,4 +1,4 @@
-"""The TensorFlow Serving REST codec (service/api/tfserving.py) against TF Serving's own shapes.
+"""The TensorFlow Serving REST codec (service/http/api/tfserving.py) against TF Serving's own shapes.
 
 Test data is quoted from TF Serving's documentation (tensorflow_serving/g3doc/api_rest.md), its unit
 tests (tensorflow_serving/util/json_tensor_test.cc, model_servers/http_rest_api_util_test.cc,
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.api import tfserving as tfs
-from service.api.tfserving import Signature, TensorSpec, TFServingError
+from service.http.api import tfserving as tfs
+from service.http.api.tfserving import Signature, TensorSpec, TFServingError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -602,6 +602,6 @@ def test_error_statuses_follow_tf_serving():
 
 
 def test_importable_without_tensorflow():
-    code = ("import sys; import service.api.tfserving; "
+    code = ("import sys; import service.http.api.tfserving; "
             "assert 'tensorflow' not in sys.modules and 'cherrypy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

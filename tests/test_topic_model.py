@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.train import lite0, topics
+from service.tools.train import lite0, topics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -121,15 +121,15 @@ def test_every_imagenet_class_belongs_to_a_topic_and_every_topic_has_classes():
 
 
 def test_the_committed_theme_model_answers_topics_from_a_graph_under_20_mb():
-    from service.train import pipeline
+    from service.tools.train import run_frozen
 
-    spec = pipeline.spec(REPO / "models", REPO / "labels", "theme")
+    spec = run_frozen.spec(REPO / "models", REPO / "labels", "theme")
     assert spec.graph_path.stat().st_size < 20_000_000
     assert tuple(spec.labels) == topics.TOPIC_LABELS
     assert (spec.input.height, spec.input.width) == (224, 224)
     notice = (REPO / "models" / "theme" / "NOTICE").read_text()
     assert "Apache License, Version 2.0" in notice and "ImageNet" in notice
-    with pipeline.FrozenModel(REPO / "models", REPO / "labels", "theme") as model:
+    with run_frozen.FrozenModel(REPO / "models", REPO / "labels", "theme") as model:
         scores = model.probabilities(np.full((2, 224, 224, 3), 128, np.uint8))
     assert scores.shape == (2, len(topics.TOPIC_LABELS))
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-4)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from service.imaging import CropSpec, crop_box
-from service.train import realcheck
-from service.train.topics import TOPIC_LABELS
+from service.classify.imaging import CropSpec, crop_box
+from service.tools.train import realcheck
+from service.tools.train.topics import TOPIC_LABELS
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "topic_points.json"

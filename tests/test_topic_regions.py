@@ -1,4 +1,4 @@
-"""The topic model's training regions (service/train/topic_regions.json): well-formed, inside their photos,
+"""The topic model's training regions (service/tools/train/topic_regions.json): well-formed, inside their photos,
 and on no photograph of the real-photo topic check (tests/data/topic_points.json).
 
 No network: every check reads the table as written ('size' records each photo's [width, height]); the one
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from service.train import wheels
-from service.train.topics import TOPIC_LABELS
+from service.tools.train import wheels
+from service.tools.train.topics import TOPIC_LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "service" / "train" / "topic_regions.json"

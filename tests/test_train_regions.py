@@ -1,5 +1,5 @@
 """The labelled regions on photographs from PyPI wheels that part of the demo models' training set is
-cut from (service/train/regions.py). No network here: the table is checked as written, and the
+cut from (service/tools/train/regions.py). No network here: the table is checked as written, and the
 cutting runs on a wheel this test builds in a temporary cache."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.train import demos, realcheck, regions
+from service.tools.train import demos, realcheck, regions
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_a_photo_that_differs_from_its_checksum_is_refused(own_table, tmp_path, 
 
 
 def test_train_demo_refuses_a_real_share_outside_zero_to_one(capsys):
-    from service.train.cli import main
+    from service.tools.train.cli import main
 
     with pytest.raises(SystemExit) as stopped:
         main(["--real-share", "1.5", "--quick", "--no-card"])

@@ -12,7 +12,7 @@ import requests
 
 import graphs
 from fixtures import Clients, assert_error, split_image, start_server, stop_server
-from service.remote import REFRESH_S
+from service.processes.runner_client import REFRESH_S
 
 RED_POINT = "x=10&y=50"  # the left half of split_image() is red; tint v1 says red, the published v2 blue
 

@@ -16,10 +16,10 @@ import requests
 from onnx import TensorProto, helper, numpy_helper
 
 from fixtures import assert_error, split_image
-from service import imaging
-from service.backends.web_export import half_weights
-from service.preprocess import prepare
-from service.repository import InputSpec
+from service.classify import imaging
+from service.serving.backends.web_export import half_weights
+from service.classify.preprocess import prepare
+from service.serving.repository import InputSpec
 
 RUNTIME = Path(__file__).resolve().parent.parent / "static" / "vendor" / "onnxruntime-web"
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 import graphs
-from service import ipc
-from service.processes import children
+from service.processes import hop as ipc
+from service.processes.supervisor import children
 from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
 
 
@@ -255,8 +255,8 @@ def test_a_worker_whose_copy_was_taken_while_models_loaded_lists_them_once_they_
     """/v1/config, /v1/models and /metrics list the worker's copy of the runner's state: a copy taken
     while the models were still loading is refreshed before it is listed, not up to REFRESH_S later (a
     page opened right after /readyz said 200 got no models from such a worker: 20 of 120 answers)."""
-    from service.manager import State, Version
-    from service.remote import RemoteManager, RemoteRuntime
+    from service.serving.manager import State, Version
+    from service.processes.runner_client import RemoteManager, RemoteRuntime
 
     address, secret = str(tmp_path / "runner.sock"), b"s" * 32
     state = {"versions": {}, "labels": {}, "policies": {}, "chosen": {}, "load_failures": {},

@@ -1,7 +1,7 @@
 """The feedback loop in /metrics: rows logged, answers not logged (and why), the writer's queue, feedback
 by outcome, and a rolling top-1 hit rate per model and version.
 
-Counters follow service/metrics.py: with API workers (PROMETHEUS_MULTIPROC_DIR set) they are written to
+Counters follow service/http/metrics.py: with API workers (PROMETHEUS_MULTIPROC_DIR set) they are written to
 the shared directory and summed over processes. The rolling hit rate is read from the database at
 scrape time (cached a few seconds), so every worker and every replica reports the same value.
 """

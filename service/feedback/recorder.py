@@ -13,7 +13,7 @@ import random
 from typing import Callable
 
 from service.feedback.store import LoggedAnswer, now_ms
-from service.request import ClassifyRequest, ClassifyResult, ServerPath, StoredImage
+from service.classify.request import ClassifyRequest, ClassifyResult, ServerPath, StoredImage
 
 SOURCE_KINDS = {ServerPath: "path", StoredImage: "image_id"}  # anything else was uploaded with the request
 

@@ -17,7 +17,7 @@ from service.feedback.metrics import FeedbackMetrics, outcome
 from service.feedback.recorder import Recorder, rows
 from service.feedback.store import Choice, Recorded, Store
 from service.feedback.writer import LogWriter
-from service.request import request_id_ms
+from service.classify.request import request_id_ms
 
 if TYPE_CHECKING:
     from service.engine import Engine
@@ -27,7 +27,7 @@ READY_WAIT_S = 2.0  # feedback waits this long for a database still being opened
 # An answer reaches the log within milliseconds, but a busy replica's writer can be seconds behind: feedback
 # for an answer at most this old that the log does not hold yet waits for it, up to this age.
 LOG_WAIT_S = 5.0
-# Which feedback may wait is read from the request id (service/request.py: the time it was minted and this
+# Which feedback may wait is read from the request id (service/classify/request.py: the time it was minted and this
 # server's signature), so nothing a client makes up parks a thread:
 # - an id this server signed, minted < LOG_WAIT_S ago: a real answer, which the client paid a classify
 #   for; at most WAITERS_PER_ANSWER requests wait for the same one (its id may be posted many times);

@@ -1,5 +1,5 @@
 // Pinpoint's preprocessing in the browser: cut, resize and normalise the region around a point
-// EXACTLY as the server does (service/imaging.py crop, service/preprocess.py prepare), so a model run
+// EXACTLY as the server does (service/classify/imaging.py crop, service/classify/preprocess.py prepare), so a model run
 // in the page (onnxruntime-web) sees the same tensor, byte for byte, as the same model on the server.
 //
 // The server's pixels come from Pillow, so the resize below is a port of Pillow's C code (the Pillow
@@ -12,7 +12,7 @@
 "use strict";
 
 (function (global) {
-  // ---- the window: service/imaging.py window_size + crop_box ----
+  // ---- the window: service/classify/imaging.py window_size + crop_box ----
 
   // (left, top, right, bottom) of the window around (x, y), shifted inside the image, not padded.
   // Plain double arithmetic in the same order as the Python, so the floats are the same floats.
@@ -357,7 +357,7 @@
     return region;
   }
 
-  // service/preprocess.py prepare() for one crop: uint8 as is, or float32 with (v - mean) / std or
+  // service/classify/preprocess.py prepare() for one crop: uint8 as is, or float32 with (v - mean) / std or
   // v * scale + offset, each operation rounded to float32 as numpy's float32 ufuncs do (a double
   // result of two float32 operands, rounded once, is the correctly rounded float32 result); then
   // the layout: [1,H,W,C], [1,C,H,W] (nchw) or [1,H*W*C] (flat, channels-last order).
@@ -424,7 +424,7 @@
     return pairwiseSum(a, start, n2) + pairwiseSum(a, start + n2, n - n2);
   }
 
-  // service/pipeline.py probabilities for one output row: float64, an optional softmax (minus the
+  // service/classify/pipeline.py probabilities for one output row: float64, an optional softmax (minus the
   // max, exp, divided by numpy's sum), clipped to [0, 1], NaN -> 0.
   function scores(outputRow, softmax) {
     let values = Float64Array.from(outputRow);
@@ -460,7 +460,7 @@
     return order.slice(0, k).map((i) => ({ label: labels[i], score: round6(scoreList[i]) }));
   }
 
-  // ---- the server's limits, before decoding: service/imaging.py probe, service/errors.py messages ----
+  // ---- the server's limits, before decoding: service/classify/imaging.py probe, service/errors.py messages ----
 
   // A file the server would refuse, refused here with the server's code and message (nothing is sent).
   class Refused extends Error {

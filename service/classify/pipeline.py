@@ -1,0 +1,157 @@
+"""The classification pipeline, top to bottom: request -> image -> crops -> runtime -> result.
+
+It knows no HTTP and no TensorFlow: a typed ClassifyRequest comes in, a typed ClassifyResult goes out
+(service/classify/request.py); the versions it runs come from the manager, one lease per request.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Sequence
+
+import numpy as np
+import structlog
+
+from service.classify import imaging
+
+from service.classify import paths
+from service.classify.image_cache import DecodedCache, file_identity
+from service.errors import ModelUnavailable, NotFound, PointOutOfBounds
+from service.serving.manager import Manager, StaleVersions, Version
+from service.classify.preprocess import prepare
+from service.classify.request import (ClassifyRequest, ClassifyResult, ImageInfo, ImageSource, Label, ModelAnswer,
+                             PointResult, ServerPath, Upload)
+from service.classify.image_store import ImageStore
+
+log = structlog.get_logger("pinpoint.pipeline")
+
+
+class Pipeline:
+    def __init__(self, manager: Manager, settings, store: ImageStore, cache: DecodedCache,
+                 limits: imaging.ImageLimits):
+        self.manager, self.settings, self.store, self.cache, self.limits = manager, settings, store, cache, limits
+
+    def classify(self, request: ClassifyRequest) -> ClassifyResult:
+        try:
+            return self._classify(request)
+        except StaleVersions:
+            # Only with a model runner in another process: its state moved (a swap) since this worker
+            # last looked. Look again and go once more; the image is decoded from the cache or again.
+            self.manager.refresh()
+            return self._classify(request)
+
+    def _classify(self, request: ClassifyRequest) -> ClassifyResult:
+        started = time.perf_counter()
+        deadline = time.monotonic() + (request.deadline_ms or self.settings.deadline_ms) / 1000
+        # None of these versions unloads meanwhile; one that cannot be had beside others is a per-model error.
+        with self.manager.acquire(list(request.models), partial=True) as lease:
+            versions = lease.versions
+            decode_started = time.perf_counter()
+            decoded = self.decode(request.source, [v.spec.crop for v in versions])
+            decode_ms = (time.perf_counter() - decode_started) * 1000
+
+            points = [_to_pixels(i, point, request.units, decoded.width, decoded.height)
+                      for i, point in enumerate(request.points)]
+            crop_started = time.perf_counter()
+            feeds = self.feeds(decoded, points, versions)
+            crop_ms = (time.perf_counter() - crop_started) * 1000
+
+            outcome = self.manager.runtime.infer(feeds, deadline)
+            errors: dict[str, str] = dict(lease.errors)
+            scores: dict[str, np.ndarray] = {}
+            for version in versions:
+                rows = outcome.outputs.get(version.key)
+                if version.key in outcome.errors:
+                    errors[version.name] = outcome.errors[version.key]
+                elif rows is not None and rows.shape[1] != len(version.spec.labels):
+                    errors[version.name] = (f"the model gave {rows.shape[1]} scores for {len(version.spec.labels)}"
+                                            " labels; its labels file does not match the graph")
+                elif rows is not None:
+                    scores[version.name] = probabilities(rows, version.spec.softmax)
+            if not scores:
+                raise ModelUnavailable("every model failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+            self._shadow(versions, feeds, scores)
+        predictions = []
+        for index, (x, y) in enumerate(points):
+            results = {version.name: _top_k(scores[version.name][index], version.spec.labels, request.top_k)
+                       for version in versions if version.name in scores}
+            predictions.append(PointResult(x, y, results))
+        return ClassifyResult(
+            request_id=request.request_id or uuid.uuid4().hex,
+            image=ImageInfo(decoded.width, decoded.height, decoded.format),
+            predictions=predictions,
+            models={v.name: ModelAnswer(v.version, v.backend) for v in versions},
+            errors=errors,
+            timings_ms={"decode": round(decode_ms, 2), "crop": round(crop_ms, 2),
+                        "queue": round(outcome.queue_ms, 2), "infer": round(outcome.run_ms, 2),
+                        "total": round((time.perf_counter() - started) * 1000, 2)})
+
+    # ---- steps ----
+    def decode(self, source: ImageSource, crops: list[imaging.CropSpec]) -> imaging.DecodedImage:
+        """The image's pixels, decoded no larger than the crops need, from the cache for server files."""
+        if isinstance(source, Upload):
+            return self._decode_bytes(source.data, crops)
+        file = (paths.confine(self.settings.image_root, source.path) if isinstance(source, ServerPath)
+                else self.store.path(source.image_id, source.owner))
+        try:
+            key = (file_identity(file.stat()), frozenset(crops))
+        except FileNotFoundError:
+            raise NotFound("the image is gone") from None
+        decoded = self.cache.get(key)
+        if decoded is None:
+            decoded = self._decode_bytes(paths.read_limited(file, self.settings.max_body_bytes), crops)
+            self.cache.put(key, decoded)
+        return decoded
+
+    def _decode_bytes(self, data: bytes, crops: list[imaging.CropSpec]) -> imaging.DecodedImage:
+        header = imaging.probe(data, self.limits)
+        reduce = imaging.reduction(crops, header.width, header.height) if self.settings.draft_decode else 1
+        return imaging.decode_header(header, reduce)
+
+    @staticmethod
+    def feeds(decoded: imaging.DecodedImage, points, versions: Sequence[Version]) -> dict[str, np.ndarray]:
+        """Each distinct crop is cut once and shared by every version that asks for the same one."""
+        crops: dict[imaging.CropSpec, np.ndarray] = {}
+        feeds = {}
+        for version in versions:
+            spec = version.spec
+            if spec.crop not in crops:
+                crops[spec.crop] = np.stack([imaging.crop(decoded, spec.crop, x, y) for x, y in points])
+            feeds[version.key] = prepare(spec.input, crops[spec.crop])
+        return feeds
+
+    def _shadow(self, versions: Sequence[Version], feeds, scores: dict[str, np.ndarray]) -> None:
+        """Hand the shadow versions the same crops and this answer's top-1; nobody waits for them."""
+        for version in versions:
+            shadow = self.manager.shadow_of(version.name, version)
+            if shadow is None or version.name not in scores or shadow.spec.input != version.spec.input:
+                continue
+            served = [version.spec.labels[i] for i in np.argmax(scores[version.name], axis=1)]
+            self.manager.shadow(shadow, feeds[version.key], served)
+
+
+def _to_pixels(index: int, point, units: str, width: int, height: int) -> tuple[float, float]:
+    x, y = point
+    if units == "pct":
+        if not (0 <= x <= 100 and 0 <= y <= 100):
+            raise PointOutOfBounds(f"point {index} ({x}, {y}) is outside 0..100 percent")
+        # 100% is the far edge; keep it on the last pixel rather than one past it.
+        return min(x / 100 * width, width - 0.5), min(y / 100 * height, height - 0.5)
+    if not (0 <= x < width and 0 <= y < height):
+        raise PointOutOfBounds(f"point {index} ({x}, {y}) is outside the {width}x{height} image")
+    return float(x), float(y)
+
+
+def probabilities(rows: np.ndarray, softmax: bool) -> np.ndarray:
+    """A model's output rows -> the scores answered (the browser's copy: static/inbrowser/preprocess.js)."""
+    scores = rows.astype(np.float64)
+    if softmax:
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    return np.nan_to_num(np.clip(scores, 0.0, 1.0))
+
+
+def _top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Label]:
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [Label(labels[i], round(float(scores[i]), 6)) for i in order]

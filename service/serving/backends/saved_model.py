@@ -1,0 +1,105 @@
+"""A SavedModel run by TensorFlow as it was saved: the signature's concrete function, called eagerly.
+
+Loaded on the version's loader thread (tf.saved_model.load), run only on the inference thread. Its
+input and output are the signature's aliases chosen by the repository (service/serving/repository.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from service.serving.loader import output_rows, row_shape
+from service.serving.repository import ModelConfigError, ModelSpec
+
+BACKEND = "tensorflow"
+
+
+class SavedModelServable:
+    backend = BACKEND
+    batched = True
+
+    def __init__(self, spec: ModelSpec, loaded, function, reason: str = ""):
+        self.spec, self.loaded, self.function, self.reason = spec, loaded, function, reason
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    def run(self, rows: np.ndarray) -> np.ndarray:
+        """[N, ...] inputs -> [N, outputs] float32 rows. Once offered: on the inference thread only."""
+        result = self.function(**{self.spec.input.tensor: tf.constant(rows)})
+        return output_rows(result[self.spec.output_tensor].numpy(), len(rows))
+
+    def close(self) -> None:
+        self.function = self.loaded = None  # TensorFlow frees the variables with their last reference
+
+
+def load(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int, reason: str = "") -> SavedModelServable:
+    _threads(intra_op_threads, inter_op_threads)
+    try:
+        loaded = tf.saved_model.load(str(spec.directory))
+    except Exception as error:  # a SavedModel TensorFlow cannot restore (missing variables, unknown ops ...)
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first})") from None
+    function = loaded.signatures.get(spec.signature_name)
+    if function is None:
+        raise ModelConfigError(f"{spec.directory}: the SavedModel has no signature {spec.signature_name!r}")
+    feed = function.structured_input_signature[1].get(spec.input.tensor)
+    if feed is None:
+        raise ModelConfigError(f"{spec.directory}: signature {spec.signature_name!r} has no input "
+                               f"{spec.input.tensor!r}")
+    expected = row_shape(spec)
+    shape = feed.shape
+    if shape.rank is not None and (shape.rank != len(expected) + 1 or any(
+            have is not None and have != want for have, want in zip(shape.as_list()[1:], expected))):
+        raise ModelConfigError(f"{spec.name}: input {spec.input.tensor!r} is {shape} but model.toml describes "
+                               f"[batch, {', '.join(map(str, expected))}]")
+    fetch = function.structured_outputs.get(spec.output_tensor)
+    if fetch is None:
+        raise ModelConfigError(f"{spec.directory}: signature {spec.signature_name!r} has no output "
+                               f"{spec.output_tensor!r}")
+    classes = fetch.shape[-1] if fetch.shape.rank else None
+    if classes is not None and classes != len(spec.labels):
+        raise ModelConfigError(
+            f"{spec.name}: the output has {classes} classes but the labels file has {len(spec.labels)} lines")
+    return SavedModelServable(spec, loaded, function, reason)
+
+
+_threads_set = False
+
+
+def _threads(intra_op_threads: int, inter_op_threads: int) -> None:
+    """TensorFlow's eager thread pools are per process and fixed once it has run anything: set them
+    once, from the first SavedModel's options (frozen graphs have sessions of their own)."""
+    global _threads_set
+    if _threads_set:
+        return
+    _threads_set = True
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
+    except RuntimeError:  # already initialised (a conversion or a graph ran eagerly first)
+        pass
+
+
+
+def freeze(spec: ModelSpec) -> bytes:
+    """The served signature frozen into a GraphDef (variables folded into constants, as `pinpoint
+    convert` does), its tensors input:0 -> probs:0 (service.serving.savedmodel.frozen_view describes it), so the
+    frozen-graph path converts it with tf2onnx and verifies it against TensorFlow
+    (service/serving/backends/onnx_conversion.py). convert.ConvertError when it cannot be traced."""
+    from service.tools import convert
+
+    try:
+        loaded = tf.saved_model.load(str(spec.directory))
+        function = loaded.signatures[spec.signature_name]
+        feed = function.structured_input_signature[1][spec.input.tensor]
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first})") from None
+    alias, output = spec.input.tensor, spec.output_tensor
+    source = convert.Source(path=spec.directory, format="saved_model",
+                            call=lambda x: function(**{alias: x})[output],
+                            input_shape=(None, *tuple(feed.shape)[1:]), input_dtype=feed.dtype.name,
+                            rescales=False, rescaling="", owner=loaded)
+    return convert.freeze(source, source.input_shape).SerializeToString()

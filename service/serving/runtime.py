@@ -1,0 +1,313 @@
+"""The inference thread: the one place where models run.
+
+Servables (one version of one model each) are imported on a loader thread and handed to this thread,
+which warms them up and from then on runs every batch. Request threads hand work over with submit(),
+which returns a Job whose future resolves to an Outcome; the thread batches opportunistically
+(service/serving/batching.py). Work for a shadow version (submit_idle) runs only when no request is waiting.
+The runtime knows servables by key ("color@2"); which versions exist and serve is the manager's
+business (service/serving/manager.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import structlog
+
+from service.serving import batching
+from service.errors import ModelUnavailable, Overloaded, Timeout
+from service.serving.loader import LoadOptions, load_servable, warm_up_rows
+from service.serving.repository import ModelSpec
+
+log = structlog.get_logger("pinpoint.runtime")
+
+_STOP = object()
+_WAKE = object()  # control work or idle work is waiting: look before blocking again
+IDLE_QUEUE = 64  # shadow jobs waiting at most; beyond it they are skipped (and counted by the caller)
+
+
+@dataclasses.dataclass
+class Outcome:
+    outputs: dict[str, np.ndarray]  # servable key -> [N, classes] raw output rows, one per crop
+    errors: dict[str, str]  # servable key -> why it produced nothing
+    queue_ms: float
+    run_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """What Runtime.load's future resolves to: the servable is warm and serving."""
+
+    cost_ms: float  # its steady-state run time, measured at warm-up
+    backend: str  # "tensorflow" or "onnxruntime"
+    reason: str  # why that backend (service/serving/loader.py)
+
+
+@dataclasses.dataclass
+class Job:
+    """Work for the inference thread; results and errors fill in servable by servable as runs finish."""
+
+    feeds: dict[str, np.ndarray]  # servable key -> prepared inputs, N rows each
+    deadline: float  # time.monotonic() after which nobody waits for the answer
+    future: Future = dataclasses.field(default_factory=Future)
+    queued_at: float = dataclasses.field(default_factory=time.monotonic)
+    results: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def crops(self) -> int:
+        return max((len(rows) for rows in self.feeds.values()), default=0)
+
+
+class Runtime:
+    def __init__(self, *, max_batch: int, queue_size: int, intra_op_threads: int, inter_op_threads: int,
+                 backend: str = "auto", onnx_tolerance: float = 1e-4, onnx_cache: Path | None = None):
+        self.max_batch = max_batch
+        # Read at each load (the engine replaces it on reload); the thread pools' sizes stay as started.
+        self.load_options = LoadOptions(intra_op_threads, inter_op_threads, backend, onnx_tolerance, onnx_cache)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._idle: collections.deque[Job] = collections.deque(maxlen=IDLE_QUEUE)
+        self._control: collections.deque[Callable[[], None]] = collections.deque()
+        self._servables: dict[str, Any] = {}  # key -> loader.Servable, touched on the inference thread only
+        self._cost_ms: dict[str, float] = {}
+        self._running = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._carry: Any = None
+        self.on_batch = None  # optional callable(crops, run_ms), e.g. for metrics
+        self.thread_ident: int | None = None
+
+    # ---- lifecycle ----
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="pinpoint-runtime", daemon=True)
+        self._thread.start()
+        self._running.wait(60)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)  # blocks only while the queue is full; the thread is draining it
+        self._thread.join(timeout)
+        self._thread = None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def cost_ms(self, key: str) -> float:
+        return round(self._cost_ms.get(key, 0.0), 3)
+
+    # ---- servables (called by the manager, from any thread) ----
+    def load(self, spec: ModelSpec) -> Future:
+        """Import the servable on a loader thread (choosing its backend, service/serving/loader.py), then warm it
+        on the inference thread. The future resolves once it can serve (to a Loaded) or fails with the reason."""
+        done: Future = Future()
+
+        def import_it():
+            try:
+                servable = load_servable(spec, self.load_options)
+            except Exception as error:
+                done.set_exception(error)
+                return
+            self._call_on_thread(lambda: self._warm_up(servable, done))
+
+        threading.Thread(target=import_it, name=f"pinpoint-load-{spec.key}", daemon=True).start()
+        return done
+
+    def unload(self, key: str) -> Future:
+        done: Future = Future()
+
+        def drop():
+            servable = self._servables.pop(key, None)
+            self._cost_ms.pop(key, None)
+            if servable is not None:
+                servable.close()
+            done.set_result(None)
+
+        self._call_on_thread(drop)
+        return done
+
+    # ---- request threads ----
+    def submit(self, feeds: dict[str, np.ndarray], deadline: float) -> Job:
+        """Queue the work; job.future resolves to an Outcome once every servable has answered."""
+        if self._thread is None:
+            raise ModelUnavailable("the runtime is not running", retry_after=1)
+        job = Job(feeds, deadline)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise Overloaded("the inference queue is full", retry_after=1) from None
+        return job
+
+    def infer(self, feeds: dict[str, np.ndarray], deadline: float,
+              on_done: Callable[[Future], None] | None = None) -> Outcome:
+        """Submit and wait until the deadline; a servable still running then is reported, not awaited
+        (a partial answer). Every servable missing: Timeout. `on_done(future)` runs as soon as the job
+        is done, on the inference thread (the model runner answers its caller from there)."""
+        job = self.submit(feeds, deadline)
+        if on_done is not None:
+            job.future.add_done_callback(on_done)
+        try:
+            return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except concurrent.futures.TimeoutError:
+            job.future.cancel()  # dropped from the queue if it has not started
+        except concurrent.futures.CancelledError:
+            raise ModelUnavailable("the runtime stopped before answering", retry_after=1) from None
+        outputs, errors = dict(job.results), dict(job.errors)
+        if not outputs:
+            raise Timeout("the request missed its deadline")
+        for key in feeds:
+            if key not in outputs and key not in errors:
+                errors[key] = "the model missed the request's deadline"
+        return Outcome(outputs, errors, (time.monotonic() - job.queued_at) * 1000, 0.0)
+
+    def submit_idle(self, feeds: dict[str, np.ndarray]) -> Job | None:
+        """Work nobody waits for (a shadow version): run when no request is waiting, or never."""
+        if self._thread is None or len(self._idle) == self._idle.maxlen:
+            return None
+        job = Job(feeds, deadline=float("inf"))
+        self._idle.append(job)
+        self._wake()
+        return job
+
+    # ---- the inference thread ----
+    def _main(self) -> None:
+        self.thread_ident = threading.get_ident()
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self._running.set()
+        try:
+            while True:
+                self._run_control()
+                first = self._next()
+                if first is _STOP:
+                    break
+                if first is _WAKE:
+                    continue
+                batch, self._carry = batching.take_batch(self._queue, first, self.max_batch,
+                                                         lambda job: job.crops, lambda item: isinstance(item, Job))
+                self._run_batch(batch)
+        finally:
+            for job in self._drain_all():
+                job.future.cancel()
+            for servable in self._servables.values():
+                servable.close()
+            self._servables.clear()
+
+    def _next(self) -> Any:
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        if self._idle:  # nothing is waiting for an answer: now is the time for shadow work
+            return self._idle.popleft()
+        return self._queue.get()
+
+    def _call_on_thread(self, work: Callable[[], None]) -> None:
+        self._control.append(work)
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._queue.put_nowait(_WAKE)
+        except queue.Full:
+            pass  # the thread is busy and looks at control work between batches anyway
+
+    def _run_control(self) -> None:
+        while self._control:
+            self._control.popleft()()
+
+    def _warm_up(self, servable, done: Future) -> None:
+        """Two real runs before the servable is offered: the first pays the backend's lazy set-up,
+        the second measures the steady-state cost that orders the models of a batch."""
+        blank = warm_up_rows(servable.spec)
+        try:
+            servable.run(blank)
+            started = time.perf_counter()
+            servable.run(blank)
+        except Exception as error:
+            servable.close()
+            done.set_exception(RuntimeError(f"warm-up failed: {_first_line(error)}"))
+            return
+        self._cost_ms[servable.key] = (time.perf_counter() - started) * 1000
+        self._servables[servable.key] = servable
+        done.set_result(Loaded(self._cost_ms[servable.key], servable.backend, servable.reason))
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        now = time.monotonic()
+        live = []
+        for job in batch:
+            if not job.future.set_running_or_notify_cancel():
+                continue  # the caller gave up and cancelled: drop the work
+            if now > job.deadline:
+                job.future.set_exception(Timeout("the request missed its deadline in the queue"))
+                continue
+            live.append(job)
+        if not live:
+            return
+        started = time.perf_counter()
+        feeds: dict[str, list[np.ndarray]] = {}
+        for job in live:
+            for key, rows in job.feeds.items():
+                feeds.setdefault(key, []).append(rows)
+        for key in batching.run_order(list(feeds), self._cost_ms):
+            run_started = time.perf_counter()
+            output, error = self._try(key, np.concatenate(feeds[key]))
+            _deliver(live, key, output, error)  # callers at their deadline take what has arrived
+            if not error:
+                batching.update_cost(self._cost_ms, key, (time.perf_counter() - run_started) * 1000)
+        run_ms = (time.perf_counter() - started) * 1000
+        if self.on_batch is not None:
+            self.on_batch(sum(job.crops for job in live), run_ms)
+        for job in live:
+            job.future.set_result(Outcome(dict(job.results), dict(job.errors), (now - job.queued_at) * 1000, run_ms))
+
+    def _try(self, key: str, rows: np.ndarray) -> tuple[np.ndarray | None, str]:
+        servable = self._servables.get(key)
+        if servable is None:
+            return None, f"{key} is not loaded"
+        try:
+            return servable.run(rows), ""
+        except Exception as error:
+            log.error("inference_failed", servable=key, error=_first_line(error))
+            return None, f"inference failed: {_first_line(error)}"
+
+    def _drain_all(self) -> list[Job]:
+        jobs = [self._carry] if isinstance(self._carry, Job) else []
+        jobs += list(self._idle)
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return jobs
+            if isinstance(job, Job):
+                jobs.append(job)
+
+
+def _deliver(jobs: list[Job], key: str, output: np.ndarray | None, error: str) -> None:
+    """Hand each job its own rows of the batched output, in the order the jobs were batched."""
+    start = 0
+    for job in jobs:
+        rows = job.feeds.get(key)
+        if rows is None:
+            continue
+        if error:
+            job.errors[key] = error
+        else:
+            job.results[key] = output[start:start + len(rows)]
+        start += len(rows)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:300]

@@ -1,0 +1,89 @@
+"""A Pinpoint server in a child process, on a free port, for the benchmark."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from service.processes.supervisor import children
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    def __init__(self, workdir: Path, env: dict[str, str], args: list[str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        environment = {**os.environ, "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_LOG_LEVEL": "warning",
+                       "PINPOINT_UPLOAD_DIR": str(workdir / "uploads"), **env}
+        self.process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(self.port), *args],
+                                        stdout=subprocess.DEVNULL, stderr=open(self.log_path, "wb"), env=environment)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.log_path.read_text()}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or busy loading
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server was not ready in 120 s")
+
+    def pids(self) -> list[int]:
+        """The server's processes: the one `pinpoint serve`, and its runner and workers if it has them."""
+        return [self.process.pid, *(pid for _, pid in children(self.process.pid))]
+
+    def roles(self) -> dict[int, str]:
+        """pid -> supervisor, runner or worker (or `server` for a single process)."""
+        found = dict((pid, role) for role, pid in children(self.process.pid))
+        return {self.process.pid: "supervisor" if found else "server", **found}
+
+    def rss_mb(self, field: str = "VmRSS", pid: int | None = None) -> float:
+        """A process's resident memory; without a pid, the whole server's."""
+        if pid is None:
+            return sum(self.rss_mb(field, each) for each in self.pids())
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server has used so far: every process, every thread, user and system."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,3 @@
+from service.tools.train.cli import main
+
+raise SystemExit(main())

@@ -1,3 +1,0 @@
-from service.train.cli import main
-
-raise SystemExit(main())
