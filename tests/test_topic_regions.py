@@ -18,7 +18,7 @@ from service.tools.train import wheels
 from service.tools.train.topics import TOPIC_LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "service" / "train" / "topic_regions.json"
+TABLE = ROOT / "service" / "tools" / "train" / "topic_regions.json"
 CHECK = ROOT / "tests" / "data" / "topic_points.json"
 NOTICE = ROOT / "tests" / "data" / "photos" / "NOTICE.md"
 
