@@ -70,6 +70,14 @@ def plan(policy: ModelPolicy, on_disk: dict[int, tuple], broken: dict[int, str],
               if number not in known or known[number].state in (State.END, State.START) and known[number].error != why}
     known = known | {number: Known(State.END, why) for number, why in failed.items()}
     aspired = policy.aspired(list(on_disk))
+    load, serving_reasons = _loads(aspired, on_disk, known)
+    unload, forget, retired_reasons = _retirements(aspired, on_disk, broken, known)
+    return Plan(frozenset(policy.chosen(list(on_disk))), failed, load, unload, forget,
+                serving_reasons | retired_reasons)
+
+
+def _loads(aspired: set[int], on_disk: dict[int, tuple], known: dict[int, Known]) -> tuple[tuple[int, ...], dict]:
+    """The aspired versions to load, and the reason ("") of those already loading or serving."""
     load, reasons = [], {}
     for number in sorted(aspired):
         entry = known.get(number)
@@ -79,10 +87,16 @@ def plan(policy: ModelPolicy, on_disk: dict[int, tuple], broken: dict[int, str],
             reasons[number] = ""
         elif entry.state is State.END and entry.error and entry.fingerprint == on_disk[number]:
             pass  # failed before and unchanged since
-        elif entry.state is not State.UNLOADING:
+        elif entry.state is not State.UNLOADING:  # (an unloading one is reloaded at a later poll)
             load.append(number)
+    return tuple(load), reasons
+
+
+def _retirements(aspired: set[int], on_disk: dict[int, tuple], broken: dict[int, str],
+                 known: dict[int, Known]) -> tuple[dict[int, str], tuple[int, ...], dict[int, str]]:
+    """What becomes of the versions no longer aspired: unloaded (with why), forgotten, or kept with a reason."""
     serving = any(known[number].state is State.AVAILABLE for number in aspired if number in known)
-    unload, forget = {}, []
+    unload, forget, reasons = {}, [], {}
     for number, entry in known.items():
         if number in aspired:
             continue
@@ -94,7 +108,7 @@ def plan(policy: ModelPolicy, on_disk: dict[int, tuple], broken: dict[int, str],
             forget.append(number)
         elif entry.state is State.END and not entry.error:
             reasons[number] = NOT_IN_POLICY
-    return Plan(frozenset(policy.chosen(list(on_disk))), failed, tuple(load), unload, tuple(forget), reasons)
+    return unload, tuple(forget), reasons
 
 
 def labels(wanted: dict[str, int], current: dict[str, int], available: set[int]) -> dict[str, int]:

@@ -1,10 +1,11 @@
 """The manager (TF Serving's word): the one owner of model lifecycle.
 
-It alone decides which servables (versions of models) exist: it reads the repository and its policies
-(service/serving/repository.py, service/serving/version_policy.py), loads aspired versions beside the serving ones, makes a
-version AVAILABLE only once it is warm, moves requests to it, and unloads a version only after its
-in-flight requests have finished. A version that fails to load never replaces a working one. Request
-threads get a handle per request (`acquire`), which is what makes unloading safe.
+It alone changes which servables (versions of models) exist: at each poll it reads the repository and
+its policies (service/serving/repository.py, service/serving/version_policy.py), asks
+service/serving/decisions.py what to do about each model (a pure function of what it knows, tested as a
+table), and does it: loads aspired versions beside the serving ones, makes a version AVAILABLE only once
+it is warm, moves requests and labels to it, and unloads a version only after its in-flight requests
+have finished. Request threads get a handle per request (`acquire`), which is what makes unloading safe.
 """
 
 from __future__ import annotations
@@ -134,21 +135,12 @@ class Manager:
                     log.error("model_repository_invalid", error=discovery.unreadable)  # once, not at every poll
                 self._repository_problem = discovery.unreadable
                 for name in set(self.versions) | set(discovery.versions):
-                    known = self.versions.get(name, {})
+                    known = {number: decisions.Known(entry.state, entry.error, entry.fingerprint)
+                             for number, entry in self.versions.get(name, {}).items()}
                     plan = decisions.plan(self.policies.get(name, policy.DEFAULT), on_disk.get(name, {}),
-                                          discovery.broken.get(name, {}),
-                                          {number: decisions.Known(entry.state, entry.error, entry.fingerprint)
-                                           for number, entry in known.items()})
+                                          discovery.broken.get(name, {}), known)
                     self._carry_out(name, plan, discovery.versions.get(name, {}), on_disk.get(name, {}))
-                for name in list(self.labels) + [n for n in self.policies if n not in self.labels]:
-                    available = {number for number, entry in self.versions.get(name, {}).items()
-                                 if entry.state is State.AVAILABLE}
-                    moved = decisions.labels(self.policies.get(name, policy.DEFAULT).labels,
-                                             self.labels.get(name, {}), available)
-                    if moved:
-                        self.labels[name] = moved
-                    else:
-                        self.labels.pop(name, None)
+                self._move_labels()
                 self.polled = True
                 self._lock.notify_all()
 
@@ -169,6 +161,18 @@ class Manager:
             known[number].reason = reason
         if not known:
             del self.versions[name]
+
+    def _move_labels(self) -> None:
+        """After the plans are carried out: a version being unloaded is no longer a label's target."""
+        for name in list(self.labels) + [n for n in self.policies if n not in self.labels]:
+            available = {number for number, entry in self.versions.get(name, {}).items()
+                         if entry.state is State.AVAILABLE}
+            moved = decisions.labels(self.policies.get(name, policy.DEFAULT).labels, self.labels.get(name, {}),
+                                     available)
+            if moved:
+                self.labels[name] = moved
+            else:
+                self.labels.pop(name, None)
 
     def _load(self, entry: Version) -> None:
         entry.state, entry.error, entry.reason = State.LOADING, "", ""
