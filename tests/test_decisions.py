@@ -191,3 +191,19 @@ LABEL_ROWS = [
                          [pytest.param(*row[1:], id=row[0]) for row in LABEL_ROWS])
 def test_labels(wanted, current, available, expected):
     assert labels(wanted, current, available) == expected
+
+
+def test_a_repository_that_is_not_a_directory_is_said_once_and_serves_nothing(tmp_path):
+    from structlog.testing import capture_logs
+
+    from service.serving.manager import Manager
+
+    not_a_directory = tmp_path / "models"
+    not_a_directory.write_text("")
+    manager = Manager(not_a_directory, tmp_path, runtime=None)  # nothing is loaded: no runtime is asked
+    with capture_logs() as logs:
+        manager.poll()
+        manager.poll()
+    assert [entry["event"] for entry in logs] == ["model_repository_invalid"]
+    assert "is not a directory" in logs[0]["error"]
+    assert manager.polled and not manager.versions and not manager.ready
