@@ -270,7 +270,7 @@ def test_the_conversion_is_cached_by_the_savedmodel_files(saved, tmp_path):
     """Its frozen graph's bytes differ from freeze to freeze: the ONNX cache is keyed by the SavedModel's
     files, so a second load converts nothing (and, with TensorFlow's answers cached, freezes nothing)."""
     from service.serving import loader
-    from service.serving.backends import onnx_conversion
+    from service.serving.backends import onnx_conversion, saved_model
 
     model, models, labels = saved
     spec = repository.read_spec("exported", 1, models / "exported" / "1", labels)
@@ -278,12 +278,12 @@ def test_the_conversion_is_cached_by_the_savedmodel_files(saved, tmp_path):
     before = onnx_conversion.conversions
     first = loader.load_servable(spec, options)
     assert first.backend == "onnxruntime" and onnx_conversion.conversions == before + 1
-    frozen = loader.frozen_graph
-    loader.frozen_graph = lambda spec: pytest.fail("froze again with a warm cache")
+    frozen = saved_model.frozen_graph
+    saved_model.frozen_graph = lambda spec: pytest.fail("froze again with a warm cache")
     try:
         second = loader.load_servable(spec, options)
     finally:
-        loader.frozen_graph = frozen
+        saved_model.frozen_graph = frozen
     assert onnx_conversion.conversions == before + 1 and "from the cache" in second.reason
     x = batch(2)
     np.testing.assert_allclose(second.run(x), model(x).numpy(), rtol=1e-5, atol=1e-6)

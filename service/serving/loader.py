@@ -14,35 +14,23 @@ Which backend executes it (docs/models.md, "Backends"), chosen per version on it
   (status and the log line `onnx_fallback`), and `onnxruntime` fails the load with that reason.
 
 A servable is created on a loader thread; the verification runs there too, before it is offered. Once
-offered, it runs only on the runtime's inference thread (service/serving/runtime.py). Every servable has
-`spec`, `key`, `backend`, `reason` (why that backend), `run(rows)` and `close()`.
+offered, it runs only on the runtime's inference thread (service/serving/runtime.py). What every
+servable offers is declared in service/serving/servable.py, which the backends implement.
 """
 
 from __future__ import annotations
-
-import dataclasses
-from pathlib import Path
 
 import numpy as np
 import structlog
 
 from service.classify.preprocess import prepare
-from service.serving.repository import ModelSpec
+from service.serving.repository import ModelConfigError, ModelSpec
+from service.serving.servable import LoadOptions, Servable, check_rows
 
 log = structlog.get_logger("pinpoint.loader")
-CHECK_ROWS = 8  # the warm-up input, 3 flat colours and 4 of noise
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadOptions:
-    intra_op_threads: int = 2
-    inter_op_threads: int = 1
-    backend: str = "auto"  # for versions whose model.toml names none
-    onnx_tolerance: float = 1e-4
-    onnx_cache: Path | None = None  # None: convert at every load
-
-
-def load_servable(spec: ModelSpec, options: LoadOptions):
+def load_servable(spec: ModelSpec, options: LoadOptions) -> Servable:
     """The servable for this version on the backend its model.toml or the settings choose."""
     if spec.is_onnx:
         from service.serving.backends import onnx_runtime
@@ -64,14 +52,12 @@ def load_servable(spec: ModelSpec, options: LoadOptions):
         return onnx_conversion.load_verified(spec, graph, options, check_rows(spec))
     except onnx_conversion.Unverified as refusal:
         if chosen == "onnxruntime":
-            from service.serving.repository import ModelConfigError
-
             raise ModelConfigError(f"backend = onnxruntime ({where}), but {refusal}") from None
         log.warning("onnx_fallback", servable=spec.key, reason=str(refusal))
         return _tensorflow(spec, graph, options, f"auto fell back to TensorFlow: {refusal}")
 
 
-def _saved_model(spec: ModelSpec, options: LoadOptions):
+def _saved_model(spec: ModelSpec, options: LoadOptions) -> Servable:
     """A SavedModel: its signature run by TensorFlow as saved, or (backend auto or onnxruntime) frozen,
     converted by tf2onnx and verified against TensorFlow exactly as a frozen graph is."""
     from service.serving.backends import saved_model
@@ -91,12 +77,10 @@ def _saved_model(spec: ModelSpec, options: LoadOptions):
 
     view = savedmodel.frozen_view(spec)
     try:
-        servable = onnx_conversion.load_verified(view, lambda: frozen_graph(spec), options, check_rows(view),
-                                                 identity=savedmodel.identity(spec))
+        servable = onnx_conversion.load_verified(view, lambda: saved_model.frozen_graph(spec), options,
+                                                 check_rows(view), identity=savedmodel.identity(spec))
     except onnx_conversion.Unverified as refusal:
         if chosen == "onnxruntime":
-            from service.serving.repository import ModelConfigError
-
             raise ModelConfigError(f"backend = onnxruntime ({where}), but {refusal}") from None
         log.warning("onnx_fallback", servable=spec.key, reason=str(refusal))
         return tensorflow(f"auto fell back to TensorFlow: {refusal}")
@@ -105,19 +89,7 @@ def _saved_model(spec: ModelSpec, options: LoadOptions):
     return servable
 
 
-def frozen_graph(spec: ModelSpec) -> bytes:
-    """A SavedModel version's served signature frozen (made only when the ONNX cache lacks its
-    conversion or TensorFlow's answers: a warm cache loads it without TensorFlow)."""
-    from service.tools import convert
-    from service.serving.backends import onnx_conversion, saved_model
-
-    try:
-        return saved_model.freeze(spec)
-    except convert.ConvertError as error:
-        raise onnx_conversion.Unverified(f"it cannot be frozen for tf2onnx ({error})") from None
-
-
-def _tensorflow(spec: ModelSpec, graph: bytes, options: LoadOptions, reason: str):
+def _tensorflow(spec: ModelSpec, graph: bytes, options: LoadOptions, reason: str) -> Servable:
     from service.serving.backends import tensorflow_graph
 
     return tensorflow_graph.load(spec, graph, options.intra_op_threads, options.inter_op_threads, reason)
@@ -127,34 +99,3 @@ def warm_up_rows(spec: ModelSpec) -> np.ndarray:
     """One mid-grey crop, prepared as a request's would be: what warm-up runs."""
     i = spec.input
     return prepare(i, np.full((1, i.height, i.width, i.channels), 128, np.uint8))
-
-
-def check_rows(spec: ModelSpec, seed: int = 0) -> np.ndarray:
-    """What a converted model is verified on: the warm-up input, then seeded random crops (flat colours,
-    as the demo models see them, and noise, which reaches every weight), prepared as requests are."""
-    i = spec.input
-    shape = (i.height, i.width, i.channels)
-    rng = np.random.default_rng(seed)
-    crops = [np.full(shape, 128, np.uint8)]
-    crops += [np.broadcast_to(rng.integers(0, 256, i.channels, dtype=np.uint8), shape) for _ in range(3)]
-    crops += [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(CHECK_ROWS - 4)]
-    return prepare(i, np.stack(crops))
-
-
-def row_shape(spec: ModelSpec) -> list[int]:
-    """One input row's shape as model.toml describes it (image and flat kinds; no batch axis)."""
-    i = spec.input
-    if i.kind == "flat":
-        return [i.height * i.width * i.channels]
-    return [i.channels, i.height, i.width] if i.layout == "nchw" else [i.height, i.width, i.channels]
-
-
-def output_rows(output: np.ndarray, count: int) -> np.ndarray:
-    """Model output -> [count, classes] floats, accepting graphs that drop the batch axis."""
-    output = np.asarray(output, dtype=np.float32)
-    if output.ndim == 1:
-        output = output[np.newaxis, :]
-    output = output.reshape(output.shape[0], -1)
-    if output.shape[0] != count:
-        raise ValueError(f"the model returned {output.shape[0]} rows for {count} inputs")
-    return output

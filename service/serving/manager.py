@@ -1,17 +1,17 @@
 """The manager (TF Serving's word): the one owner of model lifecycle.
 
-It alone decides which servables (versions of models) exist: it reads the repository and its policies
-(service/serving/repository.py, service/serving/version_policy.py), loads aspired versions beside the serving ones, makes a
-version AVAILABLE only once it is warm, moves requests to it, and unloads a version only after its
-in-flight requests have finished. A version that fails to load never replaces a working one. Request
-threads get a handle per request (`acquire`), which is what makes unloading safe.
+It alone changes which servables (versions of models) exist: at each poll it reads the repository and
+its policies (service/serving/repository.py, service/serving/version_policy.py), asks
+service/serving/decisions.py what to do about each model (a pure function of what it knows, tested as a
+table), and does it: loads aspired versions beside the serving ones, makes a version AVAILABLE only once
+it is warm, moves requests and labels to it, and unloads a version only after its in-flight requests
+have finished. Request threads get a handle per request (`acquire`), which is what makes unloading safe.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import threading
 import time
 from pathlib import Path
@@ -19,12 +19,13 @@ from typing import Iterator
 
 import structlog
 
-from service.serving import version_policy as policy
-
-from service.serving import repository
 from service.errors import ModelUnavailable, NotFound
+from service.serving import decisions, repository
+from service.serving import version_policy as policy
+from service.serving.decisions import State
 from service.serving.repository import ModelSpec
 from service.serving.runtime import Runtime
+from service.serving.servable_id import ServableId
 
 log = structlog.get_logger("pinpoint.manager")
 
@@ -32,16 +33,6 @@ log = structlog.get_logger("pinpoint.manager")
 class StaleVersions(ModelUnavailable):
     """A request named exact versions that are no longer AVAILABLE (an API worker's copy of the
     runner's state was a moment old): look again and retry, once."""
-
-
-class State(enum.Enum):
-    """A version's state, as TF Serving reports them."""
-
-    START = "START"
-    LOADING = "LOADING"
-    AVAILABLE = "AVAILABLE"
-    UNLOADING = "UNLOADING"
-    END = "END"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,8 +78,13 @@ class Version:
     shadow: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # serving top-1 -> [agreed, total]
 
     @property
+    def id(self) -> ServableId:
+        return ServableId(self.name, self.version)
+
+    @property
     def key(self) -> str:
-        return f"{self.name}@{self.version}"
+        """Its name in the runtime and in logs ("color@2")."""
+        return str(self.id)
 
 
 class Lease:
@@ -110,6 +106,7 @@ class Manager:
         self.policy_error = ""
         self.load_failures: dict[str, int] = {}  # model -> versions that failed to load or warm
         self.polled = False  # the first poll has happened: until then nothing is ready
+        self._repository_problem = ""  # logged once, not at every poll
         self.draining = False
         self._lock = threading.Condition()
         self._poll_lock = threading.Lock()
@@ -121,7 +118,8 @@ class Manager:
     # ---- the repository, read again (poller, SIGHUP, `pinpoint reload`) ----
     def poll(self) -> None:
         """Bring what is loaded in line with the repository and its policies. Loads happen in the
-        background; unloading waits for the replacement to be AVAILABLE and for in-flight requests."""
+        background; unloading waits for the replacement to be AVAILABLE and for in-flight requests.
+        What to do is decided in service/serving/decisions.py; here it is done."""
         with self._poll_lock:
             discovery = repository.scan(self.models_dir, self.labels_dir)
             try:
@@ -130,65 +128,51 @@ class Manager:
                 if error.args[0] != self.policy_error:
                     log.error("model_policy_invalid", error=str(error))
                 self.policy_error = str(error)  # the previous policies stay in force
+            on_disk = {name: {number: _fingerprint(spec) for number, spec in versions.items()}
+                       for name, versions in discovery.versions.items()}
             with self._lock:
-                self._note_problems(discovery.problems)
-                broken: dict[str, set[int]] = {}
-                for key in discovery.problems:
-                    name, _, number = key.partition("@")
-                    if number.isdigit():
-                        broken.setdefault(name, set()).add(int(number))
+                if discovery.unreadable and discovery.unreadable != self._repository_problem:
+                    log.error("model_repository_invalid", error=discovery.unreadable)  # once, not at every poll
+                self._repository_problem = discovery.unreadable
                 for name in set(self.versions) | set(discovery.versions):
-                    self._reconcile(name, discovery.versions.get(name, {}), broken.get(name, set()))
+                    known = {number: decisions.Known(entry.state, entry.error, entry.fingerprint)
+                             for number, entry in self.versions.get(name, {}).items()}
+                    plan = decisions.plan(self.policies.get(name, policy.DEFAULT), on_disk.get(name, {}),
+                                          discovery.broken.get(name, {}), known)
+                    self._carry_out(name, plan, discovery.versions.get(name, {}), on_disk.get(name, {}))
                 self._move_labels()
                 self.polled = True
                 self._lock.notify_all()
 
-    def _note_problems(self, problems: dict[str, str]) -> None:
-        whole = " ".join(problem for key, problem in problems.items() if not key.partition("@")[2].isdigit())
-        if whole and whole != getattr(self, "_repository_problem", ""):
-            log.error("model_repository_invalid", error=whole)  # once, not at every poll
-        self._repository_problem = whole
-        for key, problem in problems.items():
-            name, _, number = key.partition("@")
-            if not number.isdigit():
-                continue
-            entry = self.versions.setdefault(name, {}).get(int(number))
-            if entry is None or entry.state in (State.END, State.START) and entry.error != problem:
-                self.versions[name][int(number)] = Version(None, name, int(number), State.END, error=problem)
-                self._count_failure(name, int(number), problem)
-
-    def _reconcile(self, name: str, on_disk: dict[int, ModelSpec], broken: set[int]) -> None:
+    def _carry_out(self, name: str, plan: decisions.Plan, specs: dict[int, ModelSpec],
+                   fingerprints: dict[int, tuple]) -> None:
         known = self.versions.setdefault(name, {})
-        model_policy = self.policies.get(name, policy.DEFAULT)
-        aspired = model_policy.aspired(list(on_disk))
-        self.chosen[name] = model_policy.chosen(list(on_disk))
-        for number in sorted(aspired):
-            spec = on_disk[number]
-            entry = known.get(number)
-            fingerprint = _fingerprint(spec)
-            if entry is not None and entry.state in (State.LOADING, State.AVAILABLE):
-                entry.reason = ""
-                continue
-            if entry is not None and entry.state is State.END and entry.error and entry.fingerprint == fingerprint:
-                continue  # failed before and unchanged since: not retried on every poll
-            if entry is not None and entry.state is State.UNLOADING:
-                continue  # reloaded once its unload has finished, at a later poll
-            self._load(Version(spec, name, number, fingerprint=fingerprint))
-        serving = any(known[n].state is State.AVAILABLE for n in aspired if n in known)
-        for number, entry in list(known.items()):
-            if number in aspired:
-                continue
-            if entry.state is State.AVAILABLE and (serving or not aspired):
-                # Replaced by an aspired version that serves, or no version of it is wanted any more.
-                self._unload(entry, "not in the version policy" if number in on_disk else "removed from the repository")
-            elif entry.state is State.AVAILABLE:
-                entry.reason = "kept serving until an aspired version is AVAILABLE"
-            elif entry.state is State.END and number not in on_disk and number not in broken:
-                del known[number]  # gone from disk and not loaded: nothing left to report
-            elif entry.state is State.END and not entry.error:
-                entry.reason = "not in the version policy"
+        self.chosen[name] = set(plan.chosen)
+        for number, why in plan.failed.items():
+            known[number] = Version(None, name, number, State.END, error=why)
+            self._count_failure(name, number, why)
+        for number in plan.load:
+            self._load(Version(specs[number], name, number, fingerprint=fingerprints[number]))
+        for number, reason in plan.unload.items():
+            self._unload(known[number], reason)
+        for number in plan.forget:
+            del known[number]
+        for number, reason in plan.reasons.items():
+            known[number].reason = reason
         if not known:
             del self.versions[name]
+
+    def _move_labels(self) -> None:
+        """After the plans are carried out: a version being unloaded is no longer a label's target."""
+        for name in list(self.labels) + [n for n in self.policies if n not in self.labels]:
+            available = {number for number, entry in self.versions.get(name, {}).items()
+                         if entry.state is State.AVAILABLE}
+            moved = decisions.labels(self.policies.get(name, policy.DEFAULT).labels, self.labels.get(name, {}),
+                                     available)
+            if moved:
+                self.labels[name] = moved
+            else:
+                self.labels.pop(name, None)
 
     def _load(self, entry: Version) -> None:
         entry.state, entry.error, entry.reason = State.LOADING, "", ""
@@ -232,26 +216,6 @@ class Manager:
             log.info("version_unloaded", model=entry.name, version=entry.version)
 
         threading.Thread(target=unload_when_idle, name=f"pinpoint-unload-{entry.key}", daemon=True).start()
-
-    def _move_labels(self) -> None:
-        """A label moves only to an AVAILABLE version; until then it keeps its old target, if that serves."""
-        for name in list(self.labels) + [n for n in self.policies if n not in self.labels]:
-            wanted = self.policies.get(name, policy.DEFAULT).labels
-            current = self.labels.get(name, {})
-            moved = {}
-            for label, number in wanted.items():
-                if self._available(name, number):
-                    moved[label] = number
-                elif label in current and self._available(name, current[label]):
-                    moved[label] = current[label]
-            if moved:
-                self.labels[name] = moved
-            else:
-                self.labels.pop(name, None)
-
-    def _available(self, name: str, number: int) -> bool:
-        entry = self.versions.get(name, {}).get(number)
-        return entry is not None and entry.state is State.AVAILABLE
 
     def _count_failure(self, name: str, number: int, error: str) -> None:
         self.load_failures[name] = self.load_failures.get(name, 0) + 1
@@ -397,11 +361,6 @@ class Manager:
             self._lock.wait_for(lambda: self.polled and self._settled(),
                                 timeout=max(0.0, deadline - time.monotonic()))
         return self.ready
-
-    def wait_settled(self, timeout: float) -> bool:
-        """Until no version is LOADING or UNLOADING (tests, `pinpoint predict`)."""
-        with self._lock:
-            return self._lock.wait_for(self._settled, timeout=timeout)
 
     def _settled(self) -> bool:
         return not any(entry.state in (State.LOADING, State.UNLOADING)

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 
 from service.serving import savedmodel
+from service.serving.servable_id import ServableId
 from service.classify.imaging import RESIZE_FILTERS, CropSpec
 
 CONFIG_NAME = "model.toml"
@@ -63,9 +64,13 @@ class ModelSpec:
     configured: bool = True  # False: a SavedModel with no model.toml, described from its signature alone
 
     @property
+    def id(self) -> ServableId:
+        return ServableId(self.name, self.version)
+
+    @property
     def key(self) -> str:
         """The servable's name in the runtime and in logs: one version of one model."""
-        return f"{self.name}@{self.version}"
+        return str(self.id)
 
     @property
     def is_onnx(self) -> bool:
@@ -85,10 +90,18 @@ class ModelSpec:
 @dataclasses.dataclass(frozen=True)
 class Discovery:
     """What a scan found: every complete version of every model, and the versions that could not be
-    read (keyed "name@version", or the directory, with why)."""
+    read, with why."""
 
     versions: dict[str, dict[int, ModelSpec]]  # model -> version -> spec
-    problems: dict[str, str]
+    broken: dict[str, dict[int, str]] = dataclasses.field(default_factory=dict)  # model -> version -> why
+    unreadable: str = ""  # why the repository itself could not be read
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Everything that could not be read, for people: "name@version" (or the repository) -> why."""
+        problems = {str(ServableId(name, version)): why
+                    for name, versions in self.broken.items() for version, why in versions.items()}
+        return problems | ({"repository": self.unreadable} if self.unreadable else {})
 
     @property
     def specs(self) -> tuple[ModelSpec, ...]:
@@ -122,9 +135,9 @@ def scan(models_dir: Path, labels_dir: Path) -> Discovery:
     A version directory is published by renaming it into place (docs/models.md), so one that has its
     model.toml is complete; a hidden or non-numeric directory (a copy in progress) is never looked at."""
     found: dict[str, dict[int, ModelSpec]] = {}
-    problems: dict[str, str] = {}
+    broken: dict[str, dict[int, str]] = {}
     if not models_dir.is_dir():
-        return Discovery({}, {str(models_dir): f"the model repository {models_dir} is not a directory"})
+        return Discovery({}, unreadable=f"the model repository {models_dir} is not a directory")
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         numbered = [(int(p.name), p) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
         # A SavedModel (saved_model.pb) counts without a model.toml: it describes itself.
@@ -137,8 +150,8 @@ def scan(models_dir: Path, labels_dir: Path) -> Discovery:
             try:
                 found[model_dir.name][version] = read_spec(model_dir.name, version, version_dir, labels_dir)
             except ModelConfigError as error:
-                problems[f"{model_dir.name}@{version}"] = str(error)
-    return Discovery(found, problems)
+                broken.setdefault(model_dir.name, {})[version] = str(error)
+    return Discovery(found, broken)
 
 
 def read_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> ModelSpec:

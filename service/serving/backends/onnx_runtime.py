@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.serving.loader import output_rows, row_shape
 from service.serving.repository import ModelConfigError, ModelSpec
+from service.serving.servable import Servable, output_rows, row_shape
 
 BACKEND = "onnxruntime"
 DTYPES = {"float32": "tensor(float)", "uint8": "tensor(uint8)"}
@@ -24,7 +24,7 @@ class Unreadable(ModelConfigError):
     """ONNX Runtime cannot open the file at all (as opposed to a model that does not fit model.toml)."""
 
 
-class OnnxServable:
+class OnnxServable(Servable):
     backend = BACKEND
 
     def __init__(self, spec: ModelSpec, session: ort.InferenceSession, input_name: str, output_name: str,
@@ -33,10 +33,6 @@ class OnnxServable:
         self.model = model  # what the session was opened on: the web copy (backends/web_export.py) is it
         self.batched = batched  # False for a model exported with a fixed batch of 1: one row per run
         self.reason = reason  # why ONNX Runtime runs it (shown in status)
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
 
     def run(self, rows: np.ndarray) -> np.ndarray:
         """[N, ...] inputs -> [N, classes] float32 outputs. Once offered: on the inference thread only."""

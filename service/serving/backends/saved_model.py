@@ -8,22 +8,18 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from service.serving.loader import output_rows, row_shape
 from service.serving.repository import ModelConfigError, ModelSpec
+from service.serving.servable import Servable, output_rows, row_shape
 
 BACKEND = "tensorflow"
 
 
-class SavedModelServable:
+class SavedModelServable(Servable):
     backend = BACKEND
     batched = True
 
     def __init__(self, spec: ModelSpec, loaded, function, reason: str = ""):
         self.spec, self.loaded, self.function, self.reason = spec, loaded, function, reason
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
 
     def run(self, rows: np.ndarray) -> np.ndarray:
         """[N, ...] inputs -> [N, outputs] float32 rows. Once offered: on the inference thread only."""
@@ -81,6 +77,18 @@ def _threads(intra_op_threads: int, inter_op_threads: int) -> None:
     except RuntimeError:  # already initialised (a conversion or a graph ran eagerly first)
         pass
 
+
+def frozen_graph(spec: ModelSpec) -> bytes:
+    """The served signature frozen, for tf2onnx (made only when the ONNX cache lacks its conversion or
+    TensorFlow's answers: a warm cache loads the version without freezing it); a signature that cannot
+    be frozen refuses the conversion, so `auto` serves the SavedModel on TensorFlow as saved."""
+    from service.serving.backends import onnx_conversion
+    from service.tools import convert
+
+    try:
+        return freeze(spec)
+    except convert.ConvertError as error:
+        raise onnx_conversion.Unverified(f"it cannot be frozen for tf2onnx ({error})") from None
 
 
 def freeze(spec: ModelSpec) -> bytes:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from service.serving.loader import output_rows, row_shape
 from service.serving.repository import ModelConfigError, ModelSpec
+from service.serving.servable import Servable, output_rows, row_shape
 
 BACKEND = "tensorflow"
 
 
-class TensorFlowServable:
+class TensorFlowServable(Servable):
     backend = BACKEND
 
     def __init__(self, spec: ModelSpec, session: tf.compat.v1.Session, input_tensor: tf.Tensor,
@@ -19,10 +19,6 @@ class TensorFlowServable:
         self.spec, self.session, self.input, self.output = spec, session, input_tensor, output_tensor
         self.batched = batched  # False for graphs that take one (scalar) encoded image per run
         self.reason = reason  # why TensorFlow runs it (shown in status)
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
 
     def run(self, rows: np.ndarray) -> np.ndarray:
         """[N, ...] inputs -> [N, classes] float32 outputs. Once offered: on the inference thread only."""

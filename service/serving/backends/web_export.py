@@ -20,11 +20,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.serving.backends import onnx_conversion, onnx_runtime
-from service.serving.loader import LoadOptions, check_rows
 from service.classify.pipeline import probabilities
+from service.serving.backends import onnx_conversion, onnx_runtime
 from service.serving.repository import ModelSpec
-from service.serving.web_copies import NotForTheBrowser, WebFile, WebModel
+from service.serving.servable import LoadOptions, check_rows
+from service.serving.web_model import NotForTheBrowser, WebFile, WebModel
 
 HALF_MIN_ELEMENTS = 256  # smaller float tensors (biases, shapes) stay float32: their Cast costs more than it saves
 HALF_MAX = float(np.finfo(np.float16).max)
@@ -41,11 +41,12 @@ def export(spec: ModelSpec, options: LoadOptions) -> WebModel:
         try:
             if spec.is_saved_model:  # its signature frozen, as the ONNX Runtime backend serves it
                 from service.serving import savedmodel
-                from service.serving.loader import frozen_graph
+                from service.serving.backends import saved_model
 
                 described = savedmodel.frozen_view(spec)
-                servable = onnx_conversion.load_verified(described, lambda: frozen_graph(spec), options,
-                                                         check_rows(described), identity=savedmodel.identity(spec))
+                servable = onnx_conversion.load_verified(described, lambda: saved_model.frozen_graph(spec),
+                                                         options, check_rows(described),
+                                                         identity=savedmodel.identity(spec))
             else:
                 servable = onnx_conversion.load_verified(spec, spec.graph_path.read_bytes(), options, check_rows(spec))
         except onnx_conversion.Unverified as refusal:

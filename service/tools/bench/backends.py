@@ -26,7 +26,7 @@ from service.classify import imaging
 from service.serving import repository
 from service.tools.bench import inputs, wrk
 from service.tools.bench.server import ServerProcess
-from service.serving.loader import LoadOptions, check_rows
+from service.serving.servable import LoadOptions, check_rows
 from service.classify.preprocess import prepare
 
 SMALL = "640x360.jpg"
