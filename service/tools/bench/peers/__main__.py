@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of wrk per figure")
     parser.add_argument("--setup", action="store_true",
                         help=f"make and fill {venv.VENV} from PyPI first, if it is missing or stale")
+    parser.add_argument("--setup-only", action="store_true", help=f"make and fill {venv.VENV}, measure nothing")
     parser.add_argument("--peers", default=",".join(driver.PEERS), help="which peers (comma-separated)")
     parser.add_argument("--models", default=",".join(driver.DEMO_MODELS),
                         help="the models compared (comma-separated); `all`: every model Pinpoint serves")
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tiny", action="store_true", help="skip the tiny-MLP comparison")
     parser.add_argument("--out", type=Path, help="also write the section to this file")
     args = parser.parse_args(argv)
+    if args.setup_only:
+        venv.ensure()
+        return 0
     if not wrk.available():
         print("the peers' benchmark needs wrk (Debian package `wrk`)", file=sys.stderr)
         return 2
