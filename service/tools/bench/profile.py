@@ -92,6 +92,22 @@ def profile(work: Path, out: Path, image: str, connections: int, seconds: float,
     return files
 
 
+def section(work: Path, seconds: float = 10.0, connections: int = 32, image: str = "640x360", rate: int = 200,
+            count: int = 12) -> list[str]:
+    """The profile as a section of docs/benchmarks.md (for the main bench)."""
+    out = work / "profile"
+    out.mkdir(exist_ok=True)
+    files = profile(work, out, image, connections, seconds, rate, False, {})
+    lines = ["## Where the time goes (py-spy)", "",
+             f"py-spy `record --format raw`, {seconds:g} s at {rate} Hz on each process while wrk sends the {image} "
+             f"upload of one point at c={connections}. own: the innermost frame; total: anywhere on the stack. Idle "
+             "threads are left out, but a wait py-spy does not know as one counts as time in the waiting function.",
+             ""]
+    for name, path in files.items():
+        lines += [f"{name}:", "", "```", *(top(path, count, rate) if path.exists() else ["no output"]), "```", ""]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.tools.bench.profile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
