@@ -87,7 +87,8 @@ def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
            f"{_load(found['load_before'])} before the run, {_load(found.get('load_after'))} after.", ""]
     has_pinpoint = any(r["server"] == "pinpoint" for r in found["runs"])
     if has_pinpoint:
-        out += [*ratio_table(found, "demo", driver.GRID), ""]
+        out += [*ratio_table(found, "demo", driver.GRID), "",
+                "Answers (2xx) per second; in **bold** where Pinpoint answered fewer than the peer.", ""]
     out += ["| models | server | image | c | req/s (2xx) | p50 ms | p99 ms | server CPU-ms/request | non-2xx | "
             "socket errors |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in found["runs"]:
