@@ -1,0 +1,176 @@
+"""Pinpoint beside its peers in one run: every server up at once, each answer checked against Pinpoint's
+in-process answer, then wrk on each in turn for every (image, concurrency), so a neighbour's load falls on
+all of them alike. Per run: req/s, p50/p99, the server's CPU-ms per request (every process of its tree,
+from /proc) and, at the end, its RSS. Then the same for the tiny flat MLP on Pinpoint and the FastAPI
+script. The main bench calls `measure` and puts `report.lines` in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from service.tools.bench import inputs, wrk
+from service.tools.bench.peers import models as peer_models
+from service.tools.bench.peers import venv
+from service.tools.bench.peers.servers import PeerProcess
+from service.tools.bench.server import ServerProcess
+
+SMALL, LARGE = "640x360.jpg", "12mp.jpg"
+GRID = [(SMALL, 1), (SMALL, 8), (SMALL, 32), (LARGE, 1), (LARGE, 8), (LARGE, 32)]
+TINY_GRID = [(SMALL, 1), (SMALL, 8)]
+PEERS = ("litserve", "bentoml", "fastapi")
+DEMO_MODELS = ("color", "pattern")  # the two demo models the comparison was first made on (issue #25)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def bodies(images: dict, names: list[str] | None) -> dict:
+    """(image, server kind) -> (path, body, content type): the same upload of one point for every server;
+    Pinpoint's also names the models when only some of those it serves are compared."""
+    found = {}
+    for name, (data, size) in images.items():
+        (x, y), = inputs.points(size, 1)
+        fields = {"x": str(x), "y": str(y)}
+        found[(name, "peer")] = ("/v1/classify", *inputs.multipart(data, fields))
+        found[(name, "pinpoint")] = ("/v1/classify", *inputs.multipart(data, {**fields, "models": ",".join(names)}
+                                                                       if names else fields))
+    return found
+
+
+def reference(settings, images: dict, names: list[str] | None, models_dir=None, labels_dir=None) -> dict:
+    """Pinpoint's in-process answer at each image's benchmark point: image -> model -> [(label, score)]."""
+    from service.engine import Engine
+
+    if models_dir is not None:
+        settings = settings.model_copy(update={"models": Path(models_dir), "labels": Path(labels_dir)})
+    found = {}
+    with Engine.open(settings=settings) as engine:
+        for name, (data, size) in images.items():
+            result = engine.classify_image(data, inputs.points(size, 1), models=names or ())
+            found[name] = {model: [(label.label, label.score) for label in labels]
+                           for model, labels in result.predictions[0].results.items()}
+    return found
+
+
+def check(server, path_body_type: tuple, want: dict) -> dict:
+    """The server's answer to the benchmark request beside Pinpoint's: the same top-1 for every model?"""
+    path, body, content_type = path_body_type
+    response = requests.post(server.url + path, data=body, headers={"Content-Type": content_type}, timeout=60)
+    response.raise_for_status()
+    have = {model: [(item["label"], item["score"]) for item in labels]
+            for model, labels in response.json()["predictions"][0]["results"].items()}
+    same_top1 = set(have) == set(want) and all(have[m][0][0] == want[m][0][0] for m in want)
+    largest = max((abs(a[1] - b[1]) for m in want if m in have for a, b in zip(have[m], want[m])), default=0.0)
+    return {"top1": {m: labels[0][0] for m, labels in have.items()}, "same_top1": same_top1,
+            "same_top5": all([l for l, _ in have.get(m, [])] == [l for l, _ in want[m]] for m in want),
+            "largest_score_difference": largest}
+
+
+def ok_per_s(result: wrk.Result) -> float:
+    """Answers per second that were answers: wrk counts a 500 as a request, and errors come back fast."""
+    return (result.requests - result.non2xx) / result.seconds if result.seconds else 0.0
+
+
+def cpu_rate(server, seconds: float = 1.0) -> float:
+    """The server's CPU use over `seconds`, in cores."""
+    before = server.cpu_seconds()
+    time.sleep(seconds)
+    return (server.cpu_seconds() - before) / seconds
+
+
+def settle(server, idle_cores: float, limit_s: float = 60.0) -> None:
+    """Wait until the server is back at its idle CPU: when wrk stops, the requests it left in flight are
+    still worked on (a 12 MP request at c=32 for seconds), and that work must not fall on the next run."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and cpu_rate(server, 0.5) > idle_cores + 0.1:
+        pass
+
+
+def _measure_grid(servers: dict, requests_by: dict, grid: list, seconds: float, found: dict, model_set: str) -> None:
+    runs, idle = found["runs"], found["idle_cores"][model_set]
+    for image, connections in grid:
+        for name, server in servers.items():
+            request = requests_by[(image, "pinpoint" if name == "pinpoint" else "peer")]
+            settle(server, idle[name])
+            cpu_before = server.cpu_seconds()
+            result = wrk.run(server.url, *request, connections, seconds)
+            cpu = server.cpu_seconds() - cpu_before
+            runs.append({"models": model_set, "server": name, "image": image, "c": connections, "result": result,
+                         "cpu_ms": 1000 * cpu / max(1, result.requests), "ok_per_s": ok_per_s(result)})
+            _say(f"  {model_set:12s} {name:9s} {image:12s} c={connections:<3d} {ok_per_s(result):8.1f} req/s  "
+                 f"p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms  {runs[-1]['cpu_ms']:.2f} CPU-ms/request  "
+                 f"non-2xx {result.non2xx}")
+
+
+def measure(work: Path, images: dict, seconds: float, settings, names=DEMO_MODELS, peers=PEERS,
+            pinpoint: bool = True, tiny: bool = True) -> dict:
+    """Every server up, checked, measured. `names`: the models compared (None: every model Pinpoint serves);
+    `pinpoint`: measure Pinpoint too (its ratios in the report); `tiny`: the tiny-MLP comparison too."""
+    why = venv.missing()
+    if why:
+        raise RuntimeError(why)
+    names = list(names) if names else None
+    found = {"runs": [], "checks": {}, "rss_mb": {}, "idle_cores": {}, "versions": venv.versions(), "names": names,
+             "load_before": os.getloadavg(), "seconds": seconds}
+    _say("peers: the models as ONNX, Pinpoint's in-process answers ...")
+    manifest = peer_models.write_manifest(work / "peer-models", settings.models, settings.labels, settings, names)
+    want = reference(settings, images, names)
+    requests_by = bodies(images, names)
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        if pinpoint:
+            servers["pinpoint"] = stack.enter_context(ServerProcess(work, {}, []))
+        for name in peers:
+            _say(f"peers: starting {name} ...")
+            servers[name] = stack.enter_context(PeerProcess(name, work, manifest))
+        for name, server in servers.items():
+            request = requests_by[(SMALL, "pinpoint" if name == "pinpoint" else "peer")]
+            found["checks"][name] = {image: check(server, requests_by[(image, "pinpoint" if name == "pinpoint"
+                                                                        else "peer")], want[image])
+                                     for image in images}
+            wrk.run(server.url, *request, 8, 1)  # warm every worker
+        for name, server in servers.items():
+            time.sleep(1)  # the warm-up's last requests
+            found["idle_cores"].setdefault("demo", {})[name] = cpu_rate(server, 2.0)
+        _measure_grid(servers, requests_by, GRID, seconds, found, "demo")
+        found["rss_mb"]["demo"] = {name: server.rss_mb() for name, server in servers.items()}
+    if tiny and "fastapi" in peers:
+        _tiny(work, images, seconds, settings, pinpoint, found)
+    found["load_after"] = os.getloadavg()
+    return found
+
+
+def _tiny(work: Path, images: dict, seconds: float, settings, pinpoint: bool, found: dict) -> None:
+    """The tiny flat MLP of service/tools/bench/workers.py on Pinpoint and on the FastAPI script."""
+    from service.tools.bench.workers import tiny_repository
+
+    _say("peers: the tiny flat MLP on Pinpoint and FastAPI ...")
+    tiny_models, tiny_labels = tiny_repository(work)
+    manifest = peer_models.write_manifest(work / "peer-tiny", tiny_models, tiny_labels, settings)
+    small = {SMALL: images[SMALL]}
+    want = reference(settings, small, None, tiny_models, tiny_labels)
+    requests_by = bodies(small, None)
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        if pinpoint:
+            servers["pinpoint"] = stack.enter_context(
+                ServerProcess(work, {}, ["--models", str(tiny_models), "--labels", str(tiny_labels)]))
+        servers["fastapi"] = stack.enter_context(PeerProcess("fastapi", work, manifest))
+        for name, server in servers.items():
+            found["checks"][f"{name}, tiny MLP"] = {SMALL: check(server, requests_by[(SMALL, "pinpoint" if name ==
+                                                                                       "pinpoint" else "peer")],
+                                                                 want[SMALL])}
+            wrk.run(server.url, *requests_by[(SMALL, "peer")], 8, 1)
+        for name, server in servers.items():
+            time.sleep(1)
+            found["idle_cores"].setdefault("tiny MLP", {})[name] = cpu_rate(server, 2.0)
+        _measure_grid(servers, requests_by, TINY_GRID, seconds, found, "tiny MLP")
+        found["rss_mb"]["tiny MLP"] = {name: server.rss_mb() for name, server in servers.items()}
