@@ -173,6 +173,19 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
             browser.write(out.parent / "browser.md", browser.report(browser_run))
             browser_section = browser.summary(browser_run)
 
+        print("peers: LitServe, BentoML, FastAPI beside Pinpoint, the same models and crops ...", flush=True)
+        from service.tools.bench import profile
+        from service.tools.bench.peers import driver as peers, report as peers_report, venv as peers_venv
+
+        why = peers_venv.missing()
+        if why:
+            print(f"  skipped: {why}", flush=True)
+            peer_section = ["## Pinpoint and its peers", "", f"Not measured: {why}.", ""]
+            profile_section = []
+        else:
+            peer_section = peers_report.lines(peers.measure(work, images, seconds, settings))
+            profile_section = profile.section(work, seconds)
+
         print("server: no decoded-image cache ...", flush=True)
         with ServerProcess(work, {"PINPOINT_DECODED_CACHE_BYTES": "1"}, ["--image-root", str(work)]) as server:
             for c in (1, 8):
@@ -183,7 +196,8 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
     write(out, rows, limits, settings, decode=(decode_full, decode_reduced, reduce),
           memory=(rss_start, rss_end, rss_peak, long_run.requests), versions=_versions(),
           extra=[*reload.report(reload_cost), *workers.report(worker_runs),
-                 *backends.report(backend_inference, backend_servers), *browser_section])
+                 *backends.report(backend_inference, backend_servers), *browser_section,
+                 *peer_section, *profile_section])
     print(f"wrote {out}")
     return 0
 
