@@ -197,8 +197,8 @@ class Reply:
 
 
 class Server:
-    """Answers calls: `handlers[op](*args)`; a PinpointError travels back as the same class, anything else as a 500.
-    The handlers of `replying` ops also get `reply=` (a Reply) and may answer early through it."""
+    """Answers calls: `handlers[op](*args)`; a PinpointError travels back as the same class, anything
+    else as a 500. The handlers of `replying` ops also get `reply=` (a Reply) and may answer early through it."""
 
     def __init__(self, address: str, secret: bytes, handlers: dict[str, Callable[..., Any]],
                  replying: frozenset[str] = frozenset()):
