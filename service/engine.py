@@ -1,5 +1,6 @@
-"""The core, assembled: the manager (model lifecycle) with its runtime, the classify pipeline, the
-image store and the decoded-image cache, all built from one Settings.
+"""The core, assembled: the runner (the manager, i.e. model lifecycle, with its runtime: in this process
+or the model runner's), the classify pipeline, the image store and the decoded-image cache, all built
+from one Settings.
 
 Used by the HTTP application and, in-process, by `pinpoint predict` and scripts (`Engine.open`).
 It knows no HTTP and no TensorFlow.
@@ -8,7 +9,6 @@ It knows no HTTP and no TensorFlow.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 from pathlib import Path
 from typing import Iterator
@@ -19,13 +19,11 @@ from service.classify import imaging
 from service.classify.image_cache import DecodedCache
 from service.config import Settings, load_settings
 from service.errors import ModelUnavailable, PinpointError
-from service.serving.manager import Manager
 from service.classify.pipeline import Pipeline
 from service.classify.request import (MAX_POINTS, MAX_TOP_K, ClassifyRequest, ClassifyResult,  # noqa: F401 (limits: for the API)
                              Upload, model_refs)
-from service.serving.runtime import Runtime
 from service.classify.image_store import ImageStore
-from service.serving.web_copies import WebModels
+from service.processes.runner import LocalRunner, Runner
 
 log = structlog.get_logger("pinpoint.engine")
 
@@ -42,24 +40,18 @@ _SAMPLES = [_sample(fmt) for fmt in ("JPEG", "PNG")]
 
 
 class Engine:
-    """In one process, or (with `runner`, in an API worker) in front of the model runner's process."""
+    """The core in front of a Runner (what holds the models), chosen once: in this process, or (an API
+    worker's) in the model runner's process, over the worker hop (service/processes/runner.py)."""
 
-    def __init__(self, settings: Settings, runner=None):
-        self.remote = runner is not None
-        if self.remote:
-            from service.processes.runner_client import RemoteManager, RemoteRuntime
-            from service.serving.web_copies import RemoteWebModels
-
-            self.runtime = RemoteRuntime(runner)
-            self.manager = RemoteManager(runner, self.runtime)
-            self.web = RemoteWebModels(runner)
-        else:
-            self.runtime = Runtime(max_batch=settings.max_batch, queue_size=settings.queue_size,
-                                   intra_op_threads=settings.intra_op_threads,
-                                   inter_op_threads=settings.inter_op_threads)
-            self.manager = Manager(settings.models, settings.labels, self.runtime)
-            self.web = WebModels(self.manager, lambda: self.runtime.load_options)
+    def __init__(self, settings: Settings, runner: Runner | None = None):
+        self.runner: Runner = runner if runner is not None else LocalRunner(settings)
+        self.manager = self.runner.manager
+        self.runtime = self.manager.runtime
         self.configure(settings)
+
+    @property
+    def remote(self) -> bool:
+        return self.runner.remote
 
     def configure(self, settings: Settings) -> None:
         """Take these settings (at start and on SIGHUP). The runtime's queue size and thread pools are
@@ -68,12 +60,7 @@ class Engine:
         self.store = ImageStore(settings.upload_dir, settings.upload_max_total_bytes, settings.upload_retention_s)
         self.limits = imaging.ImageLimits(settings.max_pixels, settings.max_side, settings.formats)
         self.cache = DecodedCache(settings.decoded_cache_bytes)
-        self.runtime.max_batch = settings.max_batch
-        if not self.remote:  # which backend runs a graph applies to the versions loaded from now on
-            self.runtime.load_options = dataclasses.replace(
-                self.runtime.load_options, backend=settings.backend, onnx_tolerance=settings.onnx_tolerance,
-                onnx_cache=settings.onnx_cache)
-        self.manager.configure(settings.models, settings.labels)
+        self.runner.configure(settings)
         self.pipeline = Pipeline(self.manager, settings, self.store, self.cache, self.limits)
 
     @classmethod
@@ -93,11 +80,7 @@ class Engine:
             engine.stop()
 
     def start(self) -> None:
-        if self.remote:
-            self.manager.start()  # follows the runner's state; the runner loads the models
-        else:
-            self.runtime.start()
-            self.manager.poll()
+        self.runner.start()  # loads the models, or (a worker) follows the runner's state
         # Pillow loads its decoders lazily: pay that here rather than in the first request.
         for sample in _SAMPLES:
             try:
@@ -106,7 +89,7 @@ class Engine:
                 pass  # a format this server does not accept
 
     def stop(self) -> None:
-        (self.manager if self.remote else self.runtime).stop()
+        self.runner.stop()
 
     def load_errors(self) -> str:
         problems = [f"{entry.key}: {entry.error}" for versions in self.manager.snapshot().values()

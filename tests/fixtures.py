@@ -125,7 +125,7 @@ def stop_server(server: Server) -> None:
 
 def kill(process: subprocess.Popen) -> None:
     """SIGKILL a server and its model runner and API workers (they would outlive a killed supervisor)."""
-    from service.processes.supervisor import children
+    from service.processes.roles import children
 
     for _, pid in children(process.pid):
         with contextlib.suppress(ProcessLookupError):

@@ -316,7 +316,7 @@ def test_workers_serve_grpc_with_api_keys_as_metadata(workers):
 
 
 def test_workers_never_import_tensorflow_for_the_protos(workers):
-    from service.processes.supervisor import children
+    from service.processes.roles import children
 
     worker_pids = [pid for role, pid in children(workers.process.pid) if role == "worker"]
     assert len(worker_pids) == 2

@@ -21,7 +21,7 @@ import requests
 
 import graphs
 from fixtures import split_image, start_server, stop_server
-from service.processes.supervisor import children
+from service.processes.roles import children
 
 HEADER_TIMEOUT_S, MIN_BODY_RATE, SOCKET_TIMEOUT = 1, 2000, 2
 LEAKS = (b"Traceback", b"site-packages", b"File \"", str(Path(__file__).resolve().parents[1]).encode())

@@ -15,8 +15,18 @@ import pytest
 import requests
 
 import graphs
+from service import errors
+from service.config import load_settings
+from service.engine import Engine
+from service.errors import NotFound, PinpointError
+from service.processes import failures
 from service.processes import hop as ipc
-from service.processes.supervisor import children
+from service.processes.messages import Op, RunnerState
+from service.processes.roles import children
+from service.processes.runner import Runner, serve
+from service.processes.runner_client import RemoteRunner
+from service.serving.manager import ManagerState, ModelRef, StaleVersions, State, Version
+from service.serving.web_copies import NotForTheBrowser
 from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
 
 
@@ -255,20 +265,16 @@ def test_a_worker_whose_copy_was_taken_while_models_loaded_lists_them_once_they_
     """/v1/config, /v1/models and /metrics list the worker's copy of the runner's state: a copy taken
     while the models were still loading is refreshed before it is listed, not up to REFRESH_S later (a
     page opened right after /readyz said 200 got no models from such a worker: 20 of 120 answers)."""
-    from service.serving.manager import State, Version
-    from service.processes.runner_client import RemoteManager, RemoteRuntime
-
     address, secret = str(tmp_path / "runner.sock"), b"s" * 32
-    state = {"versions": {}, "labels": {}, "policies": {}, "chosen": {}, "load_failures": {},
-             "policy_error": "", "polled": False, "draining": False, "queue_depth": 0}
-    server = ipc.Server(address, secret, {"state": lambda: state})
+    state = RunnerState(ManagerState(versions={}, labels={}, policies={}, chosen={}, polled=False, policy_error="",
+                                     load_failures={}), queue_depth=0)
+    server = ipc.Server(address, secret, {Op.STATE: lambda: state})
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = ipc.Client(address, secret)
-        manager = RemoteManager(client, RemoteRuntime(client))
+        manager = RemoteRunner(ipc.Client(address, secret), _settings(tmp_path)).manager
         manager.refresh()  # the runner is still loading; no background refresh runs here (not started)
         assert manager.snapshot() == {}
-        state.update(versions={"tint": {1: Version(None, "tint", 1, State.AVAILABLE)}}, polled=True)
+        state.manager.versions, state.manager.polled = {"tint": {1: Version(None, "tint", 1, State.AVAILABLE)}}, True
         assert [version.key for version in manager.snapshot()["tint"]] == ["tint@1"]
     finally:
         server.close()
@@ -298,3 +304,168 @@ def test_a_call_is_answered_once_whether_early_or_by_its_connection_thread(tmp_p
         assert client.call("early", 3) == ("early", 3) and client.call("late", 4) == ("late", 4)
     finally:
         server.close()
+
+
+# ---- the runner interface: one in this process, one over the hop, answering alike ----
+
+def _settings(root: Path, **overrides):
+    return load_settings(environ={}, overrides={"models": str(root / "models"), "labels": str(root / "labels"),
+                                                 **overrides})
+
+
+@pytest.fixture(scope="module")
+def local_runner(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runner")
+    graphs.write_repository(root, names=("tint",))
+    settings = _settings(root, backend="tensorflow")  # no ONNX conversion to wait for
+    with Engine.open(settings=settings) as engine:
+        yield engine.runner, settings
+
+
+@pytest.fixture(params=["local", "remote"])
+def runner(request, local_runner, tmp_path):
+    """The runner in this process, or the same one in the model runner's place, called over a real hop."""
+    local, settings = local_runner
+    if request.param == "local":
+        yield local
+        return
+    address, secret = str(tmp_path / "runner.sock"), os.urandom(32)
+    server = serve(local, address, secret)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    remote = RemoteRunner(ipc.Client(address, secret), settings)
+    remote.manager.refresh()
+    try:
+        yield remote
+    finally:
+        server.close()
+
+
+def red(crops: int) -> np.ndarray:
+    rows = np.zeros((crops, 8, 8, 3), np.float32)
+    rows[..., 0] = 1.0
+    return rows
+
+
+def test_the_runner_in_this_process_and_over_the_hop_answer_every_call_alike(runner):
+    assert isinstance(runner, Runner)
+    state = runner.state()
+    assert state.manager.polled and state.queue_depth == 0
+    assert {number: entry.state for number, entry in state.manager.versions["tint"].items()} == {1: State.AVAILABLE}
+
+    outcome = runner.infer({"tint@1": red(2)}, time.monotonic() + 10)
+    assert outcome.errors == {} and outcome.outputs["tint@1"].shape == (2, 3)
+    assert outcome.outputs["tint@1"].argmax(axis=1).tolist() == [0, 0]  # red
+    with pytest.raises(StaleVersions):  # a version that is not there (any more): look again
+        runner.infer({"tint@2": red(1)}, time.monotonic() + 10)
+
+    # Requests resolve versions through the runner's manager and run them through its runtime.
+    with runner.manager.acquire([ModelRef("tint")]) as lease:
+        assert [version.key for version in lease.versions] == ["tint@1"]
+        assert runner.manager.runtime.infer({"tint@1": red(1)}, time.monotonic() + 10).outputs["tint@1"].shape == (1, 3)
+
+    compared = state.manager.versions["tint"][1].shadow.get("red", [0, 0])[1]
+    assert runner.shadow("tint@1", red(3), ["red"] * 3) is None  # queued, run when the runtime is idle
+    deadline = time.monotonic() + 10
+    while runner.state().manager.versions["tint"][1].shadow.get("red", [0, 0])[1] != compared + 3:
+        assert time.monotonic() < deadline, "the shadow run was not counted"
+        time.sleep(0.02)
+
+    assert runner.poll() is None
+    assert list(runner.state().manager.versions["tint"]) == [1]
+    with pytest.raises(NotFound) as unknown:
+        runner.web("nope", 1)
+    assert unknown.value.message == "model 'nope' has no version 1"
+
+
+# ---- errors: raised in the runner, raised again in the worker as the same class ----
+
+ERROR_CLASSES = [cls for cls in vars(errors).values()
+                 if isinstance(cls, type) and issubclass(cls, PinpointError) and cls is not PinpointError]
+
+
+@pytest.fixture
+def hop(tmp_path):
+    """A runner-side server whose `fail` op raises what the test puts in `raising`, and its client."""
+    address, secret = str(tmp_path / "runner.sock"), b"s" * 32
+    raising: list[BaseException] = []
+
+    def fail():
+        raise raising[0]
+
+    server = ipc.Server(address, secret, {"fail": fail})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield raising, ipc.Client(address, secret)
+    server.close()
+
+
+def test_every_error_class_travels_under_a_code_of_its_own():
+    assert set(failures.CLASSES.values()) == {*ERROR_CLASSES, StaleVersions}  # no two share a code
+
+
+@pytest.mark.parametrize("error", [
+    *(cls(f"a {cls.__name__} in the runner", retry_after=2.5) for cls in ERROR_CLASSES),
+    StaleVersions("color@2: no longer AVAILABLE", retry_after=1),
+    PinpointError("PUT is not allowed here; use GET", code="method_not_allowed"),
+], ids=lambda error: type(error).__name__)
+def test_an_error_raised_in_the_runner_is_raised_in_the_worker_as_the_same_class(hop, error):
+    raising, client = hop
+    raising.append(error)
+    with pytest.raises(PinpointError) as raised:
+        client.call("fail")
+    assert type(raised.value) is type(error)
+    assert (raised.value.code, raised.value.message, raised.value.retry_after) == \
+        (error.code, error.message, error.retry_after)
+
+
+def test_a_subclass_of_its_own_arrives_as_its_declared_parent_and_a_bug_as_an_internal_error(hop):
+    raising, client = hop
+    raising.append(NotForTheBrowser("its input is encoded JPEG bytes"))
+    with pytest.raises(NotFound) as raised:
+        client.call("fail")
+    assert type(raised.value) is NotFound and raised.value.message == "its input is encoded JPEG bytes"
+    raising[0] = ZeroDivisionError("a bug")
+    with pytest.raises(PinpointError) as raised:
+        client.call("fail")
+    assert (raised.value.code, raised.value.message) == ("internal_error", "the model runner failed: ZeroDivisionError")
+
+
+def test_a_shadow_run_that_fails_in_the_runner_never_fails_the_answer(tmp_path):
+    address, secret = str(tmp_path / "runner.sock"), b"s" * 32
+
+    def broken_shadow(key, rows, served):
+        raise KeyError(key)  # a bug in the runner: a 500 for the call
+
+    server = ipc.Server(address, secret, {Op.SHADOW: broken_shadow})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = RemoteRunner(ipc.Client(address, secret), _settings(tmp_path))
+        with pytest.raises(PinpointError):
+            remote.shadow("tint@1", red(1), ["red"])
+        assert remote.manager.shadow(Version(None, "tint", 1, State.AVAILABLE), red(1), ["red"]) is None
+    finally:
+        server.close()
+
+
+def test_the_process_modules_import_one_another_without_a_cycle():
+    """Counting imports inside functions, which would only hide one."""
+    import ast
+
+    package = Path(__file__).parent.parent / "service" / "processes"
+    imports = {}
+    for path in package.glob("*.py"):
+        named = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "service.processes":
+                named |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("service.processes."):
+                named.add(node.module.rsplit(".", 1)[1])
+            elif isinstance(node, ast.Import):
+                named |= {alias.name.rsplit(".", 1)[1] for alias in node.names
+                          if alias.name.startswith("service.processes.")}
+        imports[path.stem] = named
+
+    def reaches(start, module, seen=()):
+        return any(found == start or (found not in seen and reaches(start, found, (*seen, found)))
+                   for found in imports.get(module, ()))
+
+    assert [module for module in imports if reaches(module, module)] == []

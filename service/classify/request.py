@@ -32,7 +32,7 @@ def _id_key() -> bytes:
     derived from the secret the supervisor gives its API workers and runner (so every worker of one
     server knows every other's ids), else this process's own."""
     if not _KEY:
-        from service.processes.supervisor import SECRET_ENV
+        from service.processes.roles import SECRET_ENV
 
         shared = os.environ.get(SECRET_ENV)
         seed = bytes.fromhex(shared) if shared else secrets.token_bytes(32)

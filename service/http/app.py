@@ -71,7 +71,7 @@ def buckets_for(settings: Settings, metrics, engine: Engine):
     replicas must share them."""
     if settings.rate_limit_backend == "memory":
         if engine.remote:
-            return SharedBuckets(Path(engine.manager.client.address).with_name("buckets"))
+            return SharedBuckets(Path(engine.runner.address).with_name("buckets"))
         return MemoryBuckets()
 
     def backend_failed(error):
@@ -187,7 +187,7 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
         address.check(settings.host, settings.port, settings.pidfile)  # plainly, before TensorFlow loads
         if settings.workers > 0:
             return processes.supervise(settings, daemonize)
-    engine = Engine(settings, runner=processes.runner_client() if role == "worker" else None)
+    engine = Engine(settings, runner=processes.remote_runner(settings) if role == "worker" else None)
     app = mount(engine, settings)
     cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, cherrypy.engine)
     bus = cherrypy.engine

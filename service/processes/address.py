@@ -2,7 +2,8 @@
 if not, who holds it), the URL a client on this machine uses, and what a process listens on.
 
 No CherryPy and no TensorFlow here: `pinpoint serve` and `pinpoint start` refuse a bad address in
-a fraction of a second. Finding who holds a port reads /proc (Linux), as the daemon's pidfile checks do.
+a fraction of a second. Finding who holds a port reads /proc (Linux), as the daemon's pidfile checks do
+(service/processes/pidfile.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import ipaddress
 import os
 import socket
 from pathlib import Path
+
+from service.processes.pidfile import running_pid
 
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
@@ -64,8 +67,6 @@ def check(host: str, port: int, pidfile: Path | None = None) -> None:
 
 def who_holds(port: int, pidfile: Path | None) -> str:
     """The hint for a taken port: the Pinpoint daemon of this pidfile, another process, or unknown."""
-    from service.processes.daemon import running_pid
-
     holder = holder_of(port)
     daemon = running_pid(pidfile) if pidfile is not None else None
     if daemon is not None and holder in (None, daemon):

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import requests
 
-from service.processes import address
 from service.config import Settings
+from service.processes import address, roles
+from service.processes.pidfile import alive, pid_in, running_pid
 
 # LSB: status 0 running, 1 dead but pidfile exists, 3 not running; other actions 0 ok, 1 failed, 7 not running.
 RUNNING, DEAD_WITH_PIDFILE, NOT_RUNNING = 0, 1, 3
@@ -39,26 +40,6 @@ def keep_umask(bus, log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log_file.touch()
     bus.subscribe("start", lambda: os.umask(umask), priority=66)
-
-
-def _pid_in(pidfile: Path) -> int | None:
-    try:
-        return int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def running_pid(pidfile: Path) -> int | None:
-    """The daemon's pid when its pidfile names a live Pinpoint process, else None."""
-    pid = _pid_in(pidfile)
-    if pid is None:
-        return None
-    try:
-        os.kill(pid, 0)
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (ProcessLookupError, PermissionError, FileNotFoundError):
-        return None
-    return pid if (b"service" in cmdline or b"pinpoint" in cmdline) and _alive(pid) else None
 
 
 def where(pid: int) -> str:
@@ -82,9 +63,7 @@ def status(settings: Settings) -> int:
 
 
 def _children(pid: int) -> list[tuple[str, int]]:
-    from service.processes.supervisor import children
-
-    return [("model runner" if role == "runner" else "API worker", child) for role, child in children(pid)]
+    return [("model runner" if role == "runner" else "API worker", child) for role, child in roles.children(pid)]
 
 
 def start(settings: Settings, serve_args: list[str], wait: bool = True, timeout: float = 90,
@@ -116,7 +95,7 @@ def start(settings: Settings, serve_args: list[str], wait: bool = True, timeout:
     def died(pid: int | None) -> str | None:
         """Why the daemon is gone, or None while it lives."""
         text = launcher.stderr + _read_from(settings.log_file, log_offset)
-        if (pid is not None and not _alive(pid)) or EXITED in text:
+        if (pid is not None and not alive(pid)) or EXITED in text:
             return first_error(text) or "it logged no error (killed?)"
         if pid is None and time.monotonic() - started > PIDFILE_WITHIN_S:
             return f"it wrote no pidfile ({settings.pidfile}) within {PIDFILE_WITHIN_S} s"
@@ -128,7 +107,7 @@ def start(settings: Settings, serve_args: list[str], wait: bool = True, timeout:
     deadline = started + timeout
     pid, last = None, "no answer yet"
     while time.monotonic() < deadline:
-        pid = _pid_in(settings.pidfile) or pid  # written by this daemon (a stale one was removed above)
+        pid = pid_in(settings.pidfile) or pid  # written by this daemon (a stale one was removed above)
         reason = died(pid)
         if reason is not None:
             print(f"pinpoint exited while starting{f' (pid {pid})' if pid else ''}: {reason}\n"
@@ -163,7 +142,7 @@ def stop(settings: Settings) -> int:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + settings.drain_delay_s + settings.drain_timeout_s + 30
     while time.monotonic() < deadline:
-        if running_pid(settings.pidfile) is None and not _alive(pid):
+        if running_pid(settings.pidfile) is None and not alive(pid):
             print(f"pinpoint stopped (pid {pid})")
             return 0
         time.sleep(0.1)
@@ -235,17 +214,3 @@ def _read_from(path: Path, offset: int) -> str:
             return handle.read(1 << 20).decode("utf-8", errors="replace")
     except OSError:
         return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0): it has exited, its parent has not collected it yet.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False

@@ -9,7 +9,8 @@ demo models) four times and writes them in two system calls (the runner may wake
 length and wait again for the rest): an `infer` round trip took 430–540 µs with it and 260–360 µs with
 these frames, calls 4 ms apart on a loaded 2-core machine (docs/benchmarks.md). Each worker thread
 keeps its own connection, so calls never wait on one another; the runner serves each connection on a
-thread of its own, and the inference thread may answer a call itself (Reply).
+thread of its own, and the inference thread may answer a call itself (Reply). What the frames carry
+is declared in service/processes/messages.py; errors cross as Failures (service/processes/failures.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any, Callable
 import structlog
 
 from service.errors import ModelUnavailable, PinpointError
+from service.processes import failures
+from service.processes.messages import Answer
 
 log = structlog.get_logger("pinpoint.ipc")
 _HEAD = struct.Struct("!QII")  # bytes after the header, the pickle's length, how many out-of-band buffers
@@ -107,7 +110,7 @@ class _Broken(RunnerGone):
 
 
 class Client:
-    """Calls into the runner: `call("infer", ...)` returns its answer or raises what it raised."""
+    """Calls into the runner: `call(Op.INFER, ...)` returns its answer or raises what it raised."""
 
     def __init__(self, address: str, secret: bytes):
         self.address, self.secret = address, secret
@@ -128,17 +131,12 @@ class Client:
             ok, value = self._exchange(op, args, timeout)
         if ok:
             return value
-        code, message, retry_after, kind = value
-        if kind == "StaleVersions":
-            from service.serving.manager import StaleVersions
+        raise failures.rebuild(value)
 
-            raise StaleVersions(message, retry_after=retry_after)
-        raise PinpointError(message, code=code, retry_after=retry_after)
-
-    def _exchange(self, op: str, args: tuple, timeout: float) -> tuple[bool, Any]:
+    def _exchange(self, op: str, args: tuple, timeout: float) -> Answer:
         conn = self._connection()
         try:
-            send(conn.fileno(), (op, args))
+            send(conn.fileno(), (str(op), args))  # an Op as its plain string (messages.py: the hot path)
         except OSError as error:
             self._drop()
             raise _Broken(type(error).__name__) from None
@@ -199,8 +197,8 @@ class Reply:
 
 
 class Server:
-    """Answers calls: `handlers[op](*args)`; a PinpointError travels back as one, anything else as 500.
-    The handlers of `replying` ops also get `reply=` (a Reply) and may answer early through it."""
+    """Answers calls: `handlers[op](*args)`; a PinpointError travels back as the same class, anything
+    else as a 500. The handlers of `replying` ops also get `reply=` (a Reply) and may answer early through it."""
 
     def __init__(self, address: str, secret: bytes, handlers: dict[str, Callable[..., Any]],
                  replying: frozenset[str] = frozenset()):
@@ -236,10 +234,10 @@ class Server:
                     else:
                         answer = (True, self.handlers[op](*args))
                 except PinpointError as error:
-                    answer = (False, (error.code, error.message, error.retry_after, type(error).__name__))
+                    answer = (False, failures.failure(error))
                 except Exception as error:  # a bug: log it here, answer a 500 there
                     log.exception("runner_call_failed", op=op)
-                    answer = (False, ("internal_error", f"the model runner failed: {type(error).__name__}", None, ""))
+                    answer = (False, failures.internal(error))
                 if not reply.claim():
                     continue  # answered early
                 try:

@@ -1,74 +1,145 @@
-"""The model runner's side of the worker hop: what API workers may ask of the one process that holds
-the models (the manager, its runtime and the inference thread, batching across every worker).
+"""The model runner: what holds the models, behind one interface (`Runner`) with two implementations,
+chosen once when the engine is built (service/engine.py):
 
-Workers resolve versions themselves from the runner's `state` (refreshed a few times a second) and
-send crops to `infer`, which leases those exact versions here, so none unloads mid-request; a worker
-whose state is stale gets model_unavailable and looks again. (Rate-limit buckets are not here: the
-workers share them in a file, service/http/ratelimit.SharedBuckets, so a request costs one call, not two.)
+    LocalRunner   the manager, the runtime and its inference thread, the web copies, in this process
+                  (`workers = 0`, `pinpoint predict`, scripts; and the model runner's own process)
+    RemoteRunner  the same calls, made over the worker hop to the model runner's process
+                  (an API worker: service/processes/runner_client.py)
+
+The methods that cross processes are the hop's ops (service/processes/messages.py: Op); `serve` answers
+them in the runner's process by calling its LocalRunner. Requests resolve versions through
+`runner.manager` (the truth here; in a worker, the runner's state followed a few times a second) and
+run them through `manager.runtime`, so a request costs one call to the runner: `infer`, which leases
+exactly the versions the worker resolved (none unloads mid-request); a worker whose copy was stale gets
+StaleVersions and looks again. (Rate-limit buckets are not here: the workers share them in a file,
+service/http/ratelimit.SharedBuckets, so a request costs one call, not two.)
 """
 
 from __future__ import annotations
 
-import time
+import dataclasses
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Protocol, runtime_checkable
 
-from service.engine import Engine
+import numpy as np
+
+from service.config import Settings
 from service.errors import ModelUnavailable, NotFound
 from service.processes.hop import Reply, Server
-from service.serving.manager import ModelRef, StaleVersions
+from service.processes.messages import Op, RunnerState
+from service.serving.manager import Manager, ModelRef, StaleVersions
+from service.serving.runtime import Outcome, Runtime
+from service.serving.web_copies import WebModels
+from service.serving.web_model import WebModel
 
 
-class RunnerService:
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self.handlers = {"infer": self.infer, "state": self.state, "shadow": self.shadow,
-                         "poll": self.poll, "web": self.engine.web.get, "ping": lambda: time.monotonic()}
+@runtime_checkable
+class Runner(Protocol):
+    """What holds the models, as the engine and the requests see it."""
 
-    def serve(self, address: str, secret: bytes) -> Server:
-        return Server(address, secret, self.handlers, replying=frozenset({"infer"}))
+    remote: bool  # the models are in another process (the model runner's): it polls the repository
+    manager: Manager  # versions to resolve and lease; its `runtime.infer` runs them
 
-    def infer(self, feeds: dict, deadline: float, reply: Reply | None = None):
-        """Lease exactly the versions the worker resolved (none unloads meanwhile) and run them. The
-        inference thread answers the worker itself when the job is done and no other job waits for it:
-        one thread hand-off less on the way back (the IPC thread answers partial results and errors)."""
+    def configure(self, settings: Settings) -> None:
+        """Take these settings (at start and on SIGHUP)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def state(self) -> RunnerState:
+        """The manager's state, copied, and the inference queue's depth."""
+
+    def infer(self, feeds: dict[str, np.ndarray], deadline: float) -> Outcome:
+        """Run each `name@version` key's rows on that exact version (StaleVersions if it no longer serves)."""
+
+    def shadow(self, key: str, rows: np.ndarray, served: list[str]) -> None:
+        """Queue `rows` for the shadow version `key`, comparing its top-1 with the `served` labels."""
+
+    def poll(self) -> None:
+        """Read the model repository again."""
+
+    def web(self, name: str, version: int) -> WebModel:
+        """The version's web copy (exported on first ask)."""
+
+
+class LocalRunner:
+    """The models in this process."""
+
+    remote = False
+
+    def __init__(self, settings: Settings):
+        self.runtime = Runtime(max_batch=settings.max_batch, queue_size=settings.queue_size,
+                               intra_op_threads=settings.intra_op_threads, inter_op_threads=settings.inter_op_threads)
+        self.manager = Manager(settings.models, settings.labels, self.runtime)
+        self.web_models = WebModels(self.manager, lambda: self.runtime.load_options)
+
+    def configure(self, settings: Settings) -> None:
+        """The runtime's queue size and thread pools are fixed at start; the batch size applies to the
+        next batch, and which backend runs a graph to the versions loaded from now on."""
+        self.runtime.max_batch = settings.max_batch
+        self.runtime.load_options = dataclasses.replace(
+            self.runtime.load_options, backend=settings.backend, onnx_tolerance=settings.onnx_tolerance,
+            onnx_cache=settings.onnx_cache)
+        self.manager.configure(settings.models, settings.labels)
+
+    def start(self) -> None:
+        self.runtime.start()
+        self.manager.poll()
+
+    def stop(self) -> None:
+        self.runtime.stop()
+
+    def state(self) -> RunnerState:
+        return RunnerState(self.manager.state(), self.runtime.queue_depth)
+
+    def infer(self, feeds: dict[str, np.ndarray], deadline: float,
+              on_done: Callable[[Future], None] | None = None) -> Outcome:
+        """Lease exactly the versions the keys name, so none unloads meanwhile, and run them. One that
+        cannot be had any more is StaleVersions: the caller resolved it from a copy that is now stale.
+        `on_done` as Runtime.infer's (the hop answers from the inference thread through it)."""
         refs = [ModelRef(*_split(key)) for key in feeds]
         try:
-            lease = self.engine.manager.acquire(refs)
+            lease = self.manager.acquire(refs)
             lease.__enter__()
         except (ModelUnavailable, NotFound) as error:
             raise StaleVersions(f"{', '.join(sorted(feeds))}: {error.message}", retry_after=1) from None
         try:
-            runtime = self.engine.manager.runtime
-
-            def answer(done):
-                if reply is not None and runtime.queue_depth == 0 and not done.cancelled() \
-                        and done.exception() is None:
-                    reply.early(done.result())
-
-            return runtime.infer(feeds, deadline, on_done=answer)
+            return self.runtime.infer(feeds, deadline, on_done=on_done)
         finally:
             lease.__exit__(None, None, None)
 
-    def state(self) -> dict:
-        manager = self.engine.manager
-        with manager._lock:  # copied here, so nothing changes while it is pickled after the lock is let go
-            return {"versions": {name: dict(versions) for name, versions in manager.versions.items()},
-                    "labels": {name: dict(labels) for name, labels in manager.labels.items()},
-                    "policies": dict(manager.policies), "chosen": {n: set(v) for n, v in manager.chosen.items()},
-                    "polled": manager.polled, "policy_error": manager.policy_error,
-                    "load_failures": dict(manager.load_failures), "draining": manager.draining,
-                    "queue_depth": manager.runtime.queue_depth}
-
-    def shadow(self, key: str, rows, served: list[str]) -> None:
-        name, version = _split(key)
-        entry = self.engine.manager.versions.get(name, {}).get(version)
+    def shadow(self, key: str, rows: np.ndarray, served: list[str]) -> None:
+        entry = self.manager.find(*_split(key))
         if entry is not None:
-            self.engine.manager.shadow(entry, rows, served)
+            self.manager.shadow(entry, rows, served)
 
     def poll(self) -> None:
-        self.engine.manager.poll()
+        self.manager.poll()
+
+    def web(self, name: str, version: int) -> WebModel:
+        return self.web_models.get(name, version)
+
+
+def serve(runner: LocalRunner, address: str, secret: bytes) -> Server:
+    """The runner's side of the hop: each Op answered by the LocalRunner method of its name."""
+    handlers = {op.value: getattr(runner, op.value) for op in Op}
+
+    def infer(feeds, deadline, reply: Reply):
+        # The inference thread answers the worker itself when the job is done and no other job waits
+        # for it: one thread hand-off less on the way back (the hop's thread answers partial results
+        # and errors).
+        def answer(done: Future) -> None:
+            if runner.runtime.queue_depth == 0 and not done.cancelled() and done.exception() is None:
+                reply.early(done.result())
+
+        return runner.infer(feeds, deadline, on_done=answer)
+
+    handlers[Op.INFER.value] = infer
+    return Server(address, secret, handlers, replying=frozenset({Op.INFER.value}))
 
 
 def _split(key: str) -> tuple[str, int]:
     name, _, version = key.rpartition("@")
     return name, int(version)
-

@@ -30,43 +30,21 @@ import cherrypy
 import structlog
 from cherrypy.process import plugins
 
-from service.processes import daemon
 from service.config import Settings
+from service.processes import daemon
 from service.processes.hop import Client
+from service.processes.roles import ROLE_ENV, RUNNER_ENV, SECRET_ENV, SUPERVISOR_ENV, role
+from service.processes.runner_client import RemoteRunner
 
 log = structlog.get_logger("pinpoint.supervisor")
-ROLE_ENV, RUNNER_ENV, SECRET_ENV = "PINPOINTD_ROLE", "PINPOINTD_RUNNER", "PINPOINTD_SECRET"
-SUPERVISOR_ENV = "PINPOINTD_SUPERVISOR"  # its pid: a child whose parent is another process is orphaned
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LISTEN_FD = 3  # systemd's first passed descriptor, where cheroot looks when LISTEN_PID is set
 BACKOFF_S = (0.5, 1, 2, 4, 8, 16, 30)
 
 
-def children(pid: int) -> list[tuple[str, int]]:
-    """(role, pid) of a supervisor's model runner and API workers, read from /proc (Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != pid:
-                continue
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile, or not ours to read
-        prefix = ROLE_ENV.encode() + b"="
-        role = next((item[len(prefix):].decode() for item in environ if item.startswith(prefix)), None)
-        if role:
-            found.append((role, int(entry.name)))
-    return sorted(found)
-
-
-def role() -> str | None:
-    return os.environ.get(ROLE_ENV)
-
-
-def runner_client() -> Client:
-    return Client(os.environ[RUNNER_ENV], bytes.fromhex(os.environ[SECRET_ENV]))
+def remote_runner(settings: Settings) -> RemoteRunner:
+    """An API worker's runner: the model runner's process, at the socket the supervisor gave it."""
+    return RemoteRunner(Client(os.environ[RUNNER_ENV], bytes.fromhex(os.environ[SECRET_ENV])), settings)
 
 
 class Child:
@@ -278,13 +256,13 @@ def run_runner(settings: Settings, reread_settings) -> None:
     from service.engine import Engine
     from service.http.metrics import runner_metrics
     from service.http.plugin import EnginePlugin
-    from service.processes.runner import RunnerService
+    from service.processes.runner import serve
 
     engine = Engine(settings)
     runner_metrics(engine)
     bus = _bus()
     EnginePlugin(bus, engine, reread_settings).subscribe()
-    server = RunnerService(engine).serve(os.environ[RUNNER_ENV], bytes.fromhex(os.environ[SECRET_ENV]))
+    server = serve(engine.runner, os.environ[RUNNER_ENV], bytes.fromhex(os.environ[SECRET_ENV]))
     bus.subscribe("start", lambda: _thread(server.serve_forever), priority=80)
     bus.subscribe("stop", server.close, priority=30)
     follow_supervisor(bus)

@@ -95,6 +95,21 @@ class Lease:
         self.errors = errors or {}  # model -> why the version asked for could not be had (partial=True)
 
 
+# ---- the manager's state, as a manager in another process follows it (service/processes) ----
+@dataclasses.dataclass
+class ManagerState:
+    """What another process needs to resolve and list versions as this manager would: each field is
+    the Manager attribute of the same name, copied (Manager.state, Manager.follow)."""
+
+    versions: dict[str, dict[int, Version]]
+    labels: dict[str, dict[str, int]]
+    policies: dict[str, policy.ModelPolicy]
+    chosen: dict[str, set[int]]
+    polled: bool
+    policy_error: str
+    load_failures: dict[str, int]
+
+
 class Manager:
     def __init__(self, models_dir: Path, labels_dir: Path, runtime: Runtime):
         self.models_dir, self.labels_dir = models_dir, labels_dir
@@ -222,7 +237,8 @@ class Manager:
         log.error("version_load_failed", model=name, version=number, error=error)
 
     def refresh(self) -> None:
-        """Bring this view of the versions up to date: here it is the truth already (see remote.py)."""
+        """Bring this view of the versions up to date: here it is the truth already (an API worker's
+        copy of the runner's refreshes: service/processes/runner_client.py)."""
 
     def poll_soon(self) -> None:
         threading.Thread(target=self.poll, name="pinpoint-poll", daemon=True).start()
@@ -372,6 +388,25 @@ class Manager:
             return {name: [dataclasses.replace(entry, shadow={k: list(v) for k, v in entry.shadow.items()})
                            for _, entry in sorted(versions.items(), reverse=True)]
                     for name, versions in sorted(self.versions.items())}
+
+    # ---- its state, for a manager that follows this one from another process (service/processes) ----
+    def state(self) -> ManagerState:
+        """A copy taken under the lock, so nothing changes while it is pickled. A draining manager reads
+        as not polled yet: its followers stop taking requests as it does."""
+        with self._lock:
+            return ManagerState(
+                versions={name: dict(versions) for name, versions in self.versions.items()},
+                labels={name: dict(labels) for name, labels in self.labels.items()},
+                policies=dict(self.policies), chosen={name: set(chosen) for name, chosen in self.chosen.items()},
+                polled=self.polled and not self.draining, policy_error=self.policy_error,
+                load_failures=dict(self.load_failures))
+
+    def follow(self, state: ManagerState) -> None:
+        """Take another manager's state as this one's (an API worker's copy of the runner's)."""
+        with self._lock:
+            for field in dataclasses.fields(state):
+                setattr(self, field.name, getattr(state, field.name))
+            self._lock.notify_all()
 
 
 def _fingerprint(spec: ModelSpec) -> tuple:

@@ -2,9 +2,9 @@
 
 The first ask for a version exports it (service/serving/backends/web_export.py: the verified ONNX model and a
 float16 variant, written under content-addressed names) where the models live: in this process, or in
-the model runner when there are API workers (RemoteWebModels). Later asks answer from memory. The HTTP
-side (service/http/api/web.py) turns a WebModel (service/serving/web_model.py) into the manifest and
-serves its files.
+the model runner when there are API workers (Runner.web, service/processes/runner.py). Later asks
+answer from memory. The HTTP side (service/http/api/web.py) turns a WebModel (service/serving/web_model.py)
+into the manifest and serves its files.
 """
 
 from __future__ import annotations
@@ -46,13 +46,3 @@ class WebModels:
         if entry.state is not State.AVAILABLE or entry.spec is None:
             raise ModelUnavailable(f"{servable} is {entry.state.value}", retry_after=1)
         return entry
-
-
-class RemoteWebModels:
-    """An API worker's WebModels: the runner exports, the worker serves the files from the same disk."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def get(self, name: str, version: int) -> WebModel:
-        return self.client.call("web", name, version, timeout=300.0)  # a first conversion takes seconds

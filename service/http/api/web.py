@@ -48,7 +48,7 @@ def handle(engine: Engine, vpath: tuple[str, ...]) -> bytes:
         if not number.isdigit():
             raise BadRequest(f"a web copy is per version number, not {number!r}")
         version = int(number)
-        web = engine.web.get(name, version)  # NotFound or ModelUnavailable for a version not serving
+        web = engine.runner.web(name, version)  # NotFound or ModelUnavailable for a version not serving
         if file_name == "model.json":
             body = json.dumps(_manifest(web), indent=1).encode()
             response.headers["Content-Type"] = "application/json"

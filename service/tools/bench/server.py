@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from service.processes.supervisor import children
+from service.processes.roles import children
 
 
 def free_port() -> int:
