@@ -26,7 +26,7 @@ from service.processes.roles import children
 from service.processes.runner import Runner, serve
 from service.processes.runner_client import RemoteRunner
 from service.serving.manager import ManagerState, ModelRef, StaleVersions, State, Version
-from service.serving.web_copies import NotForTheBrowser
+from service.serving.web_model import NotForTheBrowser
 from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
 
 

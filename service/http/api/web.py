@@ -23,7 +23,7 @@ from service.http.api.client_config import describe_crop
 from service.http.api.error_responses import Refusal
 from service.engine import Engine
 from service.errors import BadRequest, NotFound, PinpointError
-from service.serving.web_copies import WebModel
+from service.serving.web_model import WebModel
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 RUNTIME_DIR = Path(__file__).resolve().parents[3] / "static" / "vendor" / "onnxruntime-web"
