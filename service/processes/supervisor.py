@@ -1,15 +1,16 @@
 """`pinpoint serve` with `workers = N`: a supervisor, one model runner, N API workers.
 
-    pinpoint serve (supervisor: binds the port once, starts and restarts the others, passes signals)
+    pinpoint serve (supervisor: binds the port, starts and restarts the others, passes signals)
       ├─ model runner   the manager, the graphs, the inference thread, batching across every worker
-      └─ API worker × N HTTP on the shared listening socket, limits, auth, decoding, cropping, JSON
+      └─ API worker × N HTTP on its own listening socket of the port, limits, auth, decoding, cropping, JSON
 
-The supervisor binds the listening socket and hands it to each worker as file descriptor 3 with
-LISTEN_PID set: the systemd socket-activation convention, which cheroot and CherryPy both follow, so a
-worker serves a socket it never bound and the kernel spreads connections over the workers. Workers never
-import TensorFlow; they reach the runner over a Unix socket (service/processes/hop.py). All three are CherryPy
-buses, so daemonizing, the pidfile and signals work as in one process: SIGHUP reloads everything,
-SIGTERM drains the workers, then stops the runner, then exits 0.
+The supervisor binds one listening socket per worker on the port (SO_REUSEPORT: worker_listeners) and
+hands each worker its own as file descriptor 3 with LISTEN_PID set: the systemd socket-activation
+convention, so a worker serves a socket it never bound and the kernel spreads connections evenly
+over the workers. Workers never import TensorFlow; they reach the runner over a Unix socket
+(service/processes/hop.py). All three are CherryPy buses, so daemonizing, the pidfile and signals work
+as in one process: SIGHUP reloads everything, SIGTERM drains the workers, then stops the runner, then
+exits 0.
 """
 
 from __future__ import annotations
@@ -58,9 +59,16 @@ class Child:
         self.started_at = 0.0
 
     def start(self) -> None:
-        fd = self.pass_fd
+        fd, keep = self.pass_fd, ()
+        if fd is not None:
+            # The child finds its socket at LISTEN_FD (3, the socket-activation convention). Popen closes
+            # every descriptor not in pass_fds after preexec_fn has run, so LISTEN_FD is kept too; it must
+            # be open here for that (whatever is there is replaced by the dup2 in the child).
+            keep = (fd,) if fd == LISTEN_FD else (fd, LISTEN_FD)
+            if fd != LISTEN_FD and not _is_open(LISTEN_FD):
+                os.dup2(fd, LISTEN_FD, inheritable=False)
         self.process = subprocess.Popen(
-            self.command, env=self.env, stdin=subprocess.DEVNULL, pass_fds=(fd,) if fd is not None else (),
+            self.command, env=self.env, stdin=subprocess.DEVNULL, pass_fds=keep,
             preexec_fn=(lambda: os.dup2(fd, LISTEN_FD)) if fd is not None and fd != LISTEN_FD else None)
         self.started_at = time.monotonic()
         log.info("process_started", process=self.name, pid=self.process.pid)
@@ -70,10 +78,18 @@ class Child:
             self.process.send_signal(number)
 
 
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 class Supervisor(plugins.SimplePlugin):
-    def __init__(self, bus, settings: Settings, listener: socket.socket, argv: list[str], run_dir: Path):
+    def __init__(self, bus, settings: Settings, listeners: list[socket.socket], argv: list[str], run_dir: Path):
         super().__init__(bus)
-        self.settings, self.listener = settings, listener
+        self.settings, self.listeners = settings, listeners
         self.run_dir, self.metrics_dir = run_dir, run_dir / "metrics"
         self.stopping = False
         base = {**os.environ, RUNNER_ENV: str(self.run_dir / "runner.sock"), SECRET_ENV: secrets.token_hex(32),
@@ -82,7 +98,7 @@ class Supervisor(plugins.SimplePlugin):
         self.runner = Child("runner", command, {**base, ROLE_ENV: "runner"})
         self.workers = [Child(f"worker-{i + 1}", command,
                               {**base, ROLE_ENV: "worker", "LISTEN_PID": "1", "LISTEN_FDS": "1"},
-                              pass_fd=listener.fileno())
+                              pass_fd=listeners[i].fileno())
                         for i in range(settings.workers)]
         self.watch = plugins.Monitor(bus, self._check, frequency=0.2, name="supervise")
 
@@ -141,11 +157,12 @@ class Supervisor(plugins.SimplePlugin):
         # then once more, then close, so the window in which one could be reset is a few microseconds.
         answered, deadline = 0, time.monotonic() + 30
         while self.runner.process and self.runner.process.poll() is None and time.monotonic() < deadline:
-            answered += _answer_backlog(self.listener)
+            answered += sum(_answer_backlog(listener) for listener in self.listeners)
             time.sleep(0.02)
         _wait([self.runner.process] if self.runner.process else [], 0)
-        answered += _answer_backlog(self.listener)
-        self.listener.close()
+        for listener in self.listeners:
+            answered += _answer_backlog(listener)
+            listener.close()
         if answered:
             log.info("backlog_answered", connections=answered, status=503)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -208,14 +225,17 @@ def _count_restart(name: str, pid: int) -> None:
     restarts().labels(name.split("-")[0]).inc()
 
 
-def listen(settings: Settings) -> socket.socket:
-    """The one listening socket every worker accepts from, set up as cheroot sets up its own (it skips
-    that for a socket it inherits): above all TCP_NODELAY, which accepted connections inherit; without
-    it every small answer waits ~40 ms for Nagle and the client's delayed ACK."""
-    family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
-                                                         flags=socket.AI_PASSIVE)[0]
+def listen(settings: Settings, port: int | None = None, reuse_port: bool = False) -> socket.socket:
+    """A listening socket set up as cheroot sets up its own (it skips that for a socket it inherits):
+    above all TCP_NODELAY, which accepted connections inherit; without it every small answer waits
+    ~40 ms for Nagle and the client's delayed ACK. `reuse_port`: one of several sockets on the same port
+    (see worker_listeners)."""
+    family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port if port is None else port,
+                                                         type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     listener = socket.socket(family, kind, proto)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if family == socket.AF_INET6 and settings.host in ("::", "::0", "::0.0.0.0"):
         listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack, as cheroot does
@@ -223,6 +243,18 @@ def listen(settings: Settings) -> socket.socket:
     listener.listen(512)
     listener.set_inheritable(True)
     return listener
+
+
+def worker_listeners(settings: Settings) -> list[socket.socket]:
+    """One listening socket per API worker, all on the port (SO_REUSEPORT), as nginx's `reuseport` and
+    gunicorn's `reuse_port` do. Workers sharing one socket do not share its connections: whichever event
+    loop wakes first takes them, and with 32 kept-alive connections `ss` showed 31 on one worker and 1 on
+    the other. With a socket each, the kernel spreads new connections over the workers by their address
+    hash. The supervisor holds every socket, so a worker that dies loses nothing: the connections sent to
+    its socket wait in the backlog for its replacement (and are answered 503 at shutdown)."""
+    first = listen(settings, reuse_port=True)
+    port = first.getsockname()[1]  # port 0 asks for any free port: every socket must share the first's
+    return [first, *(listen(settings, port=port, reuse_port=True) for _ in range(settings.workers - 1))]
 
 
 def supervise(settings: Settings, daemonize: bool) -> None:
@@ -234,13 +266,13 @@ def supervise(settings: Settings, daemonize: bool) -> None:
     from prometheus_client import values  # may already be imported (with in-memory values): switch it
 
     values.ValueClass = values.MultiProcessValue()
-    listener = listen(settings)
+    listeners = worker_listeners(settings)
     bus = _bus()
     if daemonize:
         plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()
         daemon.keep_umask(bus, Path(settings.log_file))
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
-    supervisor = Supervisor(bus, settings, listener, sys.argv[1:], run_dir)
+    supervisor = Supervisor(bus, settings, listeners, sys.argv[1:], run_dir)
     supervisor.subscribe()
     from service.http.ready import announce_when_ready
 
