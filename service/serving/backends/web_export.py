@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from service.serving.backends import onnx_conversion, onnx_runtime
 from service.serving.loader import LoadOptions, check_rows
-from service.classify.pipeline import probabilities
+from service.serving.model_run import probabilities
 from service.serving.repository import ModelSpec
 from service.serving.web_copies import NotForTheBrowser, WebFile, WebModel
 
