@@ -94,8 +94,9 @@ def probabilities(rows: np.ndarray, softmax: bool) -> np.ndarray:
     The browser's copy: static/inbrowser/preprocess.js."""
     scores = np.asarray(rows).astype(np.float64)
     if softmax:
-        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores /= scores.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore"):  # infinity minus infinity: a nan, made 0 below
+            scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+            scores /= scores.sum(axis=1, keepdims=True)
     return np.nan_to_num(np.clip(scores, 0.0, 1.0))
 
 

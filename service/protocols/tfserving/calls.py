@@ -62,11 +62,15 @@ def status(engine: Engine, ref: ModelRef) -> dict:
 def metadata(engine: Engine, ref: ModelRef) -> dict:
     """The version's signature_def map (TF Serving's GetModelMetadata): a SavedModel's every signature,
     else Pinpoint's one."""
-    with engine.manager.acquire([ref]) as lease:
-        version = lease.versions[0]
-        if version.spec.is_saved_model:
-            return signatures.metadata_document(version.name, version.version, signatures.saved_signatures(version))
-        return signatures.metadata_document(version.name, version.version, signatures.signature(version))
+    try:
+        with engine.manager.acquire([ref]) as lease:
+            version = lease.versions[0]
+            if version.spec.is_saved_model:
+                return signatures.metadata_document(version.name, version.version,
+                                                    signatures.saved_signatures(version))
+            return signatures.metadata_document(version.name, version.version, signatures.signature(version))
+    except NotFound:
+        raise _not_served(ref) from None
 
 
 def served(engine: Engine, ref: ModelRef, work: Callable[[model_run.Models], T], deadline_ms: float) -> T:
@@ -75,8 +79,14 @@ def served(engine: Engine, ref: ModelRef, work: Callable[[model_run.Models], T],
     try:
         return model_run.run(engine.manager, [ref], work, deadline_ms)
     except NotFound:  # only the lease says not_found: every later failure has its own code
-        raise (error_codes.unknown_label(ref.label) if ref.label is not None
-               else error_codes.servable_not_found(ref.name, ref.version)) from None
+        raise _not_served(ref) from None
+
+
+def _not_served(ref: ModelRef) -> TFServingError:
+    """TF Serving's words for a name, version or label the manager does not have."""
+    if ref.label is not None:
+        return error_codes.unknown_label(ref.label)
+    return error_codes.servable_not_found(ref.name, ref.version)
 
 
 def predict(engine: Engine, models: model_run.Models, value, images: bool) -> np.ndarray:
