@@ -3,14 +3,16 @@
 /v1/classify (service/classify/pipeline.py), every TF Serving route (service/protocols/tfserving/calls.py)
 and the Open Inference Protocol (service/protocols/oip.py) go through `run`:
 
-    lease the versions the request names      none of them unloads until the answer is in
-    -> `work(models)`, the caller's part         inputs from each version's spec (crop, layout, signature)
-       -> `models.infer(feeds)`                   the runtime runs them, batched, before the deadline
-    -> `probabilities(rows, softmax)`            the scores a client is answered (raw rows stay raw)
+    lease the versions the request names    none of them unloads until the answer is in
+    -> work(models), the caller's part       inputs made from each version's spec (crop, layout, signature)
+       -> models.infer(feeds)                 the runtime runs them, batched, by the deadline (partial answers)
+          or models.run(version, rows)        one version: its rows, or its failure raised
+    -> probabilities(rows, softmax)          the scores a client is answered (:predict answers raw rows)
 
-With a model runner in another process (API workers) the worker resolves versions from its copy of the
-runner's state, which can be a moment old after a swap: the runner then answers StaleVersions, and `run`
-looks again and goes once more (the deadline starts again with the attempt).
+The deadline starts with the attempt, so it covers the caller's decoding and cropping too. With a model
+runner in another process (API workers) the worker resolves versions from its copy of the runner's
+state, which can be a moment old after a swap: the runner then answers StaleVersions, and `run` looks
+again and goes once more, with a new deadline.
 
 It knows no protocol and no TensorFlow: the edges say what goes in and how the answer is written.
 """
@@ -55,7 +57,7 @@ class Models:
         version could not give by the deadline is in the outcome's errors."""
         return self.manager.runtime.infer(feeds, self.deadline)
 
-    def rows(self, version: Version, rows) -> np.ndarray:
+    def run(self, version: Version, rows) -> np.ndarray:
         """One version's raw output rows for these input rows, or its failure raised (Timeout when the
         deadline left it behind, else ModelFailed)."""
         outcome = self.infer({version.key: rows})

@@ -94,7 +94,7 @@ def predict(engine: Engine, models: model_run.Models, value, images: bool) -> np
     list of encoded images (each resized as the model's crop is)."""
     version = models.version
     rows = _images(engine, version, value) if images else _tensor_rows(version, value)
-    return models.rows(version, rows)
+    return models.run(version, rows)
 
 
 def classify(engine: Engine, models: model_run.Models, examples: list[dict]) -> list[list[tuple[str, float]]]:
@@ -102,7 +102,7 @@ def classify(engine: Engine, models: model_run.Models, examples: list[dict]) -> 
     probability, highest first, per example: the scores /v1/classify answers for the same crop."""
     version = models.version
     crops = [_example_crop(engine, version, example) for example in examples]
-    rows = models.rows(version, prepare(version.spec.input, np.stack(crops)))
+    rows = models.run(version, prepare(version.spec.input, np.stack(crops)))
     mismatch = model_run.label_mismatch(version, rows)
     if mismatch:
         raise model_run.ModelFailed(mismatch)
