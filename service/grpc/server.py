@@ -6,9 +6,9 @@ Every call goes through what REST uses: the same API keys (metadata `x-api-key`,
 Bearer KEY`) and rate-limit buckets (the HTTP guard's own object, so a reload reaches both), the same
 calls (service/protocols/tfserving/calls.py: `status`, `metadata`, `predict`, `classify`) and model runs
 (service/serving/model_run.py: lease, retry after a swap, probabilities), hence the same manager, batching
-and runtime queue; the call's gRPC deadline becomes ours (never beyond
-`deadline_ms`); the largest message is `max_body_bytes`; and each call is counted in the HTTP metrics
-(route `grpc:<method>`, method `GRPC`, status the gRPC code).
+and runtime queue; the call's gRPC deadline becomes ours (never beyond `deadline_ms`); the largest
+message is `max_body_bytes`; and each call is counted in the HTTP metrics (route `grpc:<method>`,
+method `GRPC`, status the gRPC code).
 
 In one process (workers = 0) the server runs beside CherryPy; with API workers, every worker runs one
 on the same port with SO_REUSEPORT and the kernel spreads the connections, as the supervisor's shared
