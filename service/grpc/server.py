@@ -4,7 +4,7 @@ GRPCInferenceService (ServerLive, ServerReady, ModelReady, ModelMetadata, ModelI
 
 Every call goes through what REST uses: the same API keys (metadata `x-api-key`, or `authorization:
 Bearer KEY`) and rate-limit buckets (the HTTP guard's own object, so a reload reaches both), the same
-calls (service/protocols/tfserving/calls.py: `status`, `metadata`, `predict`, `classify`) and model runs
+calls (service/protocols/tfserving/calls.py, service/protocols/model_input.py) and model runs
 (service/serving/model_run.py: lease, retry after a swap, probabilities), hence the same manager, batching
 and runtime queue; the call's gRPC deadline becomes ours (never beyond `deadline_ms`); the largest
 message is `max_body_bytes`; and each call is counted in the HTTP metrics (route `grpc:<method>`,
@@ -32,6 +32,7 @@ from service.protocols import oip
 from service.processes import supervisor as processes
 
 from service.grpc import protos
+from service.protocols import model_input
 from service.protocols.tfserving import calls as tfserving_calls
 from service.protocols.tfserving import signatures
 from service.protocols.tfserving.error_codes import TFServingError
@@ -224,7 +225,7 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
                     want >= 0 and got != want for got, want in zip(value.shape[1:], spec.shape[1:]))):
                 raise TFServingError(f"input has shape {list(value.shape)}; the signature takes "
                                      f"{list(spec.shape)}")
-            scores = tfserving_calls.predict(engine, models, value, images)
+            scores = model_input.predict(engine, models, value, images)
             response = pb.predict.PredictResponse()
             model_spec(response.model_spec, version.name, version.version, signature.name)
             wanted = list(request.output_filter) or [fetch]

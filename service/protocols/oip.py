@@ -1,9 +1,10 @@
 """The Open Inference Protocol (KServe v2) over Pinpoint's models, for REST (service/http/api/v2.py) and gRPC
 (service/grpc/server.py): health, model metadata and readiness, and inference with typed tensors.
 
-A Pinpoint model has one input, `input`, and one output, `scores`, as on the TF Serving routes
-(service/protocols/tfserving/, whose signatures and `predict` serve here too); the model runs as every
-route's do (service/serving/model_run.py: the same manager, batching, deadlines, limits and retry):
+A Pinpoint model has one input, `input`, and one output, `scores`, as on the TF Serving routes (its tensors
+service/protocols/model_input.py, its shapes TF Serving's signature, service/protocols/tfserving/signatures.py);
+the model runs as every route's do (service/serving/model_run.py: the same manager, batching, deadlines, limits
+and retry):
 - `input` is the model's input tensor (FP32 [-1, H, W, C] or its declared layout), already cropped and
   normalised; or, as a BYTES tensor [N], N encoded images, each resized as the model's crop is;
 - `scores` is FP32 [N, labels]: the graph's raw output rows (no softmax added).
@@ -17,7 +18,8 @@ import numpy as np
 
 from service.engine import Engine
 from service.errors import PinpointError
-from service.protocols.tfserving import calls, signatures
+from service.protocols import model_input
+from service.protocols.tfserving import signatures
 from service.protocols.tfserving.error_codes import TFServingError
 from service.serving import model_run
 from service.serving.manager import ModelRef, State
@@ -148,7 +150,7 @@ def infer(engine: Engine, name: str, version: str | None, inputs: list[Tensor], 
         if tensor.datatype == "BYTES" and datatype != "BYTES":  # encoded images, each resized as the crop is
             if tensor.value.ndim != 1:
                 raise OIPError(f"a BYTES {feed!r} is a list of encoded images: shape [N], not {tensor.shape}")
-            scores = calls.predict(engine, models, [bytes(v) for v in tensor.value], True)
+            scores = model_input.predict(engine, models, [bytes(v) for v in tensor.value], True)
         else:
             if tensor.datatype != datatype:
                 raise OIPError(f"input {feed!r} has datatype {tensor.datatype}; the model takes {datatype} "
@@ -156,7 +158,7 @@ def infer(engine: Engine, name: str, version: str | None, inputs: list[Tensor], 
             if len(tensor.shape) != len(in_shape) or any(
                     want >= 0 and got != want for got, want in zip(tensor.shape[1:], in_shape[1:])):
                 raise OIPError(f"input {feed!r} has shape {tensor.shape}; the model takes {in_shape}")
-            scores = calls.predict(engine, models, tensor.value, False)
+            scores = model_input.predict(engine, models, tensor.value, False)
         scores = np.asarray(scores, dtype=np.float32)
         return str(held.version), [Tensor(fetch, "FP32", list(scores.shape), scores)]
 

@@ -17,6 +17,7 @@ import cherrypy
 from service.engine import Engine
 from service.errors import PinpointError
 from service.http.api.deadline import deadline_ms
+from service.protocols import model_input
 from service.protocols.tfserving import calls, json_examples, json_render, json_tensor, routes, signatures
 from service.protocols.tfserving.error_codes import TFServingError
 from service.serving.manager import ModelRef
@@ -61,7 +62,7 @@ def predict(engine: Engine, ref: ModelRef, document: dict, deadline_ms: float) -
         version = models.version
         request = json_tensor.parse_predict(document, signatures.signature(version))
         feed, fetch = signatures.aliases(version)
-        scores = calls.predict(engine, models, request.inputs[feed], feed in request.images)
+        scores = model_input.predict(engine, models, request.inputs[feed], feed in request.images)
         return json_render.render_predict({fetch: scores}, request.format)
 
     return calls.served(engine, ref, run, deadline_ms)

@@ -6,5 +6,6 @@ REST edge (service/http/api/tfserving.py) and gRPC (service/grpc/server.py). No 
 - signatures.py: dtypes, signatures and the metadata document;  version_status.py: the status document
 - json_tensor.py: a :predict body -> tensors;  json_render.py: tensors -> JSON with TF Serving's number text
 - json_examples.py: a :classify body -> tf.Examples, and its answer
-- calls.py: status, metadata, Predict and Classify over the engine (models run by service/serving/model_run.py)
+- calls.py: status, metadata and Classify over the engine, and where Predict runs (service/serving/model_run.py;
+  the tensors in and out: service/protocols/model_input.py)
 """

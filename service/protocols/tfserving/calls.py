@@ -4,9 +4,7 @@ Predict and Classify, which go through service/serving/model_run.py as /v1/class
 deadline, batching, the retry after a swap, probabilities).
 
 For Pinpoint's models:
-- the signature's one input, `input`, is the model's input tensor, already cropped and normalised;
-  or, per example, an encoded image: that whole image, resized as the model's crop is;
-- its one output, `scores`, is the graph's raw output row (no softmax added);
+- Predict's one input, `input`, and one output, `scores`: service/protocols/model_input.py;
 - Classify takes examples with an `image` bytes feature and optionally `x` and `y` (pixels): the
   model's crop around that point, else the whole image; it answers every label with its probability,
   highest first.
@@ -23,6 +21,7 @@ from service.classify.preprocess import prepare
 from service.engine import Engine
 from service.errors import NotFound
 from service.http.api.render import public_text
+from service.protocols import model_input
 from service.protocols.tfserving import error_codes, signatures
 from service.protocols.tfserving.error_codes import TFServingError
 from service.protocols.tfserving.version_status import VersionStatus, status_document
@@ -89,14 +88,6 @@ def _not_served(ref: ModelRef) -> TFServingError:
     return error_codes.servable_not_found(ref.name, ref.version)
 
 
-def predict(engine: Engine, models: model_run.Models, value, images: bool) -> np.ndarray:
-    """The held version's raw output rows for a batch: `value` is the input tensor, or with `images` a
-    list of encoded images (each resized as the model's crop is)."""
-    version = models.version
-    rows = _images(engine, version, value) if images else _tensor_rows(version, value)
-    return models.run(version, rows)
-
-
 def classify(engine: Engine, models: model_run.Models, examples: list[dict]) -> list[list[tuple[str, float]]]:
     """tf.Examples (feature name -> values: `image` bytes, optional `x`, `y`) -> every label with its
     probability, highest first, per example: the scores /v1/classify answers for the same crop."""
@@ -109,28 +100,6 @@ def classify(engine: Engine, models: model_run.Models, examples: list[dict]) -> 
     scores = model_run.probabilities(rows, version.spec.softmax)
     labels = version.spec.labels
     return [[(labels[i], float(row[i])) for i in np.argsort(-row, kind="stable")] for row in scores]
-
-
-def _whole(spec: imaging.CropSpec) -> imaging.CropSpec:
-    """The model's crop made of a whole image: its size, channels and resizing, all of the picture."""
-    return imaging.CropSpec(spec.width, spec.height, spec.channels, fraction=1.0, min_px=1,
-                            keep_aspect=spec.keep_aspect, resize=spec.resize)
-
-
-def _images(engine: Engine, version: Version, images: list[bytes]) -> np.ndarray:
-    """Whole images, each resized as the model's crop would be."""
-    whole = _whole(version.spec.crop)
-    crops = []
-    for data in images:
-        decoded = imaging.decode(data, engine.limits)
-        crops.append(imaging.crop(decoded, whole, decoded.width / 2, decoded.height / 2))
-    return prepare(version.spec.input, np.stack(crops))
-
-
-def _tensor_rows(version: Version, value) -> np.ndarray:
-    if version.spec.input.kind == "encoded":
-        return np.array(value, dtype=object)
-    return np.asarray(value, dtype=np.dtype(version.spec.input.dtype))
 
 
 def _example_crop(engine: Engine, version: Version, example: dict) -> np.ndarray:
@@ -146,4 +115,5 @@ def _example_crop(engine: Engine, version: Version, example: dict) -> np.ndarray
         if not (0 <= x < decoded.width and 0 <= y < decoded.height):
             raise TFServingError(f"point ({x}, {y}) is outside the {decoded.width}x{decoded.height} image")
         return imaging.crop(decoded, version.spec.crop, x, y)
-    return imaging.crop(decoded, _whole(version.spec.crop), decoded.width / 2, decoded.height / 2)
+    whole = model_input.whole_image(version.spec.crop)
+    return imaging.crop(decoded, whole, decoded.width / 2, decoded.height / 2)
