@@ -3,7 +3,7 @@ the server's own Python: a model run in the page must be fed the very tensor the
 
 Each test reads as a use of the page's API (window.PinpointPreprocess): crop an image around a
 point, make the model's input, turn its output into the answer, decode a file as the server would;
-and checks the result against service.classify.imaging / service.classify.preprocess / service.classify.pipeline byte for byte
+and checks the result against service.classify.imaging / .preprocess / .pipeline and service.serving.model_run byte for byte
 (JPEG decoding alone is measured against a tolerance: browsers and Pillow use different decoders)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from PIL import Image
 
 from browser_page import CHROMIUM, FLAGS, needs_chromium
 from service.classify import pipeline
+from service.serving import model_run
 from service.errors import PinpointError
 from service.classify.imaging import RESIZE_FILTERS, CropSpec, DecodedImage, ImageLimits, crop, crop_box, decode
 from service.classify.preprocess import prepare
@@ -194,7 +195,7 @@ def test_scores_and_top_k_are_the_answers_the_server_gives(page):
             for (row, softmax), names in zip(cases, labels)])
 
     for (row, softmax), names, (scores, top) in zip(cases, labels, answers):
-        expected = pipeline.probabilities(row[np.newaxis], softmax)[0]
+        expected = model_run.probabilities(row[np.newaxis], softmax)[0]
         # Math.exp and numpy's exp may differ in the last bit; the sum's order is numpy's own.
         np.testing.assert_allclose(scores, expected, rtol=1e-15, atol=0)
         assert [(t["label"], t["score"]) for t in top] == [

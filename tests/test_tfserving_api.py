@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 
 import numpy as np
+import pytest
 import requests
 
-from fixtures import split_image
+from fixtures import split_image, start_server, stop_server
+from service.serving import model_run
 
 
 def test_a_tf_serving_client_predicts_as_in_tf_servings_examples(server):
@@ -73,6 +75,12 @@ def test_errors_are_tf_servings_with_its_statuses(server):
 
     assert "nosuch" in error(server.get("/v1/models/nosuch"), 404)
     assert "version 7" in error(server.get("/v1/models/tint/versions/7"), 404)
+    # :predict, :classify and /metadata say it in TF Serving's words (docs/api.md)
+    assert error(server.get("/v1/models/nosuch/metadata"), 404) == "Servable not found for request: Latest(nosuch)"
+    assert error(server.post("/v1/models/tint/versions/7:predict", json={"instances": [[[[0.5] * 3] * 8] * 8]}),
+                 404) == "Servable not found for request: Specific(tint, 7)"
+    assert error(server.post("/v1/models/tint/labels/gold:classify", json={"examples": [{"x": 1}]}),
+                 404) == "Unrecognized servable version label: gold"
     assert "cannot be supplied" in error(server.get("/v1/models/tint/versions/1/labels/stable"), 400)
     error(server.get("/v1/models/tint/labels/stable"), 404)
     error(server.post("/v1/models/tint:predict", json={"instances": [[1, 2]]}), 400)
@@ -82,3 +90,88 @@ def test_errors_are_tf_servings_with_its_statuses(server):
     error(server.post("/v1/models/tint:predict", json={"instances": [[[[0.5] * 3] * 8] * 8]},
                       headers={"X-Deadline-Ms": "nope"}), 400)
     error(server.delete("/v1/models/tint"), 405)
+
+
+# ---- the same scores as /v1/classify, extreme logits included ----
+
+LOGITS_CONFIG = """
+graph = "frozen_graph.pb"
+backend = "tensorflow"
+[input]
+tensor = "input:0"
+kind = "image"
+height = 8
+width = 8
+channels = 3
+scale = 0.00392156862745098
+[output]
+tensor = "logits:0"
+softmax = {softmax}
+[crop]
+fraction = 0.1
+min_px = 8
+"""
+
+
+def _logits_graph(scale: float) -> bytes:
+    """Logits (mean colour - 0.5) * scale: large for 2000; for 1e39, past float32's range, infinite (the
+    product overflows as the graph runs)."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 8, 8, 3], name="input")
+        mean = tf.reduce_mean(images, axis=[1, 2])
+        root = tf.constant(scale ** 0.5, tf.float32)  # each factor a float32; their product need not be
+        tf.identity((mean - 0.5) * root * root, name="logits")
+    return graph.as_graph_def().SerializeToString()
+
+
+# model -> (logit scale, softmax in model.toml): logits a softmax turns into probabilities; logits past
+# float32's range; and scores given as they are, outside 0..1.
+LOGIT_MODELS = {"large": (2000.0, "true"), "overflow": (1e39, "true"), "unbounded": (3.0, "false")}
+
+
+@pytest.fixture(scope="module")
+def logits_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("logits")
+    models, labels = root / "models", root / "labels"
+    labels.mkdir()
+    for name, (scale, softmax) in LOGIT_MODELS.items():
+        (models / name / "1").mkdir(parents=True)
+        (models / name / "1" / "frozen_graph.pb").write_bytes(_logits_graph(scale))
+        (models / name / "1" / "model.toml").write_text(LOGITS_CONFIG.format(softmax=softmax))
+        (labels / f"{name}.txt").write_text("red\ngreen\nblue\n")
+    running = start_server(root, models, labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0"})
+    yield running
+    stop_server(running)
+
+
+@pytest.mark.parametrize("model", sorted(LOGIT_MODELS))
+def test_classify_scores_are_v1_classifys_for_the_same_crop(logits_server, model):
+    # A red image: every crop, and the whole image resized, is the same colour, so :classify at a point,
+    # :predict of the whole image and /v1/classify at that point all see one crop.
+    image = split_image(size=(64, 64), left=(255, 0, 0), right=(255, 0, 0))
+    v1 = logits_server.post(f"/v1/classify?x=32&y=32&models={model}&top_k=3", data=image,
+                            headers={"Content-Type": "image/png"})
+    assert v1.status_code == 200, v1.text
+    expected = {label["label"]: label["score"] for label in v1.json()["predictions"][0]["results"][model]}
+
+    encoded = {"b64": base64.b64encode(image).decode()}
+    classified = logits_server.post(f"/v1/models/{model}:classify",
+                                    json={"examples": [{"image": encoded, "x": 32, "y": 32}]})
+    assert classified.status_code == 200, classified.text
+    answered = dict(classified.json()["results"][0])
+    assert answered.keys() == expected.keys()
+    for label, score in answered.items():  # numbers, never NaN, within 0..1, as /v1/classify's
+        assert 0.0 <= score <= 1.0 and score == pytest.approx(expected[label], abs=1e-6), (label, answered, expected)
+
+    # :predict answers the graph's raw rows (infinities as TF Serving writes them); made into scores the
+    # way every route makes them, they are /v1/classify's.
+    predicted = logits_server.post(f"/v1/models/{model}:predict", json={"instances": [encoded]})
+    assert predicted.status_code == 200, predicted.text
+    raw = np.array(predicted.json()["predictions"], dtype=np.float64)
+    scores = model_run.probabilities(raw, LOGIT_MODELS[model][1] == "true")[0]
+    assert dict(zip(["red", "green", "blue"], scores)) == pytest.approx(expected, abs=1e-6)
+    if model == "overflow":
+        assert np.isinf(raw).all()  # so the scores above went through the nan and inf handling

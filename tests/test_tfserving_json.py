@@ -1,4 +1,4 @@
-"""The TensorFlow Serving REST codec (service/http/api/tfserving.py) against TF Serving's own shapes.
+"""The TensorFlow Serving REST codec (service/protocols/tfserving/) against TF Serving's own shapes.
 
 Test data is quoted from TF Serving's documentation (tensorflow_serving/g3doc/api_rest.md), its unit
 tests (tensorflow_serving/util/json_tensor_test.cc, model_servers/http_rest_api_util_test.cc,
@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.http.api import tfserving as tfs
-from service.http.api.tfserving import Signature, TensorSpec, TFServingError
+from service.protocols.tfserving import (error_codes, json_examples, json_render, json_tensor, routes, signatures,
+                                         version_status)
+from service.protocols.tfserving.error_codes import TFServingError
+from service.protocols.tfserving.signatures import Signature, TensorSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,14 +38,14 @@ def error_of(call, *args) -> TFServingError:
 
 def text(document) -> object:
     """What a client reads: the document through dumps and a NaN-aware JSON parser."""
-    return json.loads(tfs.dumps(document))
+    return json.loads(json_render.dumps(document))
 
 
 # --- api_rest.md: row format -----------------------------------------------------------------
 
 def test_doc_row_scalars_one_input():
     # api_rest.md: { // List of 3 scalar tensors.  "instances": [ "foo", "bar", "baz" ] }
-    request = tfs.parse_predict({"instances": ["foo", "bar", "baz"]}, sig(TensorSpec("x", object)))
+    request = json_tensor.parse_predict({"instances": ["foo", "bar", "baz"]}, sig(TensorSpec("x", object)))
     assert request.format == "row"
     assert request.inputs["x"].tolist() == [b"foo", b"bar", b"baz"]
     assert request.batch_size == 3
@@ -51,7 +53,7 @@ def test_doc_row_scalars_one_input():
 
 def test_doc_row_nested_tensors():
     # api_rest.md: { // List of 2 tensors each of [1, 2] shape  "instances": [ [[1, 2]], [[3, 4]] ] }
-    request = tfs.parse_predict({"instances": [[[1, 2]], [[3, 4]]]},
+    request = json_tensor.parse_predict({"instances": [[[1, 2]], [[3, 4]]]},
                                 sig(TensorSpec("x", np.int32, (-1, 1, 2))))
     assert request.inputs["x"].shape == (2, 1, 2)
     assert request.inputs["x"].dtype == np.int32
@@ -70,7 +72,7 @@ def test_doc_row_several_named_inputs():
             {"tag": "bar", "signal": [3, 4, 1, 2, 5], "sensor": [[4, 5], [6, 8]]},
         ]
     }
-    request = tfs.parse_predict(document, THREE_INPUTS)
+    request = json_tensor.parse_predict(document, THREE_INPUTS)
     assert request.format == "row"
     assert request.inputs["tag"].tolist() == [b"foo", b"bar"]
     assert request.inputs["signal"].tolist() == [[1, 2, 3, 4, 5], [3, 4, 1, 2, 5]]
@@ -87,7 +89,7 @@ def test_doc_columnar_several_named_inputs():
             "sensor": [[[1, 2], [3, 4]], [[4, 5], [6, 8]]],
         }
     }
-    request = tfs.parse_predict(document, THREE_INPUTS)
+    request = json_tensor.parse_predict(document, THREE_INPUTS)
     assert request.format == "columnar"
     assert request.inputs["signal"].shape == (2, 5)
     assert request.inputs["sensor"].shape == (2, 2, 2)
@@ -96,19 +98,19 @@ def test_doc_columnar_several_named_inputs():
 
 def test_doc_half_plus_three_predict():
     # api_rest.md: curl -d '{"instances": [1.0,2.0,5.0]}' ... → { "predictions": [3.5, 4.0, 5.5] }
-    request = tfs.parse_predict({"instances": [1.0, 2.0, 5.0]}, sig(TensorSpec("x", np.float32, (-1,))))
+    request = json_tensor.parse_predict({"instances": [1.0, 2.0, 5.0]}, sig(TensorSpec("x", np.float32, (-1,))))
     y = request.inputs["x"] * 0.5 + 3
-    answer = tfs.render_predict({"y": y}, request.format)
+    answer = json_render.render_predict({"y": y}, request.format)
     assert answer == {"predictions": [3.5, 4.0, 5.5]}
-    assert tfs.dumps(answer) == '{"predictions": [3.5, 4.0, 5.5]}'
+    assert json_render.dumps(answer) == '{"predictions": [3.5, 4.0, 5.5]}'
 
 
 # --- json_tensor_test.cc: more request forms ---------------------------------------------------
 
 def test_row_single_unnamed_tensor_and_mixed_numbers():
-    request = tfs.parse_predict({"instances": [[1, 2], [3, 4], [5, 6]]}, sig(TensorSpec("default", np.int32)))
+    request = json_tensor.parse_predict({"instances": [[1, 2], [3, 4], [5, 6]]}, sig(TensorSpec("default", np.int32)))
     assert request.inputs["default"].shape == (3, 2)
-    floats = tfs.parse_predict({"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]},
+    floats = json_tensor.parse_predict({"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]},
                                sig(TensorSpec("default", np.float32)))
     assert floats.inputs["default"].dtype == np.float32
     assert floats.inputs["default"].tolist() == pytest.approx([1, 2, 3, 4, 5.003, 0.007, 0])
@@ -116,7 +118,7 @@ def test_row_single_unnamed_tensor_and_mixed_numbers():
 
 def test_float_precision_loss_and_overflow_to_infinity():
     # FloatTensorWithPrecisionLoss, FloatTensorThatExceedsMaxReturnsInf
-    request = tfs.parse_predict({"instances": [1435774380, 1435774380.0, 1.7976931348623157e308]},
+    request = json_tensor.parse_predict({"instances": [1435774380, 1435774380.0, 1.7976931348623157e308]},
                                 sig(TensorSpec("default", np.float32)))
     assert request.inputs["default"].tolist() == [1435774336.0, 1435774336.0, math.inf]
 
@@ -130,7 +132,7 @@ def test_row_nan_and_infinity_and_named_objects():
          "float_tensor": [2.0, Infinity], "dbl_tensor": [2.0]}]}""")
     signature = sig(TensorSpec("int_tensor", np.int32), TensorSpec("str_tensor", object),
                     TensorSpec("float_tensor", np.float32), TensorSpec("dbl_tensor", np.float64))
-    request = tfs.parse_predict(document, signature)
+    request = json_tensor.parse_predict(document, signature)
     assert request.inputs["int_tensor"].shape == (2, 3, 2)
     assert request.inputs["str_tensor"].tolist() == [[b"foo", b"bar"], [b"baz", b"bat"]]
     floats = request.inputs["float_tensor"]
@@ -141,11 +143,11 @@ def test_row_nan_and_infinity_and_named_objects():
 def test_b64_scalars_lists_and_named():
     # SingleUnnamedTensorBase64Scalars / Lists, SingleNamedTensorBase64
     strings = sig(TensorSpec("default", object))
-    scalars = tfs.parse_predict({"instances": [{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}]}, strings)
+    scalars = json_tensor.parse_predict({"instances": [{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}]}, strings)
     assert scalars.inputs["default"].tolist() == [b"hello", b"world"]
-    lists = tfs.parse_predict({"instances": [[{"b64": "aGVsbG8="}], [{"b64": "d29ybGQ="}]]}, strings)
+    lists = json_tensor.parse_predict({"instances": [[{"b64": "aGVsbG8="}], [{"b64": "d29ybGQ="}]]}, strings)
     assert lists.inputs["default"].shape == (2, 1)
-    named = tfs.parse_predict(
+    named = json_tensor.parse_predict(
         {"instances": [{"default": [[{"b64": "aGVsbG8="}], [{"b64": "d29ybGQ="}]]}]}, strings)
     assert named.inputs["default"].shape == (1, 2, 1)
     assert named.inputs["default"].ravel().tolist() == [b"hello", b"world"]
@@ -153,7 +155,7 @@ def test_b64_scalars_lists_and_named():
 
 def test_b64_binary_round_trip():
     data = bytes(range(256))
-    request = tfs.parse_predict({"instances": [{"b64": base64.b64encode(data).decode()}]},
+    request = json_tensor.parse_predict({"instances": [{"b64": base64.b64encode(data).decode()}]},
                                 sig(TensorSpec("image_bytes", object, (-1,))))
     assert request.inputs["image_bytes"][0] == data
 
@@ -161,8 +163,8 @@ def test_b64_binary_round_trip():
 def test_columnar_single_input_bare_or_named():
     # SingleUnnamedTensorColumnarFormat
     signature = sig(TensorSpec("int_tensor", np.int32))
-    named = tfs.parse_predict({"inputs": {"int_tensor": [[[1, 2], [3, 4], [5, 6]]]}}, signature)
-    bare = tfs.parse_predict({"inputs": [[[1, 2], [3, 4], [5, 6]]]}, signature)
+    named = json_tensor.parse_predict({"inputs": {"int_tensor": [[[1, 2], [3, 4], [5, 6]]]}}, signature)
+    bare = json_tensor.parse_predict({"inputs": [[[1, 2], [3, 4], [5, 6]]]}, signature)
     for request in (named, bare):
         assert request.format == "columnar"
         assert request.inputs["int_tensor"].shape == (1, 3, 2)
@@ -172,7 +174,7 @@ def test_columnar_mixed_named_with_b64_scalar():
     # MultipleNamedTensorColumnarFormat: inputs need not share the 0-th dimension
     signature = sig(TensorSpec("int_tensor", np.int32), TensorSpec("str_tensor", object),
                     TensorSpec("bin_tensor", object))
-    request = tfs.parse_predict({"inputs": {"int_tensor": [[[1, 2], [3, 4], [5, 6]]],
+    request = json_tensor.parse_predict({"inputs": {"int_tensor": [[[1, 2], [3, 4], [5, 6]]],
                                             "str_tensor": ["foo", "bar"],
                                             "bin_tensor": {"b64": "aGVsbG8="}}}, signature)
     assert request.inputs["bin_tensor"].shape == ()
@@ -183,13 +185,13 @@ def test_columnar_mixed_named_with_b64_scalar():
 def test_signature_name_default_accepted_others_refused():
     signature = sig(TensorSpec("x", np.float32))
     for name in ("serving_default", ""):
-        assert tfs.parse_predict({"signature_name": name, "instances": [1]}, signature).signature_name \
+        assert json_tensor.parse_predict({"signature_name": name, "instances": [1]}, signature).signature_name \
             == "serving_default"
-    error = error_of(tfs.parse_predict, {"signature_name": "predict_images", "instances": [[1, 2]]},
+    error = error_of(json_tensor.parse_predict, {"signature_name": "predict_images", "instances": [[1, 2]]},
                      signature)
     assert error.status == 400
     assert error.message == 'Serving signature name: "predict_images" not found in signature def'
-    error = error_of(tfs.parse_predict, {"signature_name": 100}, signature)
+    error = error_of(json_tensor.parse_predict, {"signature_name": 100}, signature)
     assert "'signature_name' key must be a string value." in error.message
 
 
@@ -215,24 +217,24 @@ INT = sig(TensorSpec("default", np.int32))
     ({"instances": [1.5]}, "Type: Number is not of expected type: int32"),
 ])
 def test_single_input_errors(document, expected):
-    error = error_of(tfs.parse_predict, document, INT)
+    error = error_of(json_tensor.parse_predict, document, INT)
     assert error.status == 400 and error.code == "INVALID_ARGUMENT"
     assert expected in error.message
-    assert tfs.error_body(error.message) == {"error": error.message}
+    assert error_codes.error_body(error.message) == {"error": error.message}
 
 
 def test_ragged_rows_message_is_tf_servings():
-    error = error_of(tfs.parse_predict, {"instances": [[1, 2], [3, 4], [5, 6, 7]]}, INT)
+    error = error_of(json_tensor.parse_predict, {"instances": [[1, 2], [3, 4], [5, 6, 7]]}, INT)
     assert error.message == ("Failed to process element: 2 of 'instances' list. Error: "
                              "INVALID_ARGUMENT: Expecting tensor size: 2 but got: 3")
 
 
 def test_strings_for_a_float_input():
     # http_rest_api_handler_test.cc PredictRequestErrors: "not of expected type: float"
-    error = error_of(tfs.parse_predict, {"instances": ["x", "y"]}, sig(TensorSpec("x", np.float32)))
+    error = error_of(json_tensor.parse_predict, {"instances": ["x", "y"]}, sig(TensorSpec("x", np.float32)))
     assert error.message == ("Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
                              'JSON Value: "x" Type: String is not of expected type: float')
-    error = error_of(tfs.parse_predict, {"inputs": {"b64": "aGVsbG8="}}, sig(TensorSpec("x", np.float32)))
+    error = error_of(json_tensor.parse_predict, {"inputs": {"b64": "aGVsbG8="}}, sig(TensorSpec("x", np.float32)))
     assert "Type: Object is not of expected type: float" in error.message
 
 
@@ -251,39 +253,39 @@ TWO = sig(TensorSpec("int_tensor", np.int32), TensorSpec("str_tensor", object))
     ([{"int_tensor": [1], "str_tensor": ["a"], "extra": [1]}], "does not have named input: extra"),
 ])
 def test_several_inputs_errors(instances, expected):
-    error = error_of(tfs.parse_predict, {"instances": instances}, TWO)
+    error = error_of(json_tensor.parse_predict, {"instances": instances}, TWO)
     assert expected in error.message and error.status == 400
 
 
 def test_list_after_object_with_one_input():
-    error = error_of(tfs.parse_predict, {"instances": [["baz", "bar"], {"str_tensor": ["baz", "bat"]}]},
+    error = error_of(json_tensor.parse_predict, {"instances": [["baz", "bar"], {"str_tensor": ["baz", "bat"]}]},
                      sig(TensorSpec("str_tensor", object)))
     assert "Expecting value/list but got object at item 1" in error.message
 
 
 def test_columnar_errors_and_batch_mismatch():
-    error = error_of(tfs.parse_predict, {"inputs": [1, 2]}, TWO)
+    error = error_of(json_tensor.parse_predict, {"inputs": [1, 2]}, TWO)
     assert "inputs is a plain value/list, but expecting an object" in error.message
-    error = error_of(tfs.parse_predict, {"inputs": {"int_tensor": [1]}}, TWO)
+    error = error_of(json_tensor.parse_predict, {"inputs": {"int_tensor": [1]}}, TWO)
     assert error.message == "Missing named input: str_tensor in 'inputs' object."
     batched = sig(TensorSpec("a", np.float32, (-1, 2)), TensorSpec("b", np.float32, (-1,)))
-    error = error_of(tfs.parse_predict, {"inputs": {"a": [[1, 2], [3, 4]], "b": [1, 2, 3]}}, batched)
+    error = error_of(json_tensor.parse_predict, {"inputs": {"a": [[1, 2], [3, 4]], "b": [1, 2, 3]}}, batched)
     assert "different batch sizes (a: 2, b: 3)" in error.message
 
 
 def test_shape_checked_against_the_signature():
     image = sig(TensorSpec("input", np.float32, (-1, 2, 2, 3)))
-    error = error_of(tfs.parse_predict, {"instances": [[[1, 2, 3]]]}, image)
+    error = error_of(json_tensor.parse_predict, {"instances": [[[1, 2, 3]]]}, image)
     assert "has shape [1,1,3] but the signature's shape is [-1,2,2,3]" in error.message
     pixel = [[[0.5, 0.5, 0.5]] * 2] * 2
-    assert tfs.parse_predict({"instances": [pixel, pixel]}, image).inputs["input"].shape == (2, 2, 2, 3)
+    assert json_tensor.parse_predict({"instances": [pixel, pixel]}, image).inputs["input"].shape == (2, 2, 2, 3)
 
 
 def test_bad_base64_and_b64_object_shape():
     strings = sig(TensorSpec("s", object))
-    assert error_of(tfs.parse_predict, {"instances": [{"b64": "!!!"}]}, strings).message.endswith(
+    assert error_of(json_tensor.parse_predict, {"instances": [{"b64": "!!!"}]}, strings).message.endswith(
         "Unable to base64 decode")
-    error = error_of(tfs.parse_predict, {"inputs": [{"b64": "aGk=", "x": 1}]}, strings)
+    error = error_of(json_tensor.parse_predict, {"inputs": [{"b64": "aGk=", "x": 1}]}, strings)
     assert "not formatted correctly for base64 data" in error.message
 
 
@@ -291,23 +293,23 @@ def test_images_input_takes_encoded_images_or_tensors():
     spec = TensorSpec("input", np.float32, (-1, 2, 2, 3), images=True)
     jpeg = b"\xff\xd8\xff\xe0 not really"
     b64 = {"b64": base64.b64encode(jpeg).decode()}
-    row = tfs.parse_predict({"instances": [b64, b64]}, sig(spec))
+    row = json_tensor.parse_predict({"instances": [b64, b64]}, sig(spec))
     assert row.inputs["input"] == [jpeg, jpeg] and row.images == {"input"} and row.batch_size == 2
-    columnar = tfs.parse_predict({"inputs": b64}, sig(spec))
+    columnar = json_tensor.parse_predict({"inputs": b64}, sig(spec))
     assert columnar.inputs["input"] == [jpeg] and columnar.format == "columnar"
     pixel = [[[0.5, 0.5, 0.5]] * 2] * 2
-    tensors = tfs.parse_predict({"instances": [pixel]}, sig(spec))
+    tensors = json_tensor.parse_predict({"instances": [pixel]}, sig(spec))
     assert tensors.images == frozenset() and tensors.inputs["input"].shape == (1, 2, 2, 3)
-    error = error_of(tfs.parse_predict, {"instances": [b64, pixel]}, sig(spec))
+    error = error_of(json_tensor.parse_predict, {"instances": [b64, pixel]}, sig(spec))
     assert "every instance must be" in error.message
 
 
 def test_unsupported_input_dtype_is_unimplemented():
     # columnar: TF's Unimplemented (501); row form wraps it in INVALID_ARGUMENT, as TF does
-    error = error_of(tfs.parse_predict, {"inputs": [1.0]}, sig(TensorSpec("x", np.float16)))
+    error = error_of(json_tensor.parse_predict, {"inputs": [1.0]}, sig(TensorSpec("x", np.float16)))
     assert error.code == "UNIMPLEMENTED" and error.status == 501
     assert error.message == "Conversion of JSON Value: 1.0 to type: half"
-    error = error_of(tfs.parse_predict, {"instances": [1.0]}, sig(TensorSpec("x", np.float16)))
+    error = error_of(json_tensor.parse_predict, {"instances": [1.0]}, sig(TensorSpec("x", np.float16)))
     assert error.status == 400 and "Error: UNIMPLEMENTED: Conversion of JSON Value" in error.message
 
 
@@ -318,22 +320,22 @@ INT_TENSOR = np.array([[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]], dtyp
 
 def test_single_output_row_and_columnar():
     # FromJsonSingleTensor
-    assert tfs.render_predict({"int_tensor": INT_TENSOR}, "row") == {
+    assert json_render.render_predict({"int_tensor": INT_TENSOR}, "row") == {
         "predictions": [[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]]}
-    assert tfs.render_predict({"int_tensor": INT_TENSOR}, "columnar") == {
+    assert json_render.render_predict({"int_tensor": INT_TENSOR}, "columnar") == {
         "outputs": [[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]]}
     # FromJsonSingleScalarTensor
     five = np.arange(1, 6, dtype=np.int32)
-    assert tfs.render_predict({"int_tensor": five}, "row") == {"predictions": [1, 2, 3, 4, 5]}
-    assert tfs.render_predict({"int_tensor": five}, "columnar") == {"outputs": [1, 2, 3, 4, 5]}
+    assert json_render.render_predict({"int_tensor": five}, "row") == {"predictions": [1, 2, 3, 4, 5]}
+    assert json_render.render_predict({"int_tensor": five}, "columnar") == {"outputs": [1, 2, 3, 4, 5]}
 
 
 def test_bytes_outputs_by_name_suffix():
     # FromJsonSingleBytesTensor: DT_STRING named *_bytes is {"b64": ...}; other strings are text
     strings = np.array([[b"hello", b"world"], [b"tf", b"serving"]], dtype=object)
-    assert tfs.render_predict({"str_tensor_bytes": strings}, "row") == {"predictions": [
+    assert json_render.render_predict({"str_tensor_bytes": strings}, "row") == {"predictions": [
         [{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]}
-    assert tfs.render_predict({"str_tensor": strings}, "row") == {
+    assert json_render.render_predict({"str_tensor": strings}, "row") == {
         "predictions": [["hello", "world"], ["tf", "serving"]]}
 
 
@@ -346,13 +348,13 @@ def test_several_outputs_row_and_columnar():
         "double_scalar_tensor": np.array([8.0, 9.0]),
         "str_tensor_bytes": np.array([[b"hello", b"world"], [b"tf", b"serving"]], dtype=object),
     }
-    assert text(tfs.render_predict(outputs, "row")) == {"predictions": [
+    assert text(json_render.render_predict(outputs, "row")) == {"predictions": [
         {"double_scalar_tensor": 8.0, "float_tensor": [1.0], "int_tensor": [[1, 2], [3, 4], [5, 6]],
          "str_tensor": ["foo", "bar"], "str_tensor_bytes": [{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}]},
         {"double_scalar_tensor": 9.0, "float_tensor": [2.0], "int_tensor": [[7, 8], [9, 0], [1, 2]],
          "str_tensor": ["baz", "bat"], "str_tensor_bytes": [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]},
     ]}
-    assert text(tfs.render_predict(outputs, "columnar")) == {"outputs": {
+    assert text(json_render.render_predict(outputs, "columnar")) == {"outputs": {
         "double_scalar_tensor": [8.0, 9.0],
         "float_tensor": [[1.0], [2.0]],
         "int_tensor": [[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]],
@@ -365,36 +367,36 @@ def test_several_outputs_row_and_columnar():
 def test_float_text_is_tf_servings():
     # FromJsonSingleFloatTensorSixDigitPrecision and ...NonFinite
     six = np.array([[9000000, 999999, 0.50000], [.0003, .00003, 555557.5]], dtype=np.float32)
-    assert tfs.dumps(tfs.render_predict({"float_tensor": six}, "row")) == \
+    assert json_render.dumps(json_render.render_predict({"float_tensor": six}, "row")) == \
         '{"predictions": [[9e+06, 999999.0, 0.5], [0.0003, 3e-05, 555557.5]]}'
     odd = np.array([[np.nan, np.inf], [3, -np.inf]], dtype=np.float32)
-    assert tfs.dumps(tfs.render_predict({"float_tensor": odd}, "row")) == \
+    assert json_render.dumps(json_render.render_predict({"float_tensor": odd}, "row")) == \
         '{"predictions": [[NaN, Infinity], [3.0, -Infinity]]}'
     # float32 0.2 is 0.2 (no float64 noise); values "%g" cannot carry get max_digits10
-    assert tfs.format_float(np.float32(0.2)) == "0.2"
-    assert tfs.format_float(np.float32(0.123456789)) == "0.123456791"
-    assert tfs.format_float(0.1 + 0.2, np.float64) == "0.30000000000000004"
-    assert tfs.format_float(-0.0) == "-0.0"
+    assert json_render.format_float(np.float32(0.2)) == "0.2"
+    assert json_render.format_float(np.float32(0.123456789)) == "0.123456791"
+    assert json_render.format_float(0.1 + 0.2, np.float64) == "0.30000000000000004"
+    assert json_render.format_float(-0.0) == "-0.0"
     # and the values are the same through the standard library's json
-    floats = tfs.render_predict({"y": np.array([0.2, 0.123456789], dtype=np.float32)}, "row")
+    floats = json_render.render_predict({"y": np.array([0.2, 0.123456789], dtype=np.float32)}, "row")
     assert json.loads(json.dumps(floats)) == {"predictions": [0.2, 0.123456791]}
 
 
 def test_render_errors():
-    assert "empty tensor map" in error_of(tfs.render_predict, {}, "row").message
+    assert "empty tensor map" in error_of(json_render.render_predict, {}, "row").message
     assert "no shape information" in error_of(
-        tfs.render_predict, {"tensor": np.array(1, dtype=np.int32)}, "row").message
-    error = error_of(tfs.render_predict, {"int_tensor": np.zeros((2, 3), np.int32),
+        json_render.render_predict, {"tensor": np.array(1, dtype=np.int32)}, "row").message
+    error = error_of(json_render.render_predict, {"int_tensor": np.zeros((2, 3), np.int32),
                                           "str_tensor": np.array([[b"foo", b"bar", b"baz"]], object)}, "row")
     assert "inconsistent batch size" in error.message
-    error = error_of(tfs.render_predict, {"tensor": np.array([1 + 2j], np.complex64)}, "row")
+    error = error_of(json_render.render_predict, {"tensor": np.array([1 + 2j], np.complex64)}, "row")
     assert "tensor type: complex64" in error.message
 
 
 def test_zero_batch():
     # FromJsonSingleZeroBatchTensor, FromJsonMultipleZeroBatchTensors
-    assert tfs.render_predict({"int_tensor": np.zeros((0, 2), np.int32)}, "row") == {"predictions": []}
-    assert tfs.render_predict({"str_tensor": np.zeros((0, 1, 2), object),
+    assert json_render.render_predict({"int_tensor": np.zeros((0, 2), np.int32)}, "row") == {"predictions": []}
+    assert json_render.render_predict({"str_tensor": np.zeros((0, 1, 2), object),
                                "float_tensor": np.zeros((0, 3, 4), np.float32)}, "row") == {"predictions": []}
 
 
@@ -402,7 +404,7 @@ def test_zero_batch():
 
 def test_doc_classify_request_with_b64():
     # api_rest.md "Encoding binary values" (its signature_name swapped for the default one)
-    examples = tfs.parse_classify({
+    examples = json_examples.parse_classify({
         "examples": [
             {"image": {"b64": "aW1hZ2UgYnl0ZXM="}, "caption": "seaside"},
             {"image": {"b64": "YXdlc29tZSBpbWFnZSBieXRlcw=="}, "caption": "mountains"},
@@ -414,7 +416,7 @@ def test_doc_classify_request_with_b64():
 
 def test_classify_context_and_kinds():
     # json_tensor_test.cc RequestWithContextAndSignature (default signature)
-    examples = tfs.parse_classify(json.loads("""{
+    examples = json_examples.parse_classify(json.loads("""{
       "context": {"query": "pizza", "location": ["sfo"]},
       "examples": [
         {"names": ["foo", "bar"], "ratings": [8.0, 9.0, NaN, Infinity], "age": 20},
@@ -427,7 +429,7 @@ def test_classify_context_and_kinds():
                            "ratings": [6.0], "intboolmix": [1, 1, 0]}
     assert examples[2]["ratings"] == [-math.inf]
     # an example's own feature wins over the context's (later map entry wins in the merged proto)
-    assert tfs.parse_classify({"context": {"a": 1}, "examples": [{"a": 2}]}) == [{"a": [2]}]
+    assert json_examples.parse_classify({"context": {"a": 1}, "examples": [{"a": 2}]}) == [{"a": [2]}]
 
 
 @pytest.mark.parametrize("document, expected", [
@@ -447,25 +449,25 @@ def test_classify_context_and_kinds():
      "No signature was found with the name: classify_objects"),
 ])
 def test_classify_errors(document, expected):
-    error = error_of(tfs.parse_classify, document)
+    error = error_of(json_examples.parse_classify, document)
     assert expected in error.message and error.status == 400
 
 
 def test_classify_results():
     # json_tensor_test.cc JsonFromClassificationResult: "results", not the doc's "result"
-    answer = tfs.render_classify([[("car", 0.2), ("bike", 0.7), ("bus", 0.1)],
+    answer = json_examples.render_classify([[("car", 0.2), ("bike", 0.7), ("bus", 0.1)],
                                   [("car", 0.7), ("bike", 0.1), ("bus", 0.2)]])
     assert answer == {"results": [[["car", 0.2], ["bike", 0.7], ["bus", 0.1]],
                                   [["car", 0.7], ["bike", 0.1], ["bus", 0.2]]]}
-    assert tfs.dumps(answer).startswith('{"results": [[["car", 0.2], ["bike", 0.7]')
-    assert "empty ClassificationResults" in error_of(tfs.render_classify, []).message
+    assert json_render.dumps(answer).startswith('{"results": [[["car", 0.2], ["bike", 0.7]')
+    assert "empty ClassificationResults" in error_of(json_examples.render_classify, []).message
 
 
 # --- status and metadata ---------------------------------------------------------------------
 
 def test_doc_status_document():
     # api_rest.md: curl http://localhost:8501/v1/models/saved_model_half_plus_three
-    assert tfs.status_document([(123, "AVAILABLE")]) == {
+    assert version_status.status_document([(123, "AVAILABLE")]) == {
         "model_version_status": [
             {"version": "123", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
         ]
@@ -479,8 +481,8 @@ def test_status_newest_first_states_and_failures():
         LOADING = 20
         AVAILABLE = 30
 
-    document = tfs.status_document([
-        tfs.VersionStatus(1, State.AVAILABLE),
+    document = version_status.status_document([
+        version_status.VersionStatus(1, State.AVAILABLE),
         {"version": 3, "state": "END", "error_code": "INVALID_ARGUMENT",
          "error_message": "labels do not match the output width"},
         (2, State.LOADING),
@@ -493,7 +495,7 @@ def test_status_newest_first_states_and_failures():
         "error_code": "INVALID_ARGUMENT", "error_message": "labels do not match the output width"}
     assert document["model_version_status"][2]["state"] == "LOADING"
     with pytest.raises(ValueError):
-        tfs.status_document([(1, "READY")])
+        version_status.status_document([(1, "READY")])
 
 
 def test_metadata_matches_tf_servings_fixture():
@@ -512,16 +514,16 @@ def test_metadata_matches_tf_servings_fixture():
             "defaults": {},
         }}}},
     }
-    assert tfs.metadata_document("saved_model_half_plus_two_2_versions", 123, half_plus_two) == expected
+    assert signatures.metadata_document("saved_model_half_plus_two_2_versions", 123, half_plus_two) == expected
 
 
 def test_metadata_unknown_rank_and_dtypes():
     # the fixture's classify_x_to_y input: {"dtype": "DT_STRING", "tensor_shape": {"dim": [], "unknown_rank": true}}
     spec = TensorSpec("inputs", object, None, tensor="tf_example:0")
-    info = tfs.signature_def(Signature(inputs=[spec]))["inputs"]["inputs"]
+    info = signatures.signature_def(Signature(inputs=[spec]))["inputs"]["inputs"]
     assert info == {"dtype": "DT_STRING", "tensor_shape": {"dim": [], "unknown_rank": True},
                     "name": "tf_example:0"}
-    assert [tfs.dtype_enum(d) for d in (np.float64, np.int64, np.uint8, bool, bytes, str)] == [
+    assert [signatures.dtype_enum(d) for d in (np.float64, np.int64, np.uint8, bool, bytes, str)] == [
         "DT_DOUBLE", "DT_INT64", "DT_UINT8", "DT_BOOL", "DT_STRING", "DT_STRING"]
 
 
@@ -546,7 +548,7 @@ RESERVED = "%21%23%24%25%26%27%28%29%2A%2B%2C%2F%3A%3B%3D%3F%40%5B%5D"
     (None, "/v1/models/color/versions/2", ("color", 2, None, None)),
 ])
 def test_routes(method, path, expected):
-    assert tuple(tfs.parse_model_path(path, method)) == expected
+    assert tuple(routes.parse_model_path(path, method)) == expected
 
 
 @pytest.mark.parametrize("method, path, expected", [
@@ -568,27 +570,27 @@ def test_routes(method, path, expected):
     ("PUT", "/v1/models/foo:predict", "Malformed request: PUT"),
 ])
 def test_route_errors(method, path, expected):
-    error = error_of(tfs.parse_model_path, path, method)
+    error = error_of(routes.parse_model_path, path, method)
     assert error.status == 400 and expected in error.message
 
 
 # --- bodies, errors, statuses ----------------------------------------------------------------
 
 def test_parse_json_as_tf_serving():
-    assert error_of(tfs.parse_json, b"").message == "JSON Parse error: The document is empty"
-    assert error_of(tfs.parse_json, b"instances = [1, 2]").message.startswith(
+    assert error_of(json_tensor.parse_json, b"").message == "JSON Parse error: The document is empty"
+    assert error_of(json_tensor.parse_json, b"instances = [1, 2]").message.startswith(
         "JSON Parse error: Invalid value")
-    assert "Is not object" in error_of(tfs.parse_json, b"[1]").message
-    document = tfs.parse_json(b'{"instances": [NaN, Infinity, -Infinity]}X')  # rest ignored, as in TF
+    assert "Is not object" in error_of(json_tensor.parse_json, b"[1]").message
+    document = json_tensor.parse_json(b'{"instances": [NaN, Infinity, -Infinity]}X')  # rest ignored, as in TF
     assert math.isnan(document["instances"][0]) and document["instances"][2] == -math.inf
 
 
 def test_error_statuses_follow_tf_serving():
     # api_rest.md: 404 with { "error": "Servable not found for request: Latest(half)" }
-    error = tfs.servable_not_found("half")
+    error = error_codes.servable_not_found("half")
     assert (error.status, error.body()) == (404, {"error": "Servable not found for request: Latest(half)"})
-    assert tfs.servable_not_found("color", 3).message == "Servable not found for request: Specific(color, 3)"
-    assert {code: tfs.HTTP_STATUS[code] for code in (
+    assert error_codes.servable_not_found("color", 3).message == "Servable not found for request: Specific(color, 3)"
+    assert {code: error_codes.HTTP_STATUS[code] for code in (
         "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED", "UNAVAILABLE", "DEADLINE_EXCEEDED",
         "UNAUTHENTICATED")} == {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429,
                                 "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504, "UNAUTHENTICATED": 401}
@@ -602,6 +604,7 @@ def test_error_statuses_follow_tf_serving():
 
 
 def test_importable_without_tensorflow():
-    code = ("import sys; import service.http.api.tfserving; "
+    code = ("import sys; from service.protocols.tfserving import error_codes, json_examples, json_render, "
+            "json_tensor, routes, signatures, version_status; "
             "assert 'tensorflow' not in sys.modules and 'cherrypy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

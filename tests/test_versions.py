@@ -7,6 +7,7 @@ import shutil
 import sys
 import time
 
+import numpy as np
 import pytest
 import requests
 
@@ -84,6 +85,43 @@ def test_a_published_version_takes_over_and_a_removed_one_rolls_back_without_a_f
     first_v2, last_v2 = seen.index((2, "blue")), len(seen) - 1 - seen[::-1].index((2, "blue"))
     assert (1, "red") in seen[last_v2:]  # v1 served again after the rollback
     assert all(answer == (2, "blue") for answer in seen[first_v2:last_v2 + 1] if answer[0] == 2)
+
+
+RED_CROP = [[[0.9, 0.0, 0.0]] * 8] * 8  # tint v1 reads it as red, the published v2 as blue
+
+
+class SteadyPredictions(Clients):
+    """TF Serving clients calling :predict all the time; every answer is kept (status, top index or body)."""
+
+    def __init__(self, server, clients=4):
+        super().__init__(clients)
+        self.server, self.answers = server, []
+
+    def _client(self):
+        while not self.stopping.is_set():
+            response = requests.post(f"{self.server.url}/v1/models/tint:predict", json={"instances": [RED_CROP]},
+                                     timeout=30)
+            self.answers.append((response.status_code, int(np.argmax(response.json()["predictions"][0]))
+                                 if response.status_code == 200 else response.text))
+
+
+def test_tf_serving_predictions_ride_through_a_swap_as_v1_classify_does(lifecycle):
+    # With API workers, a worker's copy of the runner's versions is up to REFRESH_S old: right after a swap
+    # it names a version the runner has let go. The runner says so, and :predict looks again and runs
+    # the new version, as /v1/classify does: no client sees a 503 during a publish or a rollback.
+    with SteadyPredictions(lifecycle) as load:
+        time.sleep(0.3)
+        graphs.publish_version(lifecycle.models, "tint", 2)
+        wait_for(lambda: served(lifecycle) == {"2": "AVAILABLE", "1": "END"})
+        time.sleep(0.3)
+        shutil.rmtree(lifecycle.models / "tint" / "2")
+        wait_for(lambda: served(lifecycle) == {"1": "AVAILABLE"})
+        time.sleep(0.3)
+    failures = [answer for answer in load.answers if answer[0] != 200]
+    assert not failures, failures[:3]
+    tops = [top for _, top in load.answers]
+    assert 0 in tops and 2 in tops  # v1 answered red, v2 blue
+    assert tops[-1] == 0  # and v1 again after the rollback
 
 
 def test_a_corrupt_version_never_replaces_a_working_one_and_its_status_says_why(lifecycle):

@@ -1,7 +1,8 @@
 """The classification pipeline, top to bottom: request -> image -> crops -> runtime -> result.
 
 It knows no HTTP and no TensorFlow: a typed ClassifyRequest comes in, a typed ClassifyResult goes out
-(service/classify/request.py); the versions it runs come from the manager, one lease per request.
+(service/classify/request.py); its versions are leased, run and retried as every route's are
+(service/serving/model_run.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from service.classify import imaging
 from service.classify import paths
 from service.classify.image_cache import DecodedCache, file_identity
 from service.errors import ModelUnavailable, NotFound, PointOutOfBounds
-from service.serving.manager import Manager, StaleVersions, Version
+from service.serving import model_run
+from service.serving.manager import Manager, Version
 from service.classify.preprocess import prepare
 from service.classify.request import (ClassifyRequest, ClassifyResult, ImageInfo, ImageSource, Label, ModelAnswer,
                              PointResult, ServerPath, Upload)
@@ -33,45 +35,37 @@ class Pipeline:
         self.manager, self.settings, self.store, self.cache, self.limits = manager, settings, store, cache, limits
 
     def classify(self, request: ClassifyRequest) -> ClassifyResult:
-        try:
-            return self._classify(request)
-        except StaleVersions:
-            # Only with a model runner in another process: its state moved (a swap) since this worker
-            # last looked. Look again and go once more; the image is decoded from the cache or again.
-            self.manager.refresh()
-            return self._classify(request)
+        # None of the versions unloads meanwhile; one that cannot be had beside others is a per-model error.
+        return model_run.run(self.manager, request.models, lambda models: self._classify(request, models),
+                             request.deadline_ms or self.settings.deadline_ms, partial=True)
 
-    def _classify(self, request: ClassifyRequest) -> ClassifyResult:
+    def _classify(self, request: ClassifyRequest, models: model_run.Models) -> ClassifyResult:
         started = time.perf_counter()
-        deadline = time.monotonic() + (request.deadline_ms or self.settings.deadline_ms) / 1000
-        # None of these versions unloads meanwhile; one that cannot be had beside others is a per-model error.
-        with self.manager.acquire(list(request.models), partial=True) as lease:
-            versions = lease.versions
-            decode_started = time.perf_counter()
-            decoded = self.decode(request.source, [v.spec.crop for v in versions])
-            decode_ms = (time.perf_counter() - decode_started) * 1000
+        versions = models.versions
+        decode_started = time.perf_counter()
+        decoded = self.decode(request.source, [v.spec.crop for v in versions])
+        decode_ms = (time.perf_counter() - decode_started) * 1000
 
-            points = [_to_pixels(i, point, request.units, decoded.width, decoded.height)
-                      for i, point in enumerate(request.points)]
-            crop_started = time.perf_counter()
-            feeds = self.feeds(decoded, points, versions)
-            crop_ms = (time.perf_counter() - crop_started) * 1000
+        points = [_to_pixels(i, point, request.units, decoded.width, decoded.height)
+                  for i, point in enumerate(request.points)]
+        crop_started = time.perf_counter()
+        feeds = self.feeds(decoded, points, versions)
+        crop_ms = (time.perf_counter() - crop_started) * 1000
 
-            outcome = self.manager.runtime.infer(feeds, deadline)
-            errors: dict[str, str] = dict(lease.errors)
-            scores: dict[str, np.ndarray] = {}
-            for version in versions:
-                rows = outcome.outputs.get(version.key)
-                if version.key in outcome.errors:
-                    errors[version.name] = outcome.errors[version.key]
-                elif rows is not None and rows.shape[1] != len(version.spec.labels):
-                    errors[version.name] = (f"the model gave {rows.shape[1]} scores for {len(version.spec.labels)}"
-                                            " labels; its labels file does not match the graph")
-                elif rows is not None:
-                    scores[version.name] = probabilities(rows, version.spec.softmax)
-            if not scores:
-                raise ModelUnavailable("every model failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-            self._shadow(versions, feeds, scores)
+        outcome = models.infer(feeds)
+        errors: dict[str, str] = dict(models.errors)
+        scores: dict[str, np.ndarray] = {}
+        for version in versions:
+            rows = outcome.outputs.get(version.key)
+            if version.key in outcome.errors:
+                errors[version.name] = outcome.errors[version.key]
+            elif rows is not None and (mismatch := model_run.label_mismatch(version, rows)):
+                errors[version.name] = mismatch
+            elif rows is not None:
+                scores[version.name] = model_run.probabilities(rows, version.spec.softmax)
+        if not scores:
+            raise ModelUnavailable("every model failed: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self._shadow(versions, feeds, scores)
         predictions = []
         for index, (x, y) in enumerate(points):
             results = {version.name: _top_k(scores[version.name][index], version.spec.labels, request.top_k)
@@ -141,15 +135,6 @@ def _to_pixels(index: int, point, units: str, width: int, height: int) -> tuple[
     if not (0 <= x < width and 0 <= y < height):
         raise PointOutOfBounds(f"point {index} ({x}, {y}) is outside the {width}x{height} image")
     return float(x), float(y)
-
-
-def probabilities(rows: np.ndarray, softmax: bool) -> np.ndarray:
-    """A model's output rows -> the scores answered (the browser's copy: static/inbrowser/preprocess.js)."""
-    scores = rows.astype(np.float64)
-    if softmax:
-        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores /= scores.sum(axis=1, keepdims=True)
-    return np.nan_to_num(np.clip(scores, 0.0, 1.0))
 
 
 def _top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[Label]:

@@ -4,10 +4,11 @@ GRPCInferenceService (ServerLive, ServerReady, ModelReady, ModelMetadata, ModelI
 
 Every call goes through what REST uses: the same API keys (metadata `x-api-key`, or `authorization:
 Bearer KEY`) and rate-limit buckets (the HTTP guard's own object, so a reload reaches both), the same
-core entry (service/http/api/serving.py: `lease`, `predict`, `classify`, `status`, `metadata`), hence the
-same manager, batching and runtime queue; the call's gRPC deadline becomes ours (never beyond
-`deadline_ms`); the largest message is `max_body_bytes`; and each call is counted in the HTTP metrics
-(route `grpc:<method>`, method `GRPC`, status the gRPC code).
+calls (service/protocols/tfserving/calls.py, service/protocols/model_input.py) and model runs
+(service/serving/model_run.py: lease, retry after a swap, probabilities), hence the same manager, batching
+and runtime queue; the call's gRPC deadline becomes ours (never beyond `deadline_ms`); the largest
+message is `max_body_bytes`; and each call is counted in the HTTP metrics (route `grpc:<method>`,
+method `GRPC`, status the gRPC code).
 
 In one process (workers = 0) the server runs beside CherryPy; with API workers, every worker runs one
 on the same port with SO_REUSEPORT and the kernel spreads the connections, as the supervisor's shared
@@ -31,8 +32,10 @@ from service.protocols import oip
 from service.processes import supervisor as processes
 
 from service.grpc import protos
-from service.http.api import serving, tfserving
-from service.http.api.tfserving import TFServingError
+from service.protocols import model_input
+from service.protocols.tfserving import calls as tfserving_calls
+from service.protocols.tfserving import signatures
+from service.protocols.tfserving.error_codes import TFServingError
 from service.config import Settings
 from service.engine import Engine
 from service.errors import PinpointError
@@ -153,8 +156,8 @@ def _ref(spec) -> ModelRef:
     return ModelRef(spec.name, version, spec.version_label or None)
 
 
-def _signature_name(spec, served: str = tfserving.SERVING_DEFAULT) -> None:
-    if spec.signature_name not in ("", tfserving.SERVING_DEFAULT, served):
+def _signature_name(spec, served: str = signatures.SERVING_DEFAULT) -> None:
+    if spec.signature_name not in ("", signatures.SERVING_DEFAULT, served):
         raise TFServingError(f"Serving signature key \"{spec.signature_name}\" not found.")
 
 
@@ -198,11 +201,11 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
         response_spec.signature_name = signature_name
 
     def predict(request, context, deadline_ms):
-        ref = _ref(request.model_spec)
-        with serving.lease(engine, ref) as version:
-            signature = serving.signature(version)
+        def run(models):
+            version = models.version
+            signature = signatures.signature(version)
             _signature_name(request.model_spec, signature.name)
-            feed, fetch = serving.aliases(version)
+            feed, fetch = signatures.aliases(version)
             names = set(request.inputs)
             if names != {feed}:
                 raise TFServingError(f"input tensor alias not found in signature: "
@@ -216,13 +219,13 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
                     raise TFServingError("a DT_STRING 'input' is a list of encoded images: shape [N]")
                 value = [bytes(v) for v in value]
             elif value.dtype != spec.dtype:
-                raise TFServingError(f"Expects arg[0] to be {tfserving._dtype_name(spec.dtype)} but "
-                                     f"{tfserving._dtype_name(value.dtype)} is provided")
+                raise TFServingError(f"Expects arg[0] to be {signatures.dtype_name(spec.dtype)} but "
+                                     f"{signatures.dtype_name(value.dtype)} is provided")
             elif spec.shape is not None and (value.ndim != len(spec.shape) or any(
                     want >= 0 and got != want for got, want in zip(value.shape[1:], spec.shape[1:]))):
                 raise TFServingError(f"input has shape {list(value.shape)}; the signature takes "
                                      f"{list(spec.shape)}")
-            scores = serving.predict(engine, version, value, images, deadline_ms)
+            scores = model_input.predict(engine, models, value, images)
             response = pb.predict.PredictResponse()
             model_spec(response.model_spec, version.name, version.version, signature.name)
             wanted = list(request.output_filter) or [fetch]
@@ -232,6 +235,8 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
                                          f"Outputs expected to be in the set {{{fetch}}}.")
             response.outputs[fetch].CopyFrom(to_tensor_proto(scores, pb))
             return response
+
+        return tfserving_calls.served(engine, _ref(request.model_spec), run, deadline_ms)
 
     def classify(request, context, deadline_ms):
         ref = _ref(request.model_spec)
@@ -247,15 +252,18 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
         if not examples:
             raise TFServingError("Input is empty")
         parsed = [{**context_features, **_features(example)} for example in examples]
-        with serving.lease(engine, ref) as version:
-            results = serving.classify(engine, version, parsed, deadline_ms)
+
+        def run(models):
+            results = tfserving_calls.classify(engine, models, parsed)
             response = pb.classification.ClassificationResponse()
-            model_spec(response.model_spec, version.name, version.version, tfserving.SERVING_DEFAULT)
+            model_spec(response.model_spec, models.version.name, models.version.version, signatures.SERVING_DEFAULT)
             for classes in results:
                 entry = response.result.classifications.add()
                 for label, score in classes:
                     entry.classes.add(label=label, score=float(np.float32(score)))
             return response
+
+        return tfserving_calls.served(engine, ref, run, deadline_ms)
 
     def metadata(request, context, deadline_ms):
         ref = _ref(request.model_spec)
@@ -263,7 +271,7 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
         if fields != ["signature_def"]:
             raise TFServingError("Metadata field signature_def is the only one supported"
                                  if fields else "GetModelMetadataRequest must specify at least one metadata_field")
-        document = serving.metadata(engine, ref)
+        document = tfserving_calls.metadata(engine, ref)
         response = pb.metadata.GetModelMetadataResponse()
         model_spec(response.model_spec, ref.name, int(document["model_spec"]["version"]))
         signatures = json_format.ParseDict(document["metadata"]["signature_def"], pb.metadata.SignatureDefMap())
@@ -272,7 +280,7 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
 
     def status(request, context, deadline_ms):
         ref = _ref(request.model_spec)
-        document = serving.status(engine, ref)
+        document = tfserving_calls.status(engine, ref)
         return json_format.ParseDict(document, pb.status.GetModelStatusResponse())
 
     prediction = {"Predict": (predict, pb.predict.PredictRequest, pb.predict.PredictResponse),

@@ -4,7 +4,7 @@ code declares, never kept by hand:
 - the paths and methods: the mounted CherryPy tree itself (every exposed handler, and the methods its
   `allowed_methods` declaration takes at that path, as the methods tool enforces them), and for the
   handlers that dispatch below themselves, their `routes` declaration (service/http/api/v2.py's ROUTES, which
-  its dispatch reads; service/http/api/serving.py's ROUTES for TF Serving's routes);
+  its dispatch reads; service/protocols/tfserving/routes.py's ROUTES for TF Serving's routes);
 - each operation's summary: the handler's docstring, or its route declaration's;
 - the error shape and every machine code with its status: service/http/api/error_responses.py's STATUS.
 

@@ -1,9 +1,10 @@
 """The Open Inference Protocol (KServe v2) over Pinpoint's models, for REST (service/http/api/v2.py) and gRPC
 (service/grpc/server.py): health, model metadata and readiness, and inference with typed tensors.
 
-A Pinpoint model has one input, `input`, and one output, `scores`, as on the TF Serving routes
-(service/http/api/serving.py, whose `lease` and `predict` run it here too, so every protocol goes through
-the same manager, batching, deadlines and limits):
+A Pinpoint model has one input, `input`, and one output, `scores`, as on the TF Serving routes (its tensors
+service/protocols/model_input.py, its shapes TF Serving's signature, service/protocols/tfserving/signatures.py);
+the model runs as every route's do (service/serving/model_run.py: the same manager, batching, deadlines, limits
+and retry):
 - `input` is the model's input tensor (FP32 [-1, H, W, C] or its declared layout), already cropped and
   normalised; or, as a BYTES tensor [N], N encoded images, each resized as the model's crop is;
 - `scores` is FP32 [N, labels]: the graph's raw output rows (no softmax added).
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.http.api import serving
-from service.http.api.tfserving import TFServingError
 from service.engine import Engine
 from service.errors import PinpointError
+from service.protocols import model_input
+from service.protocols.tfserving import signatures
+from service.protocols.tfserving.error_codes import TFServingError
+from service.serving import model_run
 from service.serving.manager import ModelRef, State
 
 # The protocol's datatypes <-> numpy.
@@ -93,8 +96,8 @@ def model_ready(engine: Engine, name: str, version: str | None) -> bool:
 
 
 def _shapes(version) -> tuple[str, list[int], list[int]]:
-    spec = serving.signature(version)
-    feed, fetch = serving.aliases(version)
+    spec = signatures.signature(version)
+    feed, fetch = signatures.aliases(version)
     inp = next(t for t in spec.inputs if t.name == feed)
     out = next(t for t in spec.outputs if t.name == fetch)
     datatype = "BYTES" if inp.dtype == np.dtype(object) else NAMES.get(inp.dtype.name, "FP32")
@@ -103,7 +106,7 @@ def _shapes(version) -> tuple[str, list[int], list[int]]:
 
 def check_outputs(version, wanted) -> None:
     """Outputs a request asks for by name: the model's one output (`scores`, or a SavedModel's alias)."""
-    fetch = serving.aliases(version)[1]
+    fetch = signatures.aliases(version)[1]
     unknown = [name for name in (wanted or ()) if name != fetch]
     if unknown:
         raise OIPError(f"unknown output {unknown}: the model has {fetch!r}")
@@ -111,13 +114,15 @@ def check_outputs(version, wanted) -> None:
 
 def metadata(engine: Engine, name: str, version: str | None) -> dict:
     try:
-        with serving.lease(engine, ref(name, version)) as held:
+        with engine.manager.acquire([ref(name, version)]) as lease:
+            held = lease.versions[0]
             datatype, in_shape, out_shape = _shapes(held)
+            feed, fetch = signatures.aliases(held)
             versions = [str(v.version) for v in engine.manager.snapshot().get(name, [])
                         if v.state is State.AVAILABLE]
             return {"name": name, "versions": versions, "platform": f"pinpoint_{held.backend or 'tensorflow'}",
-                    "inputs": [{"name": serving.aliases(held)[0], "datatype": datatype, "shape": in_shape}],
-                    "outputs": [{"name": serving.aliases(held)[1], "datatype": "FP32", "shape": out_shape}]}
+                    "inputs": [{"name": feed, "datatype": datatype, "shape": in_shape}],
+                    "outputs": [{"name": fetch, "datatype": "FP32", "shape": out_shape}]}
     except (PinpointError, TFServingError) as error:
         raise _not_found(OIPError.of(error), name, version) from None
 
@@ -134,28 +139,31 @@ def infer(engine: Engine, name: str, version: str | None, inputs: list[Tensor], 
           request_id: str = "", outputs=None) -> tuple[str, list[Tensor]]:
     """Run the model on `inputs` (one tensor named "input", or a SavedModel's input alias); (the version
     that ran, [scores]). `outputs`: the output names asked for (None: all)."""
+    def run(models: model_run.Models) -> tuple[str, list[Tensor]]:
+        held = models.version
+        feed, fetch = signatures.aliases(held)
+        check_outputs(held, outputs)
+        if len(inputs) != 1 or inputs[0].name != feed:
+            raise OIPError(f"expected one input tensor named {feed!r}, got {[t.name for t in inputs]}")
+        tensor = inputs[0]
+        datatype, in_shape, _ = _shapes(held)
+        if tensor.datatype == "BYTES" and datatype != "BYTES":  # encoded images, each resized as the crop is
+            if tensor.value.ndim != 1:
+                raise OIPError(f"a BYTES {feed!r} is a list of encoded images: shape [N], not {tensor.shape}")
+            scores = model_input.predict(engine, models, [bytes(v) for v in tensor.value], True)
+        else:
+            if tensor.datatype != datatype:
+                raise OIPError(f"input {feed!r} has datatype {tensor.datatype}; the model takes {datatype} "
+                               f"(or BYTES: encoded images)")
+            if len(tensor.shape) != len(in_shape) or any(
+                    want >= 0 and got != want for got, want in zip(tensor.shape[1:], in_shape[1:])):
+                raise OIPError(f"input {feed!r} has shape {tensor.shape}; the model takes {in_shape}")
+            scores = model_input.predict(engine, models, tensor.value, False)
+        scores = np.asarray(scores, dtype=np.float32)
+        return str(held.version), [Tensor(fetch, "FP32", list(scores.shape), scores)]
+
     try:
-        with serving.lease(engine, ref(name, version)) as held:
-            feed, fetch = serving.aliases(held)
-            check_outputs(held, outputs)
-            if len(inputs) != 1 or inputs[0].name != feed:
-                raise OIPError(f"expected one input tensor named {feed!r}, got {[t.name for t in inputs]}")
-            tensor = inputs[0]
-            datatype, in_shape, _ = _shapes(held)
-            if tensor.datatype == "BYTES" and datatype != "BYTES":  # encoded images, each resized as the crop is
-                if tensor.value.ndim != 1:
-                    raise OIPError(f"a BYTES {feed!r} is a list of encoded images: shape [N], not {tensor.shape}")
-                scores = serving.predict(engine, held, [bytes(v) for v in tensor.value], True, deadline_ms)
-            else:
-                if tensor.datatype != datatype:
-                    raise OIPError(f"input {feed!r} has datatype {tensor.datatype}; the model takes {datatype} "
-                                   f"(or BYTES: encoded images)")
-                if len(tensor.shape) != len(in_shape) or any(
-                        want >= 0 and got != want for got, want in zip(tensor.shape[1:], in_shape[1:])):
-                    raise OIPError(f"input {feed!r} has shape {tensor.shape}; the model takes {in_shape}")
-                scores = serving.predict(engine, held, tensor.value, False, deadline_ms)
-            scores = np.asarray(scores, dtype=np.float32)
-            return str(held.version), [Tensor(fetch, "FP32", list(scores.shape), scores)]
+        return model_run.run(engine.manager, [ref(name, version)], run, deadline_ms)
     except (PinpointError, TFServingError) as error:
         raise _not_found(OIPError.of(error), name, version) from None
 

@@ -103,9 +103,6 @@ class Runtime:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
-    def cost_ms(self, key: str) -> float:
-        return round(self._cost_ms.get(key, 0.0), 3)
-
     # ---- servables (called by the manager, from any thread) ----
     def load(self, spec: ModelSpec) -> Future:
         """Import the servable on a loader thread (choosing its backend, service/serving/loader.py), then warm it

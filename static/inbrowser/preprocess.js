@@ -424,7 +424,7 @@
     return pairwiseSum(a, start, n2) + pairwiseSum(a, start + n2, n - n2);
   }
 
-  // service/classify/pipeline.py probabilities for one output row: float64, an optional softmax (minus the
+  // service/serving/model_run.py probabilities for one output row: float64, an optional softmax (minus the
   // max, exp, divided by numpy's sum), clipped to [0, 1], NaN -> 0.
   function scores(outputRow, softmax) {
     let values = Float64Array.from(outputRow);

@@ -6,6 +6,7 @@ import cherrypy
 
 from service.http.api import body
 from service.http.api.error_responses import json_endpoint
+from service.http.api.deadline import deadline_ms
 from service.http.api.fields import classify_args
 from service.http.api.render import classify_document
 from service.engine import Engine
@@ -51,26 +52,13 @@ class Classify:
         asked = ClassifyRequest(
             source=sources[0], points=tuple(args["points"]), units=args.get("units", "px"),
             models=model_refs(args.get("models")), top_k=args.get("top_k", 5), request_id=_answer_id(request),
-            deadline_ms=self._deadline_ms(request.headers.get("X-Deadline-Ms")))
+            deadline_ms=deadline_ms(request.headers.get("X-Deadline-Ms"), self.engine.settings.deadline_ms))
         result = self.engine.classify(asked)
         if self.recorder is not None:
             self.recorder(asked, result, getattr(request, "api_key_name", None))
         request.timings = result.timings_ms
         request.models = {name: answer.version for name, answer in result.models.items()}
         return classify_document(result)
-
-    def _deadline_ms(self, header: str | None) -> float:
-        """A caller may shorten its deadline with X-Deadline-Ms, never lengthen it past the configured one."""
-        configured = self.engine.settings.deadline_ms
-        if header is None:
-            return configured
-        try:
-            wanted = float(header)
-        except ValueError:
-            raise BadRequest("X-Deadline-Ms must be a number of milliseconds") from None
-        if not wanted > 0 or wanted != wanted:
-            raise BadRequest("X-Deadline-Ms must be positive")
-        return min(wanted, configured)
 
 
 def _text(name: str, value) -> str:

@@ -1,11 +1,11 @@
 """GET /v1/models: Pinpoint's own listing (every model, every version with its state, labels, policy,
-shadow agreement). The TensorFlow Serving routes below it are service/http/api/serving.py."""
+shadow agreement). The TensorFlow Serving routes below it are service/http/api/tfserving.py."""
 
 from __future__ import annotations
 
 import cherrypy
 
-from service.http.api import serving, web
+from service.http.api import tfserving, web
 from service.http.api.error_responses import json_endpoint, require_method
 from service.http.api.render import public_text
 from service.engine import Engine
@@ -21,12 +21,12 @@ class Models:
         if web.is_web_path(vpath):  # /v1/models/{name}/versions/{v}/web/...: the browser's copy
             return web.handle(self.engine, vpath)
         if vpath:  # /v1/models/{name}...: TensorFlow Serving's routes
-            return serving.handle(self.engine)
+            return tfserving.handle(self.engine)
         return self._listing()
 
     index = default  # CherryPy calls index for the collection, default for paths below it
     default.routes = (("GET", "/v1/models", "every model, every version with its state, labels, policy"),
-                      *serving.ROUTES)  # what is below it, for the OpenAPI document (service/http/openapi.py)
+                      *tfserving.ROUTES)  # what is below it, for the OpenAPI document (service/http/openapi.py)
     # Checked before a body is read (service/http/api/error_responses.py: the methods tool), so PUT is a 405, not a 411.
     default.allowed_methods = lambda *vpath: ("GET", "HEAD", "POST") if vpath and not web.is_web_path(vpath) \
         else ("GET", "HEAD")

@@ -24,10 +24,11 @@ import cherrypy
 
 import service
 from service.protocols import oip
-from service.http.api import serving
-from service.http.api.serving import CODES
-from service.http.api.tfserving import TFServingError
 from service.engine import Engine
+from service.errors import BadRequest
+from service.http.api.deadline import deadline_ms
+from service.http.api.tfserving import CODES
+from service.protocols.tfserving.error_codes import TFServingError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 EXTENSIONS = ["binary_tensor_data"]
@@ -128,8 +129,11 @@ class V2:
             raise oip.OIPError('the body must be a JSON object with "inputs": a list of tensors')
         inputs = _inputs(document["inputs"], binary)
         wanted, binary_out = _outputs(document)
-        deadline_ms = serving._deadline_ms(self.engine)
-        model_version, outputs = oip.infer(self.engine, name, version, inputs, deadline_ms, outputs=wanted)
+        try:
+            deadline = deadline_ms(request.headers.get("X-Deadline-Ms"), self.engine.settings.deadline_ms)
+        except BadRequest as error:
+            raise oip.OIPError(error.message) from None
+        model_version, outputs = oip.infer(self.engine, name, version, inputs, deadline, outputs=wanted)
         answer = {"model_name": name, "model_version": model_version, "outputs": []}
         if "id" in document:
             answer["id"] = document["id"]

@@ -20,8 +20,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.classify.pipeline import probabilities
 from service.serving.backends import onnx_conversion, onnx_runtime
+from service.serving.model_run import probabilities
 from service.serving.repository import ModelSpec
 from service.serving.servable import LoadOptions, check_rows
 from service.serving.web_model import NotForTheBrowser, WebFile, WebModel
