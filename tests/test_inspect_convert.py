@@ -348,9 +348,9 @@ def rescaling_model():
 
 @pytest.mark.parametrize("save", ["model.export", "tf.saved_model.save", "model.save .keras"])
 def test_convert_keeps_the_models_own_rescaling_and_serves_its_answers(rescaling_model, tmp_path, save):
-    from service.tools.convert import convert
-    from service.engine import Engine
     from service.classify.imaging import CropSpec, DecodedImage, crop
+    from service.engine import Engine
+    from service.tools.convert import convert
 
     source = tmp_path / ("model.keras" if save.endswith(".keras") else "saved_model")
     if save == "model.export":
