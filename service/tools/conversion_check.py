@@ -1,10 +1,12 @@
-"""The inputs of convert's check: windows of real photographs, cut around seeded points the way the
-server cuts them, to run the published graph and the source model on; and how far a model's answers
-move between those windows (an input scaled twice answers nearly the same scores everywhere).
+"""Convert's check: the published graph against the source model, on windows of real photographs cut
+around seeded points the way the server cuts them and normalised as the written model.toml says; and
+a warning when the model's answers barely move between those windows while they do on raw pixels (an
+input scaled twice answers nearly the same scores everywhere).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,41 @@ def run_graph(graph_def, inputs: np.ndarray) -> np.ndarray:
         tf.compat.v1.import_graph_def(graph_def, name="")
     with tf.compat.v1.Session(graph=graph) as session:
         return np.asarray(session.run(f"{OUTPUT_NAME}:0", {f"{INPUT_NAME}:0": inputs}), dtype=np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    expected: np.ndarray        # the source model's answers, [samples, classes]
+    frozen32: np.ndarray        # the float32 frozen graph's
+    answers: np.ndarray         # the published graph's (the float32 one's, unless halved)
+    spread: float               # how far the source's answers move between the samples
+    origin: str                 # what the samples were cut from
+    warnings: list[str]
+
+
+def compare(source, float32_graph, halved_graph, spec, *, samples: int, seed: int, fraction: float, min_px: int,
+            images: str | Path | None) -> Comparison:
+    """The source model, the float32 frozen graph and (when there is one) the float16 graph on the same
+    `samples` windows, prepared by the server's own code for the input `spec` (a repository.InputSpec)."""
+    import tensorflow as tf
+
+    from service.classify.preprocess import prepare
+
+    warnings = []
+    crops, origin = sample_crops(spec.height, spec.width, spec.channels, samples, seed, fraction, min_px, images)
+    inputs = prepare(spec, crops)
+    expected = np.asarray(source.call(tf.constant(inputs)), dtype=np.float32).reshape(samples, -1)
+    moves = spread(expected)
+    if source.input_dtype == "float32" and spec.scale != 1.0 and moves < NEAR_CONSTANT and samples > 1:
+        raw = dataclasses.replace(spec, dtype="float32", scale=1.0, offset=0.0)
+        raw_moves = spread(np.asarray(source.call(tf.constant(prepare(raw, crops))), dtype=np.float32))
+        if raw_moves > 5 * max(moves, 1e-9):
+            warnings.append(
+                f"on {samples} {origin}, the model's answers barely change with scale {spec.scale:.6g} (spread "
+                f"{moves:.3g}) but do on raw 0..255 pixels (spread {raw_moves:.3g}): it probably scales its "
+                f"input itself, so this version would answer nearly the same scores everywhere; "
+                "convert it again with --scale 1 if it does")
+    frozen32 = run_graph(float32_graph, inputs).reshape(samples, -1)
+    answers = run_graph(halved_graph, inputs).reshape(samples, -1) if halved_graph is not None else frozen32
+    return Comparison(expected=expected, frozen32=frozen32, answers=answers, spread=moves, origin=origin,
+                      warnings=warnings)

@@ -37,7 +37,7 @@ import numpy as np
 
 from service.serving.freezing import INPUT_NAME, OUTPUT_NAME, ConvertError, Source, freeze
 from service.tools import model_toml, publish
-from service.tools.conversion_check import NEAR_CONSTANT, run_graph, sample_crops, spread
+from service.tools.conversion_check import compare
 from service.tools.float16 import halve_weights
 from service.tools.model_source import load_source
 
@@ -79,7 +79,6 @@ class ConvertReport:
                 for key, value in dataclasses.asdict(self).items()}
 
 
-
 # --- the conversion --------------------------------------------------------------------------------
 
 def convert(model: str | Path, name: str, *, repository: str | Path = "models", labels_dir: str | Path | None = None,
@@ -87,7 +86,6 @@ def convert(model: str | Path, name: str, *, repository: str | Path = "models", 
             scale: float | None = None, offset: float | None = None, size: tuple[int, int] | None = None,
             fraction: float = 0.15, min_px: int = 24, samples: int = 32, seed: int = 0,
             output_key: str | None = None, images: str | Path | None = None) -> ConvertReport:
-    from service.classify.preprocess import prepare
     from service.serving import repository as repo
     from service.tools.graph_description import describe
 
@@ -131,27 +129,12 @@ def convert(model: str | Path, name: str, *, repository: str | Path = "models", 
     if float16 and not halved:
         warnings.append("--float16: no float32 constant is large enough to halve")
 
-    # Samples cut from real photographs as the server cuts windows, normalised as model.toml will say.
     spec = repo.InputSpec(tensor=f"{INPUT_NAME}:0", kind=kind, height=height, width=width, channels=channels,
                           dtype=source.input_dtype, scale=scale, offset=offset)
-    crops, origin = sample_crops(height, width, channels, samples, seed, fraction, min_px, images)
-    inputs = prepare(spec, crops)
-    import tensorflow as tf
-
-    expected = np.asarray(source.call(tf.constant(inputs)), dtype=np.float32).reshape(samples, -1)
-    moves = spread(expected)
-    if source.input_dtype == "float32" and scale != 1.0 and moves < NEAR_CONSTANT and samples > 1:
-        raw = repo.InputSpec(tensor=spec.tensor, kind=kind, height=height, width=width, channels=channels,
-                             dtype="float32", scale=1.0, offset=0.0)
-        raw_moves = spread(np.asarray(source.call(tf.constant(prepare(raw, crops))), dtype=np.float32))
-        if raw_moves > 5 * max(moves, 1e-9):
-            warnings.append(
-                f"on {samples} {origin}, the model's answers barely change with scale {scale:.6g} (spread "
-                f"{moves:.3g}) but do on raw 0..255 pixels (spread {raw_moves:.3g}): it probably scales its "
-                f"input itself, so this version would answer nearly the same scores everywhere; "
-                "convert it again with --scale 1 if it does")
-    frozen32 = run_graph(float32_graph, inputs).reshape(samples, -1)
-    answers = run_graph(graph_def, inputs).reshape(samples, -1) if float16 else frozen32
+    check = compare(source, float32_graph, graph_def if float16 else None, spec, samples=samples, seed=seed,
+                    fraction=fraction, min_px=min_px, images=images)
+    warnings += check.warnings
+    expected, frozen32, answers = check.expected, check.frozen32, check.answers
     probabilities = bool(np.all(answers >= -1e-6) and np.allclose(answers.sum(axis=1), 1.0, atol=1e-3))
     softmax = output.computes not in ("Softmax", "Sigmoid") and not probabilities
 
@@ -180,7 +163,7 @@ def convert(model: str | Path, name: str, *, repository: str | Path = "models", 
         seed=seed, max_abs_diff=float(np.max(np.abs(answers - expected))),
         float32_max_abs_diff=float(np.max(np.abs(frozen32 - expected))),
         top1_agreement=float(np.mean(answers.argmax(axis=1) == expected.argmax(axis=1))),
-        warnings=tuple(warnings), inputs=origin, spread=moves)
+        warnings=tuple(warnings), inputs=check.origin, spread=check.spread)
 
 
 def _model_toml(*, source: str, kind: str, height: int, width: int, channels: int, dtype: str, scale: float,
