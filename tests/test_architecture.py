@@ -29,7 +29,8 @@ KNOWN_CYCLE_EDGES = {
 }
 # Cycles found while writing this test that no change of issue 23 removes yet (the lead decides):
 # classify/request.py imports processes/supervisor.py's SECRET_ENV (supervisor -> engine -> pipeline ->
-# request); tools/train/trunk.py imports tools/train/cli.py's _cpu_seconds (cli imports trunk).
+# request); tools/train/trunk.py imports tools/train/cli.py's _cpu_seconds (cli imports trunk), both
+# inside functions.
 UNOWNED_CYCLE_EDGES = {
     ("service.classify.request", "service.processes.supervisor"),
     ("service.tools.train.trunk", "service.tools.train.cli"),
@@ -42,7 +43,7 @@ LONG_MODULES = {
 }
 
 # Server modules that import service.tools today: the SavedModel path freezes through tools/convert.py,
-# which re-exports service/serving/freezing.py; removed by the servable change (import it from there).
+# which re-exports service/serving/freezing.py; once the servable change is merged, they import that.
 KNOWN_TOOLS_IMPORTS = {
     ("service.serving.loader", "service.tools.convert"),
     ("service.serving.backends.saved_model", "service.tools.convert"),
