@@ -95,3 +95,9 @@ def image_too_large(width: int, height: int, max_pixels: int, max_side: int) -> 
         return ImageTooLarge(f"the image is {width}×{height} ({_megapixels(width * height)} MP); "
                              f"the limit is {_megapixels(max_pixels)} MP")
     return ImageTooLarge(f"the image is {width}×{height}; the limit is {max_side:,} px a side")
+
+
+def first_line(error: BaseException, limit: int | None = 300) -> str:
+    """An exception's message in one line, for a log field or a one-line answer: its first line (at most
+    `limit` characters; libraries' messages go on with tracebacks and advice), else its class's name."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]

@@ -16,7 +16,8 @@ from PIL import Image
 import graphs
 from service import cli
 from service.serving import repository
-from service.tools.inspect_graph import describe, guess_config, inspect_file
+from service.tools.config_guess import guess_config
+from service.tools.graph_description import describe, inspect_file
 
 tf1 = tf.compat.v1
 
@@ -124,6 +125,23 @@ def test_config_guesses_match_the_suites_hand_written_configs(name, kind, input_
     guess = guess_config(describe(graphs.BUILDERS[name]()))
     assert (guess.kind, guess.input.name, guess.output.name) == (kind, input_name, output_name)
     assert ("softmax = true" in guess.toml) == softmax
+
+
+@pytest.mark.parametrize("name", ["color", "pattern", "theme"])
+def test_the_demo_models_configs_are_what_the_one_model_toml_writer_writes(name):
+    """train-demo writes model.toml through service/tools/model_toml.py, as convert and inspect do: from
+    each demo's recipe it gives the committed file byte for byte."""
+    from service.tools.train import demos, freeze, lite0, topics
+
+    if name == "theme":
+        recipe = dict(size=topics.SIZE, scale=lite0.SCALE, offset=lite0.OFFSET, fraction=topics.FRACTION,
+                      min_px=topics.MIN_PX, resize=topics.RESIZE, comment=topics.COMMENT)
+    else:
+        demo = demos.get(name)
+        recipe = dict(size=demo.size, scale=demo.scale, offset=demo.offset, fraction=demo.fraction,
+                      min_px=demo.min_px, resize=demo.resize, comment=demo.comment)
+    committed = (Path(__file__).resolve().parents[1] / "models" / name / "1" / "model.toml").read_text()
+    assert freeze.model_toml(labels_name=name, **recipe) == committed
 
 
 def test_inspect_json_and_refusals(tmp_path, capsys):
@@ -330,9 +348,9 @@ def rescaling_model():
 
 @pytest.mark.parametrize("save", ["model.export", "tf.saved_model.save", "model.save .keras"])
 def test_convert_keeps_the_models_own_rescaling_and_serves_its_answers(rescaling_model, tmp_path, save):
-    from service.tools.convert import convert
-    from service.engine import Engine
     from service.classify.imaging import CropSpec, DecodedImage, crop
+    from service.engine import Engine
+    from service.tools.convert import convert
 
     source = tmp_path / ("model.keras" if save.endswith(".keras") else "saved_model")
     if save == "model.export":

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from service.config import ConfigError, load_settings
-from service.errors import PinpointError
+from service.errors import PinpointError, first_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pinpoint: {error.message}", file=sys.stderr)
         return 2
     except Exception as error:  # the database could not be reached or read: say so, plainly
-        print(f"pinpoint: cannot read the feedback database {store.describe()}: {str(error).splitlines()[0]}",
+        print(f"pinpoint: cannot read the feedback database {store.describe()}: {first_line(error, None)}",
               file=sys.stderr)
         return 1
     finally:

@@ -16,9 +16,10 @@ import structlog
 from prometheus_client import Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
+from service.errors import first_line
+
 log = structlog.get_logger("pinpoint.feedback")
 DROP_REASONS = ("queue_full", "write_failed", "shutdown")
-OUTCOMES = ("top1", "top5", "miss", "none")
 CACHE_S = 5.0
 
 
@@ -62,7 +63,7 @@ class _RollingHitRate:
                 try:
                     values = self.rolling()
                 except Exception as error:  # a scrape must never fail because the database did
-                    log.warning("feedback_hit_rate_unavailable", error=str(error).splitlines()[0][:200])
+                    log.warning("feedback_hit_rate_unavailable", error=first_line(error, 200))
                     values = {}
                 self.cached = (time.monotonic(), values)
         rate = GaugeMetricFamily("pinpoint_feedback_top1_hit_rate", "Share of recent feedback (the rolling "

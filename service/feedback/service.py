@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from service.errors import NotFound, PinpointError
+from service.errors import NotFound, PinpointError, first_line
 from service.feedback import report as reports
 from service.feedback.metrics import FeedbackMetrics, outcome
 from service.feedback.recorder import Recorder, rows
@@ -128,7 +128,7 @@ class Feedback:
         try:
             recorded = self.store.record(choices, client, batch)
         except DBAPIError as error:
-            log.error("feedback_write_failed", error=str(error).splitlines()[0][:300])
+            log.error("feedback_write_failed", error=first_line(error))
             raise storage_unavailable("feedback was not stored") from None
         for done in recorded:
             self.metrics.feedback.labels(done.choice.model, str(done.version),
@@ -139,7 +139,7 @@ class Feedback:
         try:
             return self.store.missing(ids)
         except DBAPIError as error:
-            log.error("feedback_read_failed", error=str(error).splitlines()[0][:300])
+            log.error("feedback_read_failed", error=first_line(error))
             raise storage_unavailable("the prediction log cannot be read") from None
 
     def _wait_for_log(self, missing: set[str]) -> None:
@@ -208,7 +208,7 @@ class Feedback:
         try:
             return reports.build(self.store, **filters)
         except DBAPIError as error:
-            log.error("feedback_read_failed", error=str(error).splitlines()[0][:300])
+            log.error("feedback_read_failed", error=first_line(error))
             raise storage_unavailable("the report cannot be read") from None
 
     def _rolling(self) -> dict:

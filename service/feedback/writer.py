@@ -17,6 +17,7 @@ from typing import Callable
 
 import structlog
 
+from service.errors import first_line
 from service.feedback.schema import SchemaTooNew
 from service.feedback.store import LoggedAnswer, Store, now_ms
 
@@ -133,7 +134,7 @@ class LogWriter:
                 self.failing = True  # feedback answers 503 at once instead of waiting for the database
                 delay = OPEN_RETRY_S[min(attempt, len(OPEN_RETRY_S) - 1)]
                 log.error("feedback_database_unreachable", database=self.store.describe(),
-                          error=str(error).splitlines()[0][:300], retry_in_s=delay)
+                          error=first_line(error), retry_in_s=delay)
                 if self._stopping.wait(delay):
                     return
                 continue
@@ -167,10 +168,10 @@ class LogWriter:
                 if wait is None or (self._stopping.is_set() and attempt > 0):
                     self._dropped("write_failed", len(answers))
                     log.error("prediction_log_write_failed", answers=len(answers),
-                              error=str(error).splitlines()[0][:300])
+                              error=first_line(error))
                     return
                 log.warning("prediction_log_write_retry", answers=len(answers), retry_in_s=wait,
-                            error=str(error).splitlines()[0][:300])
+                            error=first_line(error))
                 time.sleep(wait)
                 continue
             self.failing = False
@@ -184,7 +185,7 @@ class LogWriter:
             try:
                 deleted = self.store.sweep(now_ms() - self.retention_ms())
             except Exception as error:
-                log.error("feedback_retention_sweep_failed", error=str(error).splitlines()[0][:300])
+                log.error("feedback_retention_sweep_failed", error=first_line(error))
                 return
             if deleted:
                 log.info("feedback_retention_swept", requests=deleted)

@@ -86,28 +86,12 @@ def write_labels(labels, path: Path) -> None:
 
 def model_toml(*, labels_name: str, size: int, scale: float, offset: float, fraction: float,
                min_px: int, resize: str, comment: str) -> str:
-    return f"""# {comment}
-# Written by `python -m service.tools.train`; the format is docs/models.md.
-graph = "frozen_graph.pb"
-labels = "{labels_name}"
+    from service.tools import model_toml
 
-[input]
-tensor = "{INPUT_NAME}:0"
-kind = "image"
-height = {size}
-width = {size}
-channels = 3
-dtype = "float32"
-scale = {scale!r}
-offset = {offset!r}
-
-[output]
-tensor = "{OUTPUT_NAME}:0"
-softmax = false
-
-[crop]
-fraction = {fraction!r}
-min_px = {min_px}
-keep_aspect = true
-resize = "{resize}"
-"""
+    return model_toml.render(
+        comments=[comment, "Written by `python -m service.tools.train`; the format is docs/models.md."],
+        top=[("graph", "frozen_graph.pb"), ("labels", labels_name)],
+        input=[("tensor", f"{INPUT_NAME}:0"), ("kind", "image"), ("height", size), ("width", size),
+               ("channels", 3), ("dtype", "float32"), ("scale", scale), ("offset", offset)],
+        output=[("tensor", f"{OUTPUT_NAME}:0"), ("softmax", False)],
+        crop=model_toml.crop(fraction, min_px, resize))
