@@ -5,6 +5,9 @@ The core knows codes only; the HTTP layer maps each code to its status (service/
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 
 class PinpointError(Exception):
     code = "bad_request"
@@ -101,3 +104,19 @@ def first_line(error: BaseException, limit: int | None = 300) -> str:
     """An exception's message in one line, for a log field or a one-line answer: its first line (at most
     `limit` characters; libraries' messages go on with tracebacks and advice), else its class's name."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
+# An absolute path with at least one directory: /srv/models/x/1/model.onnx, /tmp/cache/ab12.onnx
+_ABSOLUTE = re.compile(r"(?<![\w.~-])/(?:[\w.@+=,-]+/)+[\w.@+=,-]*")
+
+
+def public_text(text: str | None, models: Path | str | None) -> str | None:
+    """A server-side message (a version's load error, a reason) as clients may read it: paths inside the
+    model repository relative to it (misnamed/1/model.onnx), any other absolute path cut to its file name.
+    The server log keeps the whole message."""
+    if not text:
+        return text or None
+    if models:
+        for root in {str(models), str(Path(models).resolve())}:
+            text = text.replace(root.rstrip("/") + "/", "")
+    return _ABSOLUTE.sub(lambda match: "…/" + Path(match.group(0)).name, text)

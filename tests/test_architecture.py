@@ -18,46 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "service"
 MAX_LINES = 500
 
-# Import edges that close today's cycles: removed by the runner-interface and servable changes.
-KNOWN_CYCLE_EDGES = {
-    ("service.processes.address", "service.processes.daemon"),  # address <-> daemon
-    ("service.processes.daemon", "service.processes.supervisor"),  # daemon <-> supervisor
-    ("service.serving.backends.onnx_runtime", "service.serving.loader"),  # backends <-> loader
-    ("service.serving.backends.saved_model", "service.serving.loader"),
-    ("service.serving.backends.tensorflow_graph", "service.serving.loader"),
-    ("service.serving.web_copies", "service.serving.backends.web_export"),  # web_export <-> web_copies
-}
-# Cycles found while writing this test that no change of issue 23 removes yet (the lead decides):
-# classify/request.py imports processes/supervisor.py's SECRET_ENV (supervisor -> engine -> pipeline ->
-# request); tools/train/trunk.py imports tools/train/cli.py's _cpu_seconds (cli imports trunk), both
-# inside functions.
-UNOWNED_CYCLE_EDGES = {
-    ("service.classify.request", "service.processes.supervisor"),
-    ("service.tools.train.trunk", "service.tools.train.cli"),
-}
-
-# Modules over MAX_LINES today, each being split elsewhere (path: by whom).
-LONG_MODULES = {
-    "service/http/api/tfserving.py": "the one model-run change (TF Serving split into service/protocols/tfserving/)",
-    "service/config.py": "no one yet: 511 lines (the lead decides)",
-}
-
-# Server modules that import service.tools today: the SavedModel path freezes through tools/convert.py,
-# which re-exports service/serving/freezing.py; once the servable change is merged, they import that.
-KNOWN_TOOLS_IMPORTS = {
-    ("service.serving.loader", "service.tools.convert"),
-    ("service.serving.backends.saved_model", "service.tools.convert"),
-}
 # Entry points that may reach the tools: the command line runs them.
 COMMAND_LINE = {"service.cli", "service.__main__"}
-
-# Modules docs/architecture.md names that other changes of issue 23 bring (empty it once they are merged).
-NOT_YET_MERGED = {
-    "service/serving/decisions.py", "service/serving/servable_id.py", "service/serving/servable.py",
-    "service/serving/web_model.py", "service/serving/model_run.py", "service/processes/messages.py",
-    "service/processes/failures.py", "service/protocols/tfserving/", "service/http/api/deadline.py",
-    "service/tools/bench/peers/",
-}
 
 
 # --- the import graph -------------------------------------------------------------------------------
@@ -147,18 +109,6 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
-    seen, todo = set(), [start]
-    while todo:
-        node = todo.pop()
-        if node == goal:
-            return True
-        if node not in seen:
-            seen.add(node)
-            todo.extend(graph.get(node, ()))
-    return False
-
-
 def without(graph: dict[str, set[str]], edges: set[tuple[str, str]]) -> dict[str, set[str]]:
     return {node: {t for t in targets if (node, t) not in edges} for node, targets in graph.items()}
 
@@ -184,7 +134,7 @@ def test_the_graph_sees_imports_inside_functions():
 
 
 def test_no_import_cycle_among_service_modules():
-    graph = without(service_graph(), KNOWN_CYCLE_EDGES | UNOWNED_CYCLE_EDGES)
+    graph = service_graph()
     found = cycles(graph)
     described = ["\n  ".join(f"{module} -> {', '.join(sorted(graph[module] & set(component)))}"
                              for module in component) for component in found]
@@ -192,21 +142,11 @@ def test_no_import_cycle_among_service_modules():
         "\n\n  ".join(described)
 
 
-def test_every_allowed_cycle_edge_still_closes_a_cycle():
-    graph = service_graph()
-    gone = sorted((a, b) for a, b in KNOWN_CYCLE_EDGES | UNOWNED_CYCLE_EDGES
-                  if b not in graph.get(a, set()) or not reaches(graph, b, a))
-    assert not gone, f"no longer part of a cycle: remove from this test's allow-lists: {gone}"
-
-
 def test_the_server_never_imports_the_developer_tools():
     graph = service_graph()
     server = [name for name in graph if not name.startswith("service.tools") and name not in COMMAND_LINE]
     found = {(name, target) for name in server for target in graph[name] if target.startswith("service.tools")}
-    assert found <= KNOWN_TOOLS_IMPORTS, \
-        f"server modules importing service.tools: {sorted(found - KNOWN_TOOLS_IMPORTS)}"
-    assert found == KNOWN_TOOLS_IMPORTS, \
-        f"gone: remove from KNOWN_TOOLS_IMPORTS: {sorted(KNOWN_TOOLS_IMPORTS - found)}"
+    assert not found, f"server modules importing service.tools (the server must run without them): {sorted(found)}"
 
 
 # --- sizes ------------------------------------------------------------------------------------------
@@ -215,10 +155,7 @@ def test_no_module_is_over_500_lines():
     lengths = {str(path.relative_to(REPO)): len(path.read_text(encoding="utf-8").splitlines())
                for path in PACKAGE.rglob("*.py")}
     long = {path: n for path, n in lengths.items() if n > MAX_LINES}
-    assert set(long) <= set(LONG_MODULES), \
-        f"over {MAX_LINES} lines (split by concern): {sorted((p, n) for p, n in long.items() if p not in LONG_MODULES)}"
-    assert set(long) == set(LONG_MODULES), \
-        f"no longer over {MAX_LINES} lines (or gone): remove from LONG_MODULES: {sorted(set(LONG_MODULES) - set(long))}"
+    assert not long, f"over {MAX_LINES} lines (split by concern): {sorted(long.items())}"
 
 
 # --- the pages that describe the tree --------------------------------------------------------------
@@ -261,10 +198,8 @@ def named_in_readme_tree() -> set[str]:
 def test_docs_architecture_names_only_modules_that_exist():
     named = named_in_architecture()
     assert len(named) > 40, "the page's module map was found"
-    missing = sorted(path for path in named - NOT_YET_MERGED if not (REPO / path).exists())
+    missing = sorted(path for path in named if not (REPO / path).exists())
     assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
-    arrived = sorted(path for path in NOT_YET_MERGED if (REPO / path).exists())
-    assert not arrived, f"merged: remove from NOT_YET_MERGED: {arrived}"
 
 
 def test_every_package_is_on_docs_architecture():
@@ -276,5 +211,5 @@ def test_every_package_is_on_docs_architecture():
 def test_the_readme_tree_names_only_modules_that_exist():
     named = named_in_readme_tree()
     assert {"service/", "service/serving/", "service/http/"} <= named, "the README's tree was found"
-    missing = sorted(path for path in named - NOT_YET_MERGED if not (REPO / path).exists())
+    missing = sorted(path for path in named if not (REPO / path).exists())
     assert not missing, f"README.md's \"How it is built\" names modules that do not exist: {missing}"

@@ -147,7 +147,7 @@ def test_fields_take_integers_past_a_doubles_range_as_a_mistake():
 
 
 def test_the_json_reader_counts_depth_outside_strings_only_and_refuses_deep_documents_fast():
-    from service.http.api import jsonread
+    from service.protocols import jsonread
 
     def read(text, **options):
         return jsonread.loads(text, **options)[0]

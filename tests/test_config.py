@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, Settings, load_settings, render_defaults
+from service.config import ConfigError, Settings, load_settings
+from service.tools.defaults_file import render_defaults
 
 DEFAULTS_FILE = Path(__file__).resolve().parents[1] / "service" / "defaults.toml"
 
@@ -137,8 +138,8 @@ def test_settings_cannot_be_changed_after_loading():
 
 def test_the_defaults_file_users_copy_is_the_declaration():
     """service/defaults.toml documents every setting; it is generated from the one declaration
-    (`python -m service.config > service/defaults.toml`) and loads to exactly the defaults."""
-    assert DEFAULTS_FILE.read_text() == render_defaults(), "run: python -m service.config > service/defaults.toml"
+    (`python -m service.tools.defaults_file > service/defaults.toml`) and loads to exactly the defaults."""
+    assert DEFAULTS_FILE.read_text() == render_defaults(), "run: python -m service.tools.defaults_file > service/defaults.toml"
     # It loads to exactly the defaults, its relative paths read against the file's own directory.
     from service.config import PATH_SETTINGS
 

@@ -30,6 +30,7 @@ from service.processes.hop import Reply, Server
 from service.processes.messages import Op, RunnerState
 from service.serving.manager import Manager, ModelRef, StaleVersions
 from service.serving.runtime import Outcome, Runtime
+from service.serving.servable_id import ServableId
 from service.serving.web_copies import WebModels
 from service.serving.web_model import WebModel
 
@@ -99,7 +100,7 @@ class LocalRunner:
         """Lease exactly the versions the keys name, so none unloads meanwhile, and run them. One that
         cannot be had any more is StaleVersions: the caller resolved it from a copy that is now stale.
         `on_done` as Runtime.infer's (the hop answers from the inference thread through it)."""
-        refs = [ModelRef(*_split(key)) for key in feeds]
+        refs = [ModelRef(servable.name, servable.version) for servable in map(ServableId.parse, feeds)]
         try:
             lease = self.manager.acquire(refs)
             lease.__enter__()
@@ -111,7 +112,8 @@ class LocalRunner:
             lease.__exit__(None, None, None)
 
     def shadow(self, key: str, rows: np.ndarray, served: list[str]) -> None:
-        entry = self.manager.find(*_split(key))
+        servable = ServableId.parse(key)
+        entry = self.manager.find(servable.name, servable.version)
         if entry is not None:
             self.manager.shadow(entry, rows, served)
 
@@ -138,8 +140,3 @@ def serve(runner: LocalRunner, address: str, secret: bytes) -> Server:
 
     handlers[Op.INFER.value] = infer
     return Server(address, secret, handlers, replying=frozenset({Op.INFER.value}))
-
-
-def _split(key: str) -> tuple[str, int]:
-    name, _, version = key.rpartition("@")
-    return name, int(version)

@@ -25,7 +25,7 @@ import numpy as np
 import structlog
 
 from service.serving import batching
-from service.errors import ModelUnavailable, Overloaded, Timeout
+from service.errors import first_line, ModelUnavailable, Overloaded, Timeout
 from service.serving.loader import LoadOptions, load_servable, warm_up_rows
 from service.serving.repository import ModelSpec
 
@@ -235,7 +235,7 @@ class Runtime:
             servable.run(blank)
         except Exception as error:
             servable.close()
-            done.set_exception(RuntimeError(f"warm-up failed: {_first_line(error)}"))
+            done.set_exception(RuntimeError(f"warm-up failed: {first_line(error)}"))
             return
         self._cost_ms[servable.key] = (time.perf_counter() - started) * 1000
         self._servables[servable.key] = servable
@@ -277,8 +277,8 @@ class Runtime:
         try:
             return servable.run(rows), ""
         except Exception as error:
-            log.error("inference_failed", servable=key, error=_first_line(error))
-            return None, f"inference failed: {_first_line(error)}"
+            log.error("inference_failed", servable=key, error=first_line(error))
+            return None, f"inference failed: {first_line(error)}"
 
     def _drain_all(self) -> list[Job]:
         jobs = [self._carry] if isinstance(self._carry, Job) else []
@@ -305,6 +305,3 @@ def _deliver(jobs: list[Job], key: str, output: np.ndarray | None, error: str) -
             job.results[key] = output[start:start + len(rows)]
         start += len(rows)
 
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:300]

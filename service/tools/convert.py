@@ -41,8 +41,6 @@ from service.tools.conversion_check import compare
 from service.tools.float16 import halve_weights
 from service.tools.model_source import load_source
 
-# Source and freeze are here for the server's SavedModel path too (service/serving/loader.py,
-# service/serving/backends/saved_model.py), until it imports them from service.serving.freezing.
 __all__ = ["ConvertError", "ConvertReport", "Source", "convert", "freeze", "main"]
 DEFAULT_SCALE = 1 / 255
 

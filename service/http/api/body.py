@@ -9,7 +9,7 @@ from typing import Any
 import cherrypy
 import multipart
 
-from service.http.api import jsonread
+from service.protocols import jsonread
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 RAW_TYPES = ("application/octet-stream",)
@@ -24,7 +24,7 @@ def is_raw_image(kind: str) -> bool:
 
 
 def read_json(max_bytes: int | None = None) -> dict[str, Any]:
-    """The body as a JSON object, through the one bounded reader (service/http/api/jsonread.py). `max_bytes`:
+    """The body as a JSON object, through the one bounded reader (service/protocols/jsonread.py). `max_bytes`:
     a limit below max_body_bytes for a route whose documents are small (reading stops there)."""
     body = cherrypy.serving.request.body
     raw = body.read() if max_bytes is None else body.read(max_bytes + 1)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from service.http.api import jsonread
+from service.protocols import jsonread
 from service.errors import BadRequest
 
 FIELDS = ("x", "y", "points", "units", "models", "top_k")
-MAX_NUMBER_CHARS = 100  # as the JSON reader's (service/http/api/jsonread.py): no double needs more
+MAX_NUMBER_CHARS = 100  # as the JSON reader's (service/protocols/jsonread.py): no double needs more
 
 
 def classify_args(fields: Mapping[str, Any], typed: bool = False) -> dict[str, Any]:

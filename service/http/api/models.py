@@ -7,7 +7,7 @@ import cherrypy
 
 from service.http.api import tfserving, web
 from service.http.api.error_responses import json_endpoint, require_method
-from service.http.api.render import public_text
+from service.errors import public_text
 from service.engine import Engine
 from service.serving.manager import State, Version
 

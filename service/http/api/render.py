@@ -3,13 +3,8 @@ used by the HTTP handlers and by `pinpoint predict`."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 from service.classify.request import ClassifyResult
 
-# An absolute path with at least one directory: /srv/models/x/1/model.onnx, /tmp/cache/ab12.onnx
-_ABSOLUTE = re.compile(r"(?<![\w.~-])/(?:[\w.@+=,-]+/)+[\w.@+=,-]*")
 
 
 def classify_document(result: ClassifyResult) -> dict:
@@ -32,13 +27,3 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(value, 2)
 
 
-def public_text(text: str | None, models: Path | str | None) -> str | None:
-    """A server-side message (a version's load error, a reason) as clients may read it: paths inside the
-    model repository relative to it (misnamed/1/model.onnx), any other absolute path cut to its file name.
-    The server log keeps the whole message."""
-    if not text:
-        return text or None
-    if models:
-        for root in {str(models), str(Path(models).resolve())}:
-            text = text.replace(root.rstrip("/") + "/", "")
-    return _ABSOLUTE.sub(lambda match: "…/" + Path(match.group(0)).name, text)

@@ -26,7 +26,7 @@ ROUTES = routes.ROUTES
 
 CODES = {404: "not_found", 400: "bad_request", 401: "unauthorized", 405: "method_not_allowed",
          429: "rate_limited", 503: "model_unavailable", 504: "timeout", 413: "payload_too_large",
-         415: "unsupported_media_type", 403: "path_forbidden"}
+         415: "unsupported_media_type", 403: "path_forbidden", 500: "internal_error"}
 
 
 def handle(engine: Engine) -> bytes:

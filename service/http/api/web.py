@@ -23,6 +23,7 @@ from service.http.api.client_config import describe_crop
 from service.http.api.error_responses import Refusal
 from service.engine import Engine
 from service.errors import BadRequest, NotFound, PinpointError
+from service.serving.servable_id import ServableId
 from service.serving.web_model import WebModel
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -58,7 +59,7 @@ def handle(engine: Engine, vpath: tuple[str, ...]) -> bytes:
             return body
         path = web.path(file_name)
         if path is None:
-            raise NotFound(f"{name}@{version} has no web file {file_name!r}; its files are listed in model.json")
+            raise NotFound(f"{ServableId(name, version)} has no web file {file_name!r}; its files are listed in model.json")
         response.headers["Cache-Control"] = IMMUTABLE
         return cherrypy.lib.static.serve_file(str(path), content_type="application/octet-stream")
     except PinpointError as error:

@@ -20,7 +20,7 @@ from service.classify import imaging
 from service.classify.preprocess import prepare
 from service.engine import Engine
 from service.errors import NotFound
-from service.http.api.render import public_text
+from service.errors import public_text
 from service.protocols import model_input
 from service.protocols.tfserving import error_codes, signatures
 from service.protocols.tfserving.error_codes import TFServingError

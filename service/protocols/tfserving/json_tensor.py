@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from service.http.api import jsonread
+from service.protocols import jsonread
 from service.protocols.tfserving.error_codes import TFServingError, invalid
 from service.protocols.tfserving.signatures import (SERVING_DEFAULT, STRING, Signature, TensorSpec,
                                                     dtype_name)

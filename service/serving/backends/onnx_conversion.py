@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
+from service.errors import first_line
 from service.serving.repository import ModelSpec
 
 log = structlog.get_logger("pinpoint.onnx")
@@ -126,7 +127,7 @@ def _convert(spec: ModelSpec, graph: bytes, cache: "Cache", key: str) -> bytes:
                     graph_def, name=spec.key, input_names=[tensor_name(spec.input.tensor)],
                     output_names=[tensor_name(spec.output_tensor)], opset=OPSET)
         except Exception as error:  # tf2onnx raises whatever its handlers raise
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            reason = first_line(error)
             cache.write(f"{key}.refused", reason.encode())
             raise Unverified(f"tf2onnx cannot convert it: {reason}") from None
     missing = _unconverted_ops(proto)
@@ -177,7 +178,7 @@ def _difference(servable, rows: np.ndarray, reference: np.ndarray) -> float:
         batch, single = servable.run(rows), servable.run(rows[:1])
     except Exception as error:
         raise Unverified(f"ONNX Runtime failed on the check inputs "
-                         f"({(str(error).strip().splitlines() or [type(error).__name__])[0][:200]})") from None
+                         f"({first_line(error, 200)})") from None
     if batch.shape != reference.shape:
         raise Unverified(f"the converted model answers {batch.shape[1:]} per input, TensorFlow {reference.shape[1:]}")
     return max(_largest(batch, reference), _largest(single, reference[:1]))

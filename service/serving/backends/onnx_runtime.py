@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from service.errors import first_line
 from service.serving.repository import ModelConfigError, ModelSpec
 from service.serving.servable import Servable, output_rows, row_shape
 
@@ -66,7 +67,7 @@ def load(spec: ModelSpec, model: bytes | Path, intra_op_threads: int, source: st
         session = ort.InferenceSession(str(model) if isinstance(model, Path) else model,
                                        session_options(intra_op_threads), providers=["CPUExecutionProvider"])
     except Exception as error:  # ONNX Runtime's Fail, InvalidGraph, InvalidProtobuf, NoSuchFile ...
-        raise Unreadable(f"{source}: ONNX Runtime cannot load it ({_first_line(error)})") from None
+        raise Unreadable(f"{source}: ONNX Runtime cannot load it ({first_line(error)})") from None
     where = f"{spec.directory}/model.toml"
     inputs, outputs = session.get_inputs(), session.get_outputs()
     feed = _find(inputs, spec.input.tensor)
@@ -123,6 +124,3 @@ def _describe(nodes) -> str:
 def _shape(shape) -> str:
     return "[" + ", ".join(str(d) if isinstance(d, int) else (d or "?") for d in (shape or [])) + "]"
 
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

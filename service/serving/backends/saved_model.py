@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from service.errors import first_line
 from service.serving.repository import ModelConfigError, ModelSpec
 from service.serving.servable import Servable, output_rows, row_shape
 
@@ -35,8 +36,7 @@ def load(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int, reason: 
     try:
         loaded = tf.saved_model.load(str(spec.directory))
     except Exception as error:  # a SavedModel TensorFlow cannot restore (missing variables, unknown ops ...)
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first})") from None
+        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
     function = loaded.signatures.get(spec.signature_name)
     if function is None:
         raise ModelConfigError(f"{spec.directory}: the SavedModel has no signature {spec.signature_name!r}")
@@ -82,12 +82,12 @@ def frozen_graph(spec: ModelSpec) -> bytes:
     """The served signature frozen, for tf2onnx (made only when the ONNX cache lacks its conversion or
     TensorFlow's answers: a warm cache loads the version without freezing it); a signature that cannot
     be frozen refuses the conversion, so `auto` serves the SavedModel on TensorFlow as saved."""
+    from service.serving import freezing
     from service.serving.backends import onnx_conversion
-    from service.tools import convert
 
     try:
         return freeze(spec)
-    except convert.ConvertError as error:
+    except freezing.ConvertError as error:
         raise onnx_conversion.Unverified(f"it cannot be frozen for tf2onnx ({error})") from None
 
 
@@ -95,19 +95,18 @@ def freeze(spec: ModelSpec) -> bytes:
     """The served signature frozen into a GraphDef (variables folded into constants, as `pinpoint
     convert` does), its tensors input:0 -> probs:0 (service.serving.savedmodel.frozen_view describes it), so the
     frozen-graph path converts it with tf2onnx and verifies it against TensorFlow
-    (service/serving/backends/onnx_conversion.py). convert.ConvertError when it cannot be traced."""
-    from service.tools import convert
+    (service/serving/backends/onnx_conversion.py). freezing.ConvertError when it cannot be traced."""
+    from service.serving import freezing
 
     try:
         loaded = tf.saved_model.load(str(spec.directory))
         function = loaded.signatures[spec.signature_name]
         feed = function.structured_input_signature[1][spec.input.tensor]
     except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first})") from None
+        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
     alias, output = spec.input.tensor, spec.output_tensor
-    source = convert.Source(path=spec.directory, format="saved_model",
+    source = freezing.Source(path=spec.directory, format="saved_model",
                             call=lambda x: function(**{alias: x})[output],
                             input_shape=(None, *tuple(feed.shape)[1:]), input_dtype=feed.dtype.name,
                             rescales=False, rescaling="", owner=loaded)
-    return convert.freeze(source, source.input_shape).SerializeToString()
+    return freezing.freeze(source, source.input_shape).SerializeToString()

@@ -24,12 +24,12 @@ MODELS = ("color", "theme", "pattern")
 
 
 def train_one(name: str, args, log=print) -> dict:
-    from service.tools.train import demos, fit, freeze
+    from service.tools.train import cost, demos, fit, freeze
 
     demo = demos.get(name)
     per_label = args.per_label or (8 if args.quick else demo.per_label)
     epochs = args.epochs or (1 if args.quick else demo.epochs)
-    started, cpu_started, load_start = time.monotonic(), _cpu_seconds(), os.getloadavg()[0]
+    started, cpu_started, load_start = time.monotonic(), cost.cpu_seconds(), os.getloadavg()[0]
     log(f"[{name}] generating {per_label} patches per label ({len(demo.labels)} labels), seed {args.seed}")
     images, labels = demo.dataset(args.seed, per_label, training=True)
     if args.real_share:
@@ -58,18 +58,10 @@ def train_one(name: str, args, log=print) -> dict:
     log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total")
     return {"name": name, "per_label": per_label, "epochs": epochs, "examples": len(images),
             "generate_s": generated, "train_s": result["seconds"], "total_s": seconds,
-            "cpu_s": _cpu_seconds() - cpu_started, "load_start": load_start, "load_end": os.getloadavg()[0],
+            "cpu_s": cost.cpu_seconds() - cpu_started, "load_start": load_start, "load_end": os.getloadavg()[0],
             "real_share": args.real_share, "parameters": model.count_params(),
             "graph_bytes": graph_path.stat().st_size,
             "final_accuracy": result["history"].get("accuracy", [float("nan")])[-1]}
-
-
-def _cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the generator's workers)."""
-    import resource
-
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.real_share <= 1:
         parser.error(f"--real-share {args.real_share:g}: a share of each label's patches, from 0 to 1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from service.tools.train import cards, fit
+    from service.tools.train import cards, cost, fit
 
     fit.limit_threads(args.threads)
     started = time.monotonic()
@@ -114,8 +106,6 @@ def main(argv: list[str] | None = None) -> int:
             run = train_one(name, args)
         runs.append(run)
         if not (args.quick or args.no_card):
-            from service.tools.train import cost
-
             spent = cost.measure(args.out_models, args.out_labels, name)
             print(f"[{name}] per crop on {spent['backend']}: {spent['batch1_ms']:.3f} ms at batch 1, "
                   f"{spent['batch32_ms']:.3f} ms at batch 32")

@@ -199,13 +199,13 @@ VERSION = "2"  # the trunk models are the second version of color and pattern: v
 
 def train_one(name: str, args, log=print) -> dict:
     """`pinpoint train-demo --trunk`: as cli.train_one, with this module's model, into models/<name>/2/."""
-    from service.tools.train import cli, demos, freeze
+    from service.tools.train import cost, demos, freeze
 
     demo = demos.get(name)
     recipe = RECIPES[name]
     per_label = args.per_label or (8 if args.quick else demo.per_label)
     epochs = args.epochs or (1 if args.quick else recipe.epochs)
-    started, cpu_started, load_start = time.monotonic(), cli._cpu_seconds(), os.getloadavg()[0]
+    started, cpu_started, load_start = time.monotonic(), cost.cpu_seconds(), os.getloadavg()[0]
     log(f"[{name}] generating {per_label} patches per label ({len(demo.labels)} labels), seed {args.seed}")
     images, labels = demo.dataset(args.seed, per_label, training=True)
     real_share = args.real_share or recipe.real_share
@@ -227,10 +227,10 @@ def train_one(name: str, args, log=print) -> dict:
                         offset=OFFSET)
     seconds = time.monotonic() - started
     log(f"[{name}] wrote {graph_path} ({graph_path.stat().st_size / 1e6:.2f} MB) in {seconds:.0f} s total, "
-        f"{cli._cpu_seconds() - cpu_started:.0f} CPU-seconds")
+        f"{cost.cpu_seconds() - cpu_started:.0f} CPU-seconds")
     return {"name": name, "per_label": per_label, "epochs": epochs, "examples": len(images),
             "generate_s": generated, "train_s": seconds - generated, "total_s": seconds,
-            "cpu_s": cli._cpu_seconds() - cpu_started, "load_start": load_start, "load_end": os.getloadavg()[0],
+            "cpu_s": cost.cpu_seconds() - cpu_started, "load_start": load_start, "load_end": os.getloadavg()[0],
             "real_share": real_share, "parameters": model.count_params(),
             "graph_bytes": graph_path.stat().st_size, "trunk": dataclasses.asdict(recipe),
             "final_accuracy": history.get("accuracy", [float("nan")])[-1]}
