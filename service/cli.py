@@ -10,10 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from service.config import PATH_SETTINGS, ConfigError, Settings, default, load_settings
 from service import quiet
+from service.config import PATH_SETTINGS, ConfigError, Settings, default, load_settings
 from service.errors import PinpointError
-
 
 # Commands that are another module's own command line: their options are theirs (`--help` shows them).
 DELEGATED = {
@@ -204,9 +203,9 @@ def _run(args, settings: Settings) -> int:
 
 
 def _predict(args, settings) -> int:
+    from service.engine import Engine
     from service.http.api.fields import classify_args
     from service.http.api.render import classify_document
-    from service.engine import Engine
     from service.observe import configure_logging
 
     configure_logging("warning" if args.log_level is None else args.log_level, "console")

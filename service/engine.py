@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import structlog
 
 from service.classify import imaging
 from service.classify.image_cache import DecodedCache
+from service.classify.image_store import ImageStore
+from service.classify.pipeline import Pipeline
+from service.classify.request import MAX_POINTS, MAX_TOP_K, ClassifyRequest, ClassifyResult, Upload, model_refs  # noqa: F401 (limits: for the API)
 from service.config import Settings, load_settings
 from service.errors import ModelUnavailable, PinpointError
-from service.classify.pipeline import Pipeline
-from service.classify.request import (MAX_POINTS, MAX_TOP_K, ClassifyRequest, ClassifyResult,  # noqa: F401 (limits: for the API)
-                             Upload, model_refs)
-from service.classify.image_store import ImageStore
 from service.processes.runner import LocalRunner, Runner
 
 log = structlog.get_logger("pinpoint.engine")
@@ -66,7 +65,7 @@ class Engine:
     @classmethod
     @contextlib.contextmanager
     def open(cls, models_dir: str | Path = "models", labels_dir: str | Path = "labels",
-             settings: Settings | None = None, ready_timeout: float = 120) -> Iterator["Engine"]:
+             settings: Settings | None = None, ready_timeout: float = 120) -> Iterator[Engine]:
         """An in-process engine with its models loaded, for scripts and `pinpoint predict`."""
         if settings is None:
             settings = load_settings(environ={}, overrides={"models": str(models_dir), "labels": str(labels_dir)})

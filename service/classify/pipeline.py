@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import structlog
 
-from service.classify import imaging
-
-from service.classify import paths
+from service.classify import imaging, paths
 from service.classify.image_cache import DecodedCache, file_identity
+from service.classify.image_store import ImageStore
+from service.classify.preprocess import prepare
+from service.classify.request import (
+    ClassifyRequest,
+    ClassifyResult,
+    ImageInfo,
+    ImageSource,
+    Label,
+    ModelAnswer,
+    PointResult,
+    ServerPath,
+    Upload,
+)
 from service.errors import ModelUnavailable, NotFound, PointOutOfBounds
 from service.serving import model_run
 from service.serving.manager import Manager, Version
-from service.classify.preprocess import prepare
-from service.classify.request import (ClassifyRequest, ClassifyResult, ImageInfo, ImageSource, Label, ModelAnswer,
-                             PointResult, ServerPath, Upload)
-from service.classify.image_store import ImageStore
 
 log = structlog.get_logger("pinpoint.pipeline")
 

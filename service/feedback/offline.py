@@ -98,7 +98,8 @@ def evaluate(engine, rows: list[dict], base: Path, top_k: int = 5):
 def _log(store, engine, data: bytes, group: list[dict], units: str, top_k: int, labels: dict, problems: list):
     import dataclasses
 
-    from service.feedback.recorder import Pending, rows as answer_rows
+    from service.feedback.recorder import Pending
+    from service.feedback.recorder import rows as answer_rows
     from service.feedback.store import NONE, Choice, now_ms
 
     models = sorted({row["model"] for row in group})

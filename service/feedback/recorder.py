@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from typing import Callable
+from collections.abc import Callable
 
-from service.feedback.store import LoggedAnswer, now_ms
 from service.classify.request import ClassifyRequest, ClassifyResult, ServerPath, StoredImage
+from service.feedback.store import LoggedAnswer, now_ms
 
 SOURCE_KINDS = {ServerPath: "path", StoredImage: "image_id"}  # anything else was uploaded with the request
 

@@ -65,7 +65,7 @@ def parse_time(text: str, name: str, now: int | None = None) -> int:
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
+            moment = moment.replace(tzinfo=dt.UTC)
         ms = int(moment.timestamp() * 1000)
         iso(ms)  # what the report shows of it must exist too
     except (ValueError, OverflowError, OSError):
@@ -77,7 +77,7 @@ def parse_time(text: str, name: str, now: int | None = None) -> int:
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def build(store: Store, model: str | None = None, version: int | None = None, since_ms: int | None = None,

@@ -20,8 +20,23 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import (BigInteger, Column, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table,
-                        Text, and_, insert, select, text, update)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 metadata = MetaData()

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from service.classify.request import request_id_ms
 from service.errors import NotFound, PinpointError, first_line
 from service.feedback import report as reports
 from service.feedback.metrics import FeedbackMetrics, outcome
 from service.feedback.recorder import Recorder, rows
 from service.feedback.store import Choice, Recorded, Store
 from service.feedback.writer import LogWriter
-from service.classify.request import request_id_ms
 
 if TYPE_CHECKING:
     from service.engine import Engine

@@ -44,7 +44,7 @@ def _light_tensorflow() -> None:
             sys.modules[name] = module
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tfserving() -> types.SimpleNamespace:
     """TF Serving's request/response messages and its two services' stubs and servicers."""
     from service.processes import supervisor as processes
@@ -55,9 +55,15 @@ def tfserving() -> types.SimpleNamespace:
         else:  # the process that runs the models: TensorFlow whole, first (its protos alone import it half-way)
             import tensorflow  # noqa: F401
     try:
-        from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                             model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
         from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+        from tensorflow_serving.apis import (
+            classification_pb2,
+            get_model_metadata_pb2,
+            get_model_status_pb2,
+            model_service_pb2_grpc,
+            predict_pb2,
+            prediction_service_pb2_grpc,
+        )
     except ImportError as error:
         raise ProtosMissing(f"tensorflow-serving-api is not installed ({error}): "
                             "pip install --no-deps tensorflow-serving-api (the Makefile does)") from None
@@ -67,7 +73,7 @@ def tfserving() -> types.SimpleNamespace:
         model_service=model_service_pb2_grpc, tensor=tensor_pb2, shape=tensor_shape_pb2, types=types_pb2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def oip():
     """The Open Inference Protocol's messages (package `inference`), from the `kserve` wheel's generated
     module, loaded by path."""

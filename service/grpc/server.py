@@ -27,20 +27,17 @@ import numpy as np
 import structlog
 from google.protobuf import json_format
 
-from service.protocols import oip
-
-from service.processes import supervisor as processes
-
-from service.grpc import protos
-from service.protocols import model_input
-from service.protocols.tfserving import calls as tfserving_calls
-from service.protocols.tfserving import signatures
-from service.protocols.tfserving.error_codes import TFServingError
 from service.config import Settings
 from service.engine import Engine
 from service.errors import PinpointError
-from service.serving.manager import ModelRef
+from service.grpc import protos
 from service.http.protection import _presented_key
+from service.processes import supervisor as processes
+from service.protocols import model_input, oip
+from service.protocols.tfserving import calls as tfserving_calls
+from service.protocols.tfserving import signatures
+from service.protocols.tfserving.error_codes import TFServingError
+from service.serving.manager import ModelRef
 
 log = structlog.get_logger("pinpoint.grpc")
 

@@ -8,33 +8,30 @@ import cherrypy
 import structlog
 from cherrypy.process import plugins
 
-from service.http.api.body import form_processors
-from service.http.api.classify import Classify
-from service.http.api.client_config import Config
-from service.http.api import error_responses as api_errors
-from service.http.api.error_responses import error_page, unhandled_error
-from service.http.api.feedback import FeedbackApi
-from service.http.api.health import Health
-from service.http.api.images import Images
-from service.http.api.models import Models
-from service.http.api import web
-from service.http.api.v2 import V2
-from service.http.api.feedback_report import ReportApi, report_page
+from service.classify.request import use_replica_secret
 from service.config import Settings
 from service.engine import Engine
 from service.feedback import Feedback
-from service.http.server import HTTPServer
-from service.observe import configure_logging, install_tools
+from service.http import cors, openapi, ready
+from service.http import protection as protect
+from service.http.api import error_responses as api_errors
+from service.http.api import web
+from service.http.api.body import form_processors
+from service.http.api.classify import Classify
+from service.http.api.client_config import Config
+from service.http.api.error_responses import error_page, unhandled_error
+from service.http.api.feedback import FeedbackApi
+from service.http.api.feedback_report import ReportApi, report_page
+from service.http.api.health import Health
+from service.http.api.images import Images
+from service.http.api.models import Models
+from service.http.api.v2 import V2
 from service.http.plugin import SETTINGS, EnginePlugin
 from service.http.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
-from service.classify.request import use_replica_secret
-from service.processes import address
-from service.http import cors
-from service.processes import daemon
-from service.http import openapi
+from service.http.server import HTTPServer
+from service.observe import configure_logging, install_tools
+from service.processes import address, daemon
 from service.processes import supervisor as processes
-from service.http import protection as protect
-from service.http import ready
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 log = structlog.get_logger("pinpoint.app")

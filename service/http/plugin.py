@@ -11,7 +11,7 @@ HTTP guard through the bus channel SETTINGS), and polls the repository at once. 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import structlog
 from cherrypy.process import plugins

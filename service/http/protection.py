@@ -15,9 +15,9 @@ import math
 import cherrypy
 import structlog
 
-from service.http.api.error_responses import Refusal
 from service.config import Settings
 from service.errors import PinpointError, body_too_large
+from service.http.api.error_responses import Refusal
 from service.http.ratelimit import Buckets
 
 log = structlog.get_logger("pinpoint.protect")

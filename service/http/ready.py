@@ -17,8 +17,8 @@ import time
 
 import structlog
 
-from service.processes import address
 from service.observe import PROBE_HEADER
+from service.processes import address
 
 log = structlog.get_logger("pinpoint.ready")
 

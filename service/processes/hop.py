@@ -19,8 +19,9 @@ import os
 import pickle
 import struct
 import threading
+from collections.abc import Callable
 from multiprocessing import connection
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 

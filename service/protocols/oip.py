@@ -47,7 +47,7 @@ class OIPError(Exception):
         return self.GRPC.get(self.status, "UNKNOWN")
 
     @classmethod
-    def of(cls, error: Exception) -> "OIPError":
+    def of(cls, error: Exception) -> OIPError:
         if isinstance(error, OIPError):
             return error
         if isinstance(error, PinpointError):

@@ -9,10 +9,11 @@ deadline still gets the models that finished (a partial answer).
 from __future__ import annotations
 
 import queue
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def take_batch(jobs: "queue.Queue[Any]", first: Any, max_batch: int, crops_of: Callable[[Any], int],
+def take_batch(jobs: queue.Queue[Any], first: Any, max_batch: int, crops_of: Callable[[Any], int],
                is_job: Callable[[Any], bool]) -> tuple[list, Any]:
     """`first` plus whatever else is already waiting, up to max_batch crops.
 

@@ -14,8 +14,8 @@ import contextlib
 import dataclasses
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import structlog
 
@@ -44,7 +44,7 @@ class ModelRef:
     label: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "ModelRef":
+    def parse(cls, text: str) -> ModelRef:
         name, _, which = text.strip().partition("@")
         if not which:
             return cls(name)

@@ -20,7 +20,8 @@ It knows no protocol and no TensorFlow: the edges say what goes in and how the a
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 

@@ -13,9 +13,9 @@ import re
 import tomllib
 from pathlib import Path
 
+from service.classify.imaging import RESIZE_FILTERS, CropSpec
 from service.serving import savedmodel
 from service.serving.servable_id import ServableId
-from service.classify.imaging import RESIZE_FILTERS, CropSpec
 
 CONFIG_NAME = "model.toml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

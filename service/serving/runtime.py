@@ -17,15 +17,16 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import structlog
 
+from service.errors import ModelUnavailable, Overloaded, Timeout, first_line
 from service.serving import batching
-from service.errors import first_line, ModelUnavailable, Overloaded, Timeout
 from service.serving.loader import LoadOptions, load_servable, warm_up_rows
 from service.serving.repository import ModelSpec
 

@@ -19,7 +19,7 @@ class ServableId:
         return f"{self.name}@{self.version}"
 
     @classmethod
-    def parse(cls, text: str) -> "ServableId":
+    def parse(cls, text: str) -> ServableId:
         """`name@version` -> ServableId; ValueError for anything str() would not have written."""
         name, at, version = text.rpartition("@")
         if not at or not name or not (version.isascii() and version.isdigit()) or int(version) < 1:

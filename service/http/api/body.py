@@ -9,8 +9,8 @@ from typing import Any
 import cherrypy
 import multipart
 
-from service.protocols import jsonread
 from service.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from service.protocols import jsonread
 
 RAW_TYPES = ("application/octet-stream",)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import cherrypy
 
-from service.http.api import body
-from service.http.api.error_responses import json_endpoint
-from service.http.api.deadline import deadline_ms
-from service.http.api.fields import classify_args
-from service.http.api.render import classify_document
+from service.classify.request import ClassifyRequest, ServerPath, StoredImage, Upload, model_refs, new_request_id
 from service.engine import Engine
 from service.errors import BadRequest, NotFound
-from service.classify.request import ClassifyRequest, ServerPath, StoredImage, Upload, model_refs, new_request_id
+from service.http.api import body
+from service.http.api.deadline import deadline_ms
+from service.http.api.error_responses import json_endpoint
+from service.http.api.fields import classify_args
+from service.http.api.render import classify_document
 
 
 class Classify:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from service.http.api.error_responses import json_endpoint
-from service.engine import MAX_POINTS, MAX_TOP_K, Engine
 from service.classify.imaging import CropSpec
+from service.engine import MAX_POINTS, MAX_TOP_K, Engine
+from service.http.api.error_responses import json_endpoint
 
 
 class Config:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import cherrypy
 
-from service.http.api import body
-from service.http.api.error_responses import json_endpoint
+from service.classify.request import MAX_POINTS
 from service.errors import BadRequest, NotFound
 from service.feedback.service import Feedback
 from service.feedback.store import NONE, Choice, Recorded
-from service.classify.request import MAX_POINTS
+from service.http.api import body
+from service.http.api.error_responses import json_endpoint
 
 FIELDS = ("request_id", "point", "model", "label")
 MAX_ITEMS = 1000

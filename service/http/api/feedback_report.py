@@ -14,10 +14,10 @@ from pathlib import Path
 
 import cherrypy
 
-from service.http.api.error_responses import Refusal, json_endpoint
 from service.errors import BadRequest, NotFound, PinpointError
-from service.feedback.service import Feedback
 from service.feedback.report import BUCKETS, parse_time
+from service.feedback.service import Feedback
+from service.http.api.error_responses import Refusal, json_endpoint
 
 FILTERS = ("model", "version", "since", "until", "bucket")
 _VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses

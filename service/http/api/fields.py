@@ -7,10 +7,11 @@ contract (docs/api.md) says numbers: in a JSON body, `"x": "12"` is refused, as 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from service.protocols import jsonread
 from service.errors import BadRequest
+from service.protocols import jsonread
 
 FIELDS = ("x", "y", "points", "units", "models", "top_k")
 MAX_NUMBER_CHARS = 100  # as the JSON reader's (service/protocols/jsonread.py): no double needs more

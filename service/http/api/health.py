@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import cherrypy
 
-from service.http.api.error_responses import json_endpoint
 from service.engine import Engine
+from service.http.api.error_responses import json_endpoint
 
 
 class Health:

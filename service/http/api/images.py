@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import cherrypy
 
-from service.http.api import body
-from service.http.api.error_responses import json_endpoint
 from service.engine import Engine
 from service.errors import BadRequest, NotFound
+from service.http.api import body
+from service.http.api.error_responses import json_endpoint
 
 
 class Images:

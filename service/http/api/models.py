@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import cherrypy
 
+from service.engine import Engine
+from service.errors import public_text
 from service.http.api import tfserving, web
 from service.http.api.error_responses import json_endpoint, require_method
-from service.errors import public_text
-from service.engine import Engine
 from service.serving.manager import State, Version
 
 

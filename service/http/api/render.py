@@ -6,7 +6,6 @@ from __future__ import annotations
 from service.classify.request import ClassifyResult
 
 
-
 def classify_document(result: ClassifyResult) -> dict:
     return {
         "request_id": result.request_id,

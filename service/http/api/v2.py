@@ -23,11 +23,11 @@ import math
 import cherrypy
 
 import service
-from service.protocols import oip
 from service.engine import Engine
 from service.errors import BadRequest
 from service.http.api.deadline import deadline_ms
 from service.http.api.tfserving import CODES
+from service.protocols import oip
 from service.protocols.tfserving.error_codes import TFServingError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"

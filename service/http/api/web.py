@@ -19,10 +19,10 @@ from pathlib import Path
 
 import cherrypy
 
-from service.http.api.client_config import describe_crop
-from service.http.api.error_responses import Refusal
 from service.engine import Engine
 from service.errors import BadRequest, NotFound, PinpointError
+from service.http.api.client_config import describe_crop
+from service.http.api.error_responses import Refusal
 from service.serving.servable_id import ServableId
 from service.serving.web_model import WebModel
 

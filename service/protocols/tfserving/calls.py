@@ -12,15 +12,15 @@ For Pinpoint's models:
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
 from service.classify import imaging
 from service.classify.preprocess import prepare
 from service.engine import Engine
-from service.errors import NotFound
-from service.errors import public_text
+from service.errors import NotFound, public_text
 from service.protocols import model_input
 from service.protocols.tfserving import error_codes, signatures
 from service.protocols.tfserving.error_codes import TFServingError

@@ -68,7 +68,7 @@ class TFServingError(Exception):
         return error_body(self.message)
 
     @classmethod
-    def from_pinpoint(cls, error: Any) -> "TFServingError":
+    def from_pinpoint(cls, error: Any) -> TFServingError:
         """The same failure for a PinpointError (anything with .code, .message, .retry_after)."""
         code, status = FROM_PINPOINT.get(getattr(error, "code", ""), ("INVALID_ARGUMENT", 400))
         return cls(getattr(error, "message", str(error)), code, status=status,

@@ -5,7 +5,8 @@ tf.Examples as feature name -> values, and every example's classes with their sc
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from service.protocols import jsonread
 from service.protocols.tfserving.error_codes import TFServingError, invalid
-from service.protocols.tfserving.signatures import (SERVING_DEFAULT, STRING, Signature, TensorSpec,
-                                                    dtype_name)
+from service.protocols.tfserving.signatures import SERVING_DEFAULT, STRING, Signature, TensorSpec, dtype_name
+
 
 @dataclass
 class PredictRequest:

@@ -5,8 +5,9 @@ http_rest_api_util.cc ToJsonString does: proto field names, int64 as strings, en
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 

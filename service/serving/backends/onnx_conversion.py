@@ -106,7 +106,7 @@ def conversion_key(spec: ModelSpec, graph: bytes) -> str:
     return digest.hexdigest()[:40]
 
 
-def _convert(spec: ModelSpec, graph: bytes, cache: "Cache", key: str) -> bytes:
+def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
     global conversions
     from service.serving.backends.tensorflow_graph import parse_graph_def, tensor_name
 
@@ -150,7 +150,7 @@ def _unconverted_ops(proto) -> list[str]:
                    and not onnx.defs.has(node.op_type, node.domain)})
 
 
-def _reference(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, cache: "Cache", key: str) -> np.ndarray:
+def _reference(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, cache: Cache, key: str) -> np.ndarray:
     """TensorFlow's outputs on the check inputs: from the cache, else run here (a session of its own on
     this loader thread, closed at once: this graph is not serving, so the inference thread's rule holds)."""
     check = hashlib.sha256(rows.tobytes() + str(rows.shape).encode() + _tensorflow_version().encode()).hexdigest()[:16]

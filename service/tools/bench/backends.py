@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from service.classify import imaging
-
+from service.classify.preprocess import prepare
 from service.serving import repository
+from service.serving.servable import LoadOptions, check_rows
 from service.tools.bench import inputs, wrk
 from service.tools.bench.server import ServerProcess
-from service.serving.servable import LoadOptions, check_rows
-from service.classify.preprocess import prepare
 
 SMALL = "640x360.jpg"
 BATCHES = (1, 32)

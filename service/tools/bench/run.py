@@ -13,11 +13,10 @@ from importlib import metadata
 from pathlib import Path
 
 from service.classify import imaging
-
+from service.engine import Engine
 from service.serving import repository
 from service.tools.bench import inputs, wrk
 from service.tools.bench.server import ServerProcess
-from service.engine import Engine
 
 SMALL, LARGE = "640x360.jpg", "12mp.jpg"
 
@@ -175,7 +174,9 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
 
         print("peers: LitServe, BentoML, FastAPI beside Pinpoint, the same models and crops ...", flush=True)
         from service.tools.bench import profile
-        from service.tools.bench.peers import driver as peers, report as peers_report, venv as peers_venv
+        from service.tools.bench.peers import driver as peers
+        from service.tools.bench.peers import report as peers_report
+        from service.tools.bench.peers import venv as peers_venv
 
         why = peers_venv.missing()
         if why:

@@ -19,7 +19,6 @@ import os
 import time
 from pathlib import Path
 
-
 MODELS = ("color", "theme", "pattern")
 
 

@@ -21,8 +21,8 @@ import numpy as np
 
 
 def servable(models_dir: Path, labels_dir: Path, name: str):
-    from service.serving import loader
     from service.config import load_settings
+    from service.serving import loader
     from service.tools.train import run_frozen
 
     settings = load_settings()

@@ -7,7 +7,7 @@ crop would cut them, so training matches serving.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -23,8 +23,8 @@ import contextlib
 import functools
 import json
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -89,7 +89,7 @@ def _pixels(name: str) -> np.ndarray | Image.Image:
     return np.asarray(pixels)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_image(name: str) -> Image.Image:
     """A photograph of the check as an RGB PIL image, with alpha flattened on white as Pinpoint does."""
     pixels = _pixels(name)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.serving import repository
 from service.classify.preprocess import prepare
+from service.serving import repository
 
 
 def spec(models_dir: Path, labels_dir: Path, name: str) -> repository.ModelSpec:

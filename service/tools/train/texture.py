@@ -18,7 +18,7 @@ from service.tools.train.photo import coordinates, smooth_field
 MATERIAL_IMAGES = ("brick", "grass", "gravel", "moon", "coins", "clock", "cell")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def material(name: str) -> np.ndarray:
     import skimage.data
 
