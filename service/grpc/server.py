@@ -11,8 +11,8 @@ message is `max_body_bytes`; and each call is counted in the HTTP metrics (route
 method `GRPC`, status the gRPC code).
 
 In one process (workers = 0) the server runs beside CherryPy; with API workers, every worker runs one
-on the same port with SO_REUSEPORT and the kernel spreads the connections, as the supervisor's shared
-socket does for HTTP. Protos: service/grpc/protos.py.
+on the same port with SO_REUSEPORT and the kernel spreads the connections, as the supervisor's sockets
+do for HTTP. Protos: service/grpc/protos.py.
 """
 
 from __future__ import annotations

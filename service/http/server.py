@@ -53,7 +53,7 @@ from service.http.connection import Connection
 from service.http.framing import MAX_HEADER_BYTES, REASONS
 
 log = structlog.get_logger("pinpoint.access")
-LISTEN_FD = 3  # systemd's first passed descriptor (service/processes/supervisor.py passes the shared socket there)
+LISTEN_FD = 3  # systemd's first passed descriptor (service/processes/supervisor.py passes each worker's socket there)
 MAX_CONNECTIONS = 4000  # open at once per process; beyond it new ones wait in the listen backlog
 TICK_S = 0.25  # the event loop wakes at least this often: deadlines, drain
 IDLE_GRACE_S = 0.3  # on drain, how long an idle kept-alive connection may still send a next request
