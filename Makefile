@@ -32,9 +32,11 @@ FUZZ_SCALE ?= 25
 fuzz: $(VENV)/.installed
 	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q tests/test_fuzz.py
 
-# Load comes from wrk (Debian's package), a C client that leaves the cores to the server.
+# Load comes from wrk (Debian's package), a C client that leaves the cores to the server. The peers
+# (LitServe, BentoML, FastAPI) are installed from PyPI into their own .bench-venv/ first (~30 s once).
 bench: $(VENV)/.installed
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m service.tools.bench.peers --setup-only
 	$(BIN)/pinpoint bench --out docs/benchmarks.md
 
 # The browser runtime is committed (static/vendor/onnxruntime-web/README.md); this refreshes it from npm.
@@ -46,4 +48,4 @@ vendor-ort:
 	rm -rf .ort
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) .bench-venv *.egg-info .pytest_cache
