@@ -64,7 +64,8 @@ def _container(value) -> bool:
     """An object of the API's tree (the application's Root and V1, the handlers of service/http/api), not
     something a handler holds (the engine, the feedback store): only those are walked."""
     module = type(value).__module__
-    return not callable(value) and not isinstance(value, type) and (module == "service.http.app" or module.startswith("service.http.api"))
+    return (not callable(value) and not isinstance(value, type)
+            and (module == "service.http.app" or module.startswith("service.http.api")))
 
 
 def _takes_segments(handler) -> bool:
