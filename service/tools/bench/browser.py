@@ -17,6 +17,7 @@ chromium or playwright.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import shutil
@@ -45,7 +46,7 @@ def missing() -> str | None:
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
         return "chromium is not installed (Debian package `chromium`; .ci/run installs it)"
     try:
-        import playwright.sync_api  # noqa: F401
+        importlib.import_module("playwright.sync_api")
     except ImportError:
         return "playwright is not installed (it comes with Pinpoint's test tools: pip install -e '.[test]')"
     return None
@@ -250,8 +251,7 @@ def visits(browser, url: str, variant: str, photo: Path, result: dict) -> None:
             run_on(page, "browser", variant)
             choose(page, photo)
             click(page, (0.5, 0.5), exact=False)
-            seen[visit] = {"downloads": downloads(page), "resources": resources(page),
-                           "answer_ms": first_answer_ms(page)}
+            seen[visit] = dict(downloads=downloads(page), resources=resources(page), answer_ms=first_answer_ms(page))
             result["environment"] = environment(page)
             page.close()
         result["visits"][variant] = seen
@@ -348,11 +348,9 @@ def report(result: dict) -> list[str]:
     server = result["clicks"]["server"]
     models = sorted(result["exports"])
     lines = [
-        START,
-        "",
+        START, "",
         f"Measured by `python -m service.tools.bench.browser` on "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', result['started'])}:",
-        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', result['started'])}:", "",
         f"- machine: {os.cpu_count()} cores ({name}); CPU flags: {', '.join(simd)}; "
         f"{'avx512: ' + ', '.join(avx512) if avx512 else 'no avx512'}",
         f"- shared, not idle: load average (1, 5, 15 min) {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f} at the start "
