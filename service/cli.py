@@ -18,7 +18,8 @@ from service.errors import PinpointError
 DELEGATED = {
     "train-demo": ("service.tools.train.cli", "train the demo models"),
     "evaluate": ("service.tools.train.evaluate", "accuracy of a demo model on generated and real-photo points"),
-    "inspect": ("service.tools.inspect_graph", "a frozen GraphDef's inputs, outputs, dtypes, shapes; --config: a model.toml"),
+    "inspect": ("service.tools.inspect_graph",
+                "a frozen GraphDef's inputs, outputs, dtypes, shapes; --config: a model.toml"),
     "convert": ("service.tools.convert", "a Keras model or SavedModel -> a new frozen version in the repository"),
     "report": ("service.feedback.cli", "how often answers held what users chose, per model and version"),
 }
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--units", default="px", choices=("px", "pct"), help="px (default) or pct: 0..100 of "
                                                                               "width and height")
     predict.add_argument("--only", dest="models_subset", metavar="MODELS", help="comma-separated models (default: all)")
-    predict.add_argument("--top-k", dest="top_k", type=int, default=5, metavar="K", help="labels per model (default: 5)")
+    predict.add_argument("--top-k", dest="top_k", type=int, default=5, metavar="K",
+                         help="labels per model (default: 5)")
     predict.add_argument("--format", choices=("table", "json"), default=None,
                          help="table: one line per point and model; json: the API's answer "
                               "(default: table on a terminal, json when piped)")

@@ -198,7 +198,8 @@ class Settings(BaseSettings):
                                        "passed; a slower one gets 408 and the connection closes", ge=1)
     spool_body_bytes: int = setting(512 << 10, "512 KiB: a request body larger than this is spooled to a "
                                                "temporary file while it arrives, not held in memory", ge=0)
-    cors_origins: Names = setting((), 'origins whose web pages may call the API (CORS), e.g. ["https://app.example.com"]; '
+    cors_origins: Names = setting((), 'origins whose web pages may call the API (CORS), '
+                                      'e.g. ["https://app.example.com"]; '
                                       '"*" for any; empty: none (no CORS headers)')
     grpc_port: int = setting(0, "gRPC port (TF Serving's PredictionService and ModelService, the Open Inference "
                                 "Protocol's GRPCInferenceService; docs/api.md); 0: no gRPC", ge=0, le=65535)

@@ -19,7 +19,7 @@ from service.classify import imaging
 from service.classify.image_cache import DecodedCache
 from service.classify.image_store import ImageStore
 from service.classify.pipeline import Pipeline
-from service.classify.request import MAX_POINTS, MAX_TOP_K, ClassifyRequest, ClassifyResult, Upload, model_refs  # noqa: F401 (limits: for the API)
+from service.classify.request import ClassifyRequest, ClassifyResult, Upload, model_refs
 from service.config import Settings, load_settings
 from service.errors import ModelUnavailable, PinpointError
 from service.processes.runner import LocalRunner, Runner

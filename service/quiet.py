@@ -9,6 +9,7 @@ stderr back in place."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 
@@ -34,9 +35,9 @@ def import_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return
-    with native_stderr_silenced():
-        import tensorflow  # noqa: F401
+    with native_stderr_silenced():  # imported for what importing does: nothing here uses the modules
+        importlib.import_module("tensorflow")
         try:
-            import keras  # noqa: F401
+            importlib.import_module("keras")
         except ImportError:
             pass

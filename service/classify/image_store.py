@@ -100,8 +100,9 @@ class ImageStore:
         """Remove expired images, then the oldest ones while over the size cap. Returns how many went."""
         with self._lock:
             try:
-                folders = [self.directory] + [Path(entry.path) for entry in os.scandir(self.directory)
-                                              if entry.is_dir(follow_symlinks=False) and OWNER_PATTERN.match(entry.name)]
+                folders = [self.directory] + [
+                    Path(entry.path) for entry in os.scandir(self.directory)
+                    if entry.is_dir(follow_symlinks=False) and OWNER_PATTERN.match(entry.name)]
             except FileNotFoundError:
                 return 0
             entries = []

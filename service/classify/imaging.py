@@ -98,7 +98,8 @@ def probe(data: bytes, limits: ImageLimits) -> Header:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidImage("the bytes are not a decodable image") from None
     if image.format not in limits.formats:
-        raise UnsupportedMediaType(f"image format {image.format} is not accepted; accepted: {', '.join(limits.formats)}")
+        raise UnsupportedMediaType(f"image format {image.format} is not accepted; "
+                                   f"accepted: {', '.join(limits.formats)}")
     width, height = image.size
     if width < 1 or height < 1:
         raise InvalidImage("the image has no pixels")

@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import time
-from typing import Union
 
 from service.errors import BadRequest
 from service.serving.manager import ModelRef
@@ -81,10 +80,11 @@ class StoredImage:
     """An image stored earlier with POST /v1/images."""
 
     image_id: str
-    owner: str | None = None  # the API key's name that asks: only its own images are found (service/classify/image_store.py)
+    # The API key's name that asks: only its own images are found (service/classify/image_store.py).
+    owner: str | None = None
 
 
-ImageSource = Union[Upload, ServerPath, StoredImage]
+ImageSource = Upload | ServerPath | StoredImage
 
 
 @dataclasses.dataclass(frozen=True)

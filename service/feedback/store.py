@@ -215,7 +215,8 @@ def _sqlite_transactions(engine: Engine, wal: bool) -> None:
         cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL waits for other connections too
         if wal:
             _switch_to_wal(cursor)
-            cursor.execute("PRAGMA synchronous=NORMAL")  # in WAL: a process crash loses no commit, a power cut the last few
+            # In WAL: a process crash loses no commit, a power cut the last few.
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

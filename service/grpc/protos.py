@@ -53,7 +53,7 @@ def tfserving() -> types.SimpleNamespace:
         if processes.role() == "worker":
             _light_tensorflow()
         else:  # the process that runs the models: TensorFlow whole, first (its protos alone import it half-way)
-            import tensorflow  # noqa: F401
+            importlib.import_module("tensorflow")
     try:
         from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
         from tensorflow_serving.apis import (

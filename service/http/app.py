@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cherrypy
 import structlog
@@ -32,6 +33,9 @@ from service.http.server import HTTPServer
 from service.observe import configure_logging, install_tools
 from service.processes import address, daemon
 from service.processes import supervisor as processes
+
+if TYPE_CHECKING:  # imported for real in mount, once a supervisor has chosen where samples are kept
+    from service.http.metrics import Metrics
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 log = structlog.get_logger("pinpoint.app")

@@ -123,7 +123,8 @@ class _ModelCollector:
         self.engine = engine
 
     def collect(self):
-        info = GaugeMetricFamily("pinpoint_model_info", "Served models (1 = this state)", labels=["model", "version", "state"])
+        info = GaugeMetricFamily("pinpoint_model_info", "Served models (1 = this state)",
+                                 labels=["model", "version", "state"])
         load = GaugeMetricFamily("pinpoint_model_load_seconds", "Time to import and warm each model",
                                  labels=["model", "version"])
         failures = CounterMetricFamily("pinpoint_model_load_failures", "Versions that failed to load or warm",

@@ -64,7 +64,8 @@ def _container(value) -> bool:
     """An object of the API's tree (the application's Root and V1, the handlers of service/http/api), not
     something a handler holds (the engine, the feedback store): only those are walked."""
     module = type(value).__module__
-    return not callable(value) and not isinstance(value, type) and (module == "service.http.app" or module.startswith("service.http.api"))
+    return (not callable(value) and not isinstance(value, type)
+            and (module == "service.http.app" or module.startswith("service.http.api")))
 
 
 def _takes_segments(handler) -> bool:
@@ -86,10 +87,8 @@ def _walk(node, prefix: str, paths: dict, seen: set) -> None:
         if isinstance(inspect.getattr_static(node, name), property):
             continue  # never run a property (one may need a request)
         value = getattr(node, name)
-        if name in ("index", "default"):
-            path = prefix
-        else:  # CherryPy's dispatcher maps "." in a path to "_" in the attribute's name
-            path = prefix + "/" + _DOTTED.sub(r".\1", name)
+        # CherryPy's dispatcher maps "." in a path to "_" in the attribute's name.
+        path = prefix if name in ("index", "default") else prefix + "/" + _DOTTED.sub(r".\1", name)
         if callable(value) and getattr(value, "exposed", False):
             routes = getattr(value, "routes", None)
             if routes is not None:

@@ -83,7 +83,7 @@ def who_holds(port: int, pidfile: Path | None) -> str:
 def _listening_inodes() -> dict[int, tuple[str, int]]:
     """inode -> (address, port) of every listening TCP socket in this network namespace."""
     found = {}
-    for table, version in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 6)):
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
         except OSError:

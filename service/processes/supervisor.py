@@ -195,7 +195,8 @@ def _answer_backlog(listener: socket.socket, within_s: float = 0.1) -> int:
             try:
                 conn.recv(65536)  # the request, read, so closing does not reset the connection
                 head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-                        f"Content-Length: {len(_UNAVAILABLE)}\r\nRetry-After: 1\r\nX-Request-ID: {secrets.token_hex(16)}\r\n"
+                        f"Content-Length: {len(_UNAVAILABLE)}\r\nRetry-After: 1\r\n"
+                        f"X-Request-ID: {secrets.token_hex(16)}\r\n"
                         "Connection: close\r\n\r\n")
                 conn.sendall(head.encode() + _UNAVAILABLE)
                 conn.shutdown(socket.SHUT_WR)

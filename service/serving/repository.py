@@ -139,7 +139,8 @@ def scan(models_dir: Path, labels_dir: Path) -> Discovery:
     if not models_dir.is_dir():
         return Discovery({}, unreadable=f"the model repository {models_dir} is not a directory")
     for model_dir in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        numbered = [(int(p.name), p) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
+        numbered = [(int(p.name), p) for p in model_dir.iterdir()
+                    if p.is_dir() and p.name.isdigit() and int(p.name) > 0]
         # A SavedModel (saved_model.pb) counts without a model.toml: it describes itself.
         versions = sorted((number, p) for number, p in numbered if (p / CONFIG_NAME).is_file()
                           or (p / savedmodel.SAVED_MODEL_FILE).is_file())

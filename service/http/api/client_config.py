@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 from service.classify.imaging import CropSpec
-from service.engine import MAX_POINTS, MAX_TOP_K, Engine
+from service.classify.request import MAX_POINTS, MAX_TOP_K
+from service.engine import Engine
 from service.http.api.error_responses import json_endpoint
 
 

@@ -212,7 +212,8 @@ def unhandled_error() -> None:
 
 
 # RFC 9110 byte ranges: "bytes=" and one or more first-last, either side optional (not both), 18 digits at most.
-_RANGE = re.compile(r"bytes=[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})(?:[ \t]*,[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18}))*[ \t]*")
+_RANGE = re.compile(r"bytes=[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})"
+                    r"(?:[ \t]*,[ \t]*(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18}))*[ \t]*")
 
 
 def ignore_malformed_range() -> None:

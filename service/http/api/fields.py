@@ -100,7 +100,8 @@ def _points(value: Any, typed: bool = False) -> list[tuple[float, float]]:
             point = [point["x"], point["y"]]
         if not isinstance(point, list) or len(point) != 2:
             raise BadRequest(f"points[{index}] must be an [x, y] pair")
-        points.append((_number(f"points[{index}][0]", point[0], typed), _number(f"points[{index}][1]", point[1], typed)))
+        points.append((_number(f"points[{index}][0]", point[0], typed),
+                       _number(f"points[{index}][1]", point[1], typed)))
     return points
 
 

@@ -59,7 +59,8 @@ def handle(engine: Engine, vpath: tuple[str, ...]) -> bytes:
             return body
         path = web.path(file_name)
         if path is None:
-            raise NotFound(f"{ServableId(name, version)} has no web file {file_name!r}; its files are listed in model.json")
+            raise NotFound(f"{ServableId(name, version)} has no web file {file_name!r}; "
+                           "its files are listed in model.json")
         response.headers["Cache-Control"] = IMMUTABLE
         return cherrypy.lib.static.serve_file(str(path), content_type="application/octet-stream")
     except PinpointError as error:

@@ -36,7 +36,8 @@ def load(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int, reason: 
     try:
         loaded = tf.saved_model.load(str(spec.directory))
     except Exception as error:  # a SavedModel TensorFlow cannot restore (missing variables, unknown ops ...)
-        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
+        raise ModelConfigError(
+            f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
     function = loaded.signatures.get(spec.signature_name)
     if function is None:
         raise ModelConfigError(f"{spec.directory}: the SavedModel has no signature {spec.signature_name!r}")
@@ -103,7 +104,8 @@ def freeze(spec: ModelSpec) -> bytes:
         function = loaded.signatures[spec.signature_name]
         feed = function.structured_input_signature[1][spec.input.tensor]
     except Exception as error:
-        raise ModelConfigError(f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
+        raise ModelConfigError(
+            f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
     alias, output = spec.input.tensor, spec.output_tensor
     source = freezing.Source(path=spec.directory, format="saved_model",
                             call=lambda x: function(**{alias: x})[output],

@@ -97,7 +97,8 @@ def bounds(rows, limits) -> list[str]:
         f"({served['result'].throughput / pipeline:.0%}) at {served['cpu']:.0f}% CPU.",
         "",
         "Making the pipeline cheaper lowers that ratio rather than raising it; only cheaper HTTP raises it, and",
-        f"{1000 / alone['result'].throughput:.2f} ms of the upload's {1000 / http:.2f} ms is what answering any request "
+        f"{1000 / alone['result'].throughput:.2f} ms of the upload's {1000 / http:.2f} ms "
+        "is what answering any request "
         "at all costs (the `/healthz` line). The same",
         "bound hides batching: in-process, batching multiplies the pipeline's throughput (the target row above);",
         "over HTTP, batches of one are bound by the runtime thread's time per run and batches of many by the",
@@ -124,8 +125,10 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
         "",
         f"- when: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} cores ({_cpu()}), {_memory_gib():.0f} GiB",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + (f", {wrk_version[0]}" if wrk_version else ""),
-        f"- models: {', '.join(sorted(p.name for p in settings.models.iterdir() if p.is_dir()))} from `{settings.models.name}/`;"
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + (f", {wrk_version[0]}" if wrk_version else ""),
+        f"- models: {', '.join(sorted(p.name for p in settings.models.iterdir() if p.is_dir()))}"
+        f" from `{settings.models.name}/`;"
         f" server defaults ({settings.threads} HTTP threads, max_batch {settings.max_batch}, "
         f"intra-op {settings.intra_op_threads}, inter-op {settings.inter_op_threads}); rate limits off and log level "
         "`warning` (no access log lines)",
@@ -147,7 +150,8 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
         result, limit = row["result"], row["limit"]
         ratio = f"{result.throughput / limit[0]:.0%}" if limit else "–"
         lines.append(f"| {row['label']} | {row['input']} | {row['c']} | {row['batching']} | {result.throughput:.1f} | "
-                     f"{result.p50:.2f} | {result.p90:.2f} | {result.p99:.2f} | {result.non2xx + result.socket_errors} | "
+                     f"{result.p50:.2f} | {result.p90:.2f} | {result.p99:.2f} | "
+                     f"{result.non2xx + result.socket_errors} | "
                      f"{row['cpu']:.0f}% | {_cpu_ms(row)} | {f'{limit[0]:.1f}' if limit else '–'} | {ratio} |")
     lines += ["", "In-process limit (threads calling `Engine.classify`; CPU of 200%):", "",
               "| image | points | threads | batching | req/s | p50 ms | CPU |", "|---|---|---|---|---|---|---|"]
@@ -158,6 +162,7 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
     full, reduced, reduce = decode
     start, end, peak, requests = memory
     lines += ["", f"Decoding the 12 MP JPEG: full {full:.1f} ms, at 1/{reduce} scale {reduced:.1f} ms (best of 15).",
-              f"Server RSS: {start:.0f} MB after warm-up, {end:.0f} MB after {requests:,} more requests, peak {peak:.0f} MB.",
+              f"Server RSS: {start:.0f} MB after warm-up, {end:.0f} MB after {requests:,} more requests, "
+              f"peak {peak:.0f} MB.",
               "", *extra]
     out.write_text("\n".join(lines))

@@ -17,6 +17,7 @@ chromium or playwright.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import shutil
@@ -45,7 +46,7 @@ def missing() -> str | None:
     if not (shutil.which("chromium") or shutil.which("chromium-browser")):
         return "chromium is not installed (Debian package `chromium`; .ci/run installs it)"
     try:
-        import playwright.sync_api  # noqa: F401
+        importlib.import_module("playwright.sync_api")
     except ImportError:
         return "playwright is not installed (it comes with Pinpoint's test tools: pip install -e '.[test]')"
     return None
@@ -80,7 +81,8 @@ def open_page(context, url: str):
     page.add_style_tag(content="html { overflow-y: scroll }")
     page.wait_for_selector("#models li.state-AVAILABLE")
     page.wait_for_function("document.querySelectorAll('#models li').length >= 2 && "
-                           "![...document.querySelectorAll('#models li')].some((li) => !li.className.includes('AVAILABLE'))")
+                           "![...document.querySelectorAll('#models li')]"
+                           ".some((li) => !li.className.includes('AVAILABLE'))")
     page.locator("#top-k").fill(str(TOP_K))
     return page
 
@@ -207,8 +209,8 @@ def measure(work: Path, models: Path = REPO / "models", labels: Path = REPO / "l
         exported = ", ".join(f"{name} {entry['s'] * 1000:.0f} ms" for name, entry in result["exports"].items())
         log(f"  web copies exported: {exported}")
         with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=shutil.which("chromium") or shutil.which("chromium-browser"),
-                                             args=FLAGS)
+            browser = driver.chromium.launch(
+                executable_path=shutil.which("chromium") or shutil.which("chromium-browser"), args=FLAGS)
             result["chromium"] = browser.version
             try:
                 for variant in VARIANTS:
@@ -249,7 +251,7 @@ def visits(browser, url: str, variant: str, photo: Path, result: dict) -> None:
             run_on(page, "browser", variant)
             choose(page, photo)
             click(page, (0.5, 0.5), exact=False)
-            seen[visit] = {"downloads": downloads(page), "resources": resources(page), "answer_ms": first_answer_ms(page)}
+            seen[visit] = dict(downloads=downloads(page), resources=resources(page), answer_ms=first_answer_ms(page))
             result["environment"] = environment(page)
             page.close()
         result["visits"][variant] = seen
@@ -273,9 +275,11 @@ def browser_clicks(browser, url: str, photos, where, result: dict) -> None:
             answer(page, lambda: box.set_checked(not box.is_checked()))
             for fraction in where[path]:
                 first = click(page, fraction)
-                clicks["float16" if box.is_checked() else "float32"].append({"at": (path.stem, *first["at"]), **first["cards"]})
+                clicks["float16" if box.is_checked() else "float32"].append(
+                    {"at": (path.stem, *first["at"]), **first["cards"]})
                 then = answer(page, lambda: box.set_checked(not box.is_checked()))
-                clicks["float16" if box.is_checked() else "float32"].append({"at": (path.stem, *then["at"]), **then["cards"]})
+                clicks["float16" if box.is_checked() else "float32"].append(
+                    {"at": (path.stem, *then["at"]), **then["cards"]})
     finally:
         context.close()
     result["clicks"].update(clicks)
@@ -344,10 +348,9 @@ def report(result: dict) -> list[str]:
     server = result["clicks"]["server"]
     models = sorted(result["exports"])
     lines = [
-        START,
-        "",
-        f"Measured by `python -m service.tools.bench.browser` on {time.strftime('%Y-%m-%d %H:%M UTC', result['started'])}:",
-        "",
+        START, "",
+        f"Measured by `python -m service.tools.bench.browser` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', result['started'])}:", "",
         f"- machine: {os.cpu_count()} cores ({name}); CPU flags: {', '.join(simd)}; "
         f"{'avx512: ' + ', '.join(avx512) if avx512 else 'no avx512'}",
         f"- shared, not idle: load average (1, 5, 15 min) {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f} at the start "
@@ -371,7 +374,8 @@ def report(result: dict) -> list[str]:
     for model in models:
         for variant in VARIANTS:
             visits = result["visits"][variant]
-            first, second = visits["first"]["downloads"][(model, variant)], visits["second"]["downloads"][(model, variant)]
+            first, second = (visits["first"]["downloads"][(model, variant)],
+                             visits["second"]["downloads"][(model, variant)])
             cached = _from_cache(visits["second"]["resources"], result["exports"][model]["files"][variant]["url"])
             browser_ms = [click["browser"][model]["ms"] for click in result["clicks"][variant]]
             median, p90 = _median_p90(browser_ms)
@@ -394,7 +398,8 @@ def report(result: dict) -> list[str]:
         median, p90 = _median_p90(total)
         visits = result["visits"][variant]
         lines.append(f"| this browser, {variant} (crop + inference) | {median:.2f} ms | {p90:.2f} ms | "
-                     f"{visits['first']['answer_ms']:.0f} ms first visit, {visits['second']['answer_ms']:.0f} ms second |")
+                     f"{visits['first']['answer_ms']:.0f} ms first visit, "
+                     f"{visits['second']['answer_ms']:.0f} ms second |")
     median, p90 = _median_p90(round_trip)
     lines.append(f"| server (the page's round trip: POST /v1/classify with the stored image's id) | {median:.2f} ms | "
                  f"{p90:.2f} ms | the image's upload (POST /v1/images) comes first |")

@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         files = profile(Path(tmp), out, args.image, args.connections, args.seconds, args.rate, args.idle, env)
-        print(f"py-spy, {args.seconds:g} s at {args.rate} Hz, {args.image} upload of one point, wrk c={args.connections}"
+        print(f"py-spy, {args.seconds:g} s at {args.rate} Hz, {args.image} upload of one point, "
+              f"wrk c={args.connections}"
               f"{', idle threads included' if args.idle else ''}:")
         for name, path in files.items():
             print(f"\n{name}:")

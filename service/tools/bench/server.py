@@ -28,8 +28,11 @@ class ServerProcess:
         self.log_path = workdir / f"server-{self.port}.log"
         environment = {**os.environ, "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_LOG_LEVEL": "warning",
                        "PINPOINT_UPLOAD_DIR": str(workdir / "uploads"), **env}
-        self.process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(self.port), *args],
-                                        stdout=subprocess.DEVNULL, stderr=open(self.log_path, "wb"), env=environment)
+        # The child writes to its own copy of the descriptor: this process's copy may close at once.
+        with open(self.log_path, "wb") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve", "--port", str(self.port), *args],
+                stdout=subprocess.DEVNULL, stderr=log_file, env=environment)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -68,8 +68,8 @@ def run(url: str, path: str, body: bytes, content_type: str, connections: int, s
         script = Path(tmp) / "request.lua"
         script.write_text(LUA.format(method=method, **{k: str(v) for k, v in files.items()}))
         done = subprocess.run(
-            ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-             "-s", str(script), url],
+            ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+             "--timeout", "10s", "-s", str(script), url],
             capture_output=True, text=True, timeout=seconds + 60)
     for line in done.stdout.splitlines():
         if line.startswith("PINPOINT-RESULT "):

@@ -50,7 +50,8 @@ softmax. Input `input:0` float32 [batch, 32, 32, 3] = pixel/255; output `probs:0
 
 PATTERN_ABOUT = """\
 Names the print or surface around a point of a product photo: one of 8 patterns (this model was
-named `theme` until 2026-12, when topics took that name; its versions and logged answers moved with it), from a large window
+named `theme` until 2026-12, when topics took that name; its versions and logged answers moved with it), \
+from a large window
 (25% of the image side, at least 96 px, resized to 96×96).
 
 ## Labels
@@ -123,7 +124,8 @@ WEAKNESSES = {
 # When the held-out real-photo points were last looked at (measured, not tuned on): the cards say so.
 HOLDOUT_LOOKED_AT = ("on 2026-11-23, the v1 models' top-1 and top-5 on them, once, right after they were "
                      "labelled; on 2026-11-24, v2's full table, once per model, after its training was final "
-                     "(colour 00:31 UTC, pattern, then named theme, 01:00 UTC), and a v3 colour candidate's, once (02:47 UTC), after it "
+                     "(colour 00:31 UTC, pattern, then named theme, 01:00 UTC), "
+                     "and a v3 colour candidate's, once (02:47 UTC), after it "
                      "was final and chosen on the dev points (not shipped: worse on held-out); nothing was changed "
                      "after any look")
 
@@ -169,7 +171,8 @@ def write_card(models_dir: Path, labels_dir: Path, run: dict, seed: int, cost: d
 {demo.batch_size}, Adam with cosine decay from {demo.learning_rate}, label smoothing 0.05, random
 flips{' and 90° rotations' if demo.rotate else ''}. {run['parameters']:,} parameters; frozen graph
 {run['graph_bytes'] / 1e6:.2f} MB. On the 2-core machine it was trained on, shared with other work at the
-time (load average {run.get('load_start', float('nan')):.1f} when it started, {run.get('load_end', float('nan')):.1f} when it ended):
+time (load average {run.get('load_start', float('nan')):.1f} when it started, \
+{run.get('load_end', float('nan')):.1f} when it ended):
 {run['generate_s']:.0f} s generating, {run['train_s']:.0f} s training, {run['total_s']:.0f} s in all,
 {run.get('cpu_s', float('nan')):.0f} s of CPU ({datetime.date.today().isoformat()}).
 

@@ -1,4 +1,5 @@
-"""`pinpoint train-demo` (`python -m service.tools.train`): make the demo models and write everything `make serve` needs.
+"""`pinpoint train-demo` (`python -m service.tools.train`): make the demo models and write everything \
+`make serve` needs.
 
     pinpoint train-demo                       # all three models, seed 0, into models/ and labels/
     pinpoint train-demo --only theme          # one model
@@ -36,7 +37,8 @@ def train_one(name: str, args, log=print) -> dict:
 
         images = regions.mix(images, labels, demo.labels, name, args.real_share, args.seed, size=demo.size,
                              fraction=demo.fraction, min_px=demo.min_px, resize=demo.resize)
-        log(f"[{name}] up to {args.real_share:.0%} of each labelled label's patches cut from regions.json's photographs")
+        log(f"[{name}] up to {args.real_share:.0%} of each labelled label's patches "
+            "cut from regions.json's photographs")
     generated = time.monotonic() - started
     log(f"[{name}] {len(images)} patches in {generated:.0f} s; training {epochs} epochs")
     fit.seed_everything(args.seed)
@@ -65,11 +67,15 @@ def train_one(name: str, args, log=print) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pinpoint train-demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--out-models", type=Path, default=Path("models"), help="model repository to write (default models/)")
-    parser.add_argument("--out-labels", type=Path, default=Path("labels"), help="labels directory to write (default labels/)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the weights and the shuffling (default 0)")
+    parser.add_argument("--out-models", type=Path, default=Path("models"),
+                        help="model repository to write (default models/)")
+    parser.add_argument("--out-labels", type=Path, default=Path("labels"),
+                        help="labels directory to write (default labels/)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data, the weights and the shuffling (default 0)")
     parser.add_argument("--only", choices=MODELS, help="make one model only")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 8 patches per label, one epoch, no model card")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 8 patches per label, one epoch, no model card")
     parser.add_argument("--steps", type=int, default=None, help="stop after this many optimizer steps")
     parser.add_argument("--per-label", type=int, default=None, help="training patches per label (default: per model)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: per model)")

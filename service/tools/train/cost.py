@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in [args.only] if args.only else ["color", "theme", "pattern"]:
         cost = measure(args.models, args.labels, name, args.repeats)
         print(f"{name}: {cost['backend']}, per crop {cost['batch1_ms']:.3f} ms at batch 1, "
-              f"{cost['batch16_ms']:.3f} ms at batch 16, {cost['batch32_ms']:.3f} ms at batch 32 (load average {cost['load']:.1f} on {os.cpu_count()} cores)")
+              f"{cost['batch16_ms']:.3f} ms at batch 16, {cost['batch32_ms']:.3f} ms at batch 32 "
+              f"(load average {cost['load']:.1f} on {os.cpu_count()} cores)")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The two trained demo models (color, pattern), each in one place: labels, input and crop, data, network, training budget.
+"""The two trained demo models (color, pattern), each in one place: labels, input and crop, data, network, \
+training budget.
 
 The crop settings are the ones written to model.toml, and the generators draw patches as that
 crop would cut them, so training matches serving.

@@ -74,7 +74,8 @@ def point_table(points: list[dict], scores: np.ndarray, labels: list[str]) -> st
         answer = ", ".join(f"{labels[k]} {row[k]:.2f}" for k in top)
         ok = "yes" if labels[top[0]] in [point["label"], *point.get("accept", [])] else "**no**"
         also = f" ({', '.join(point['accept'])})" if point.get("accept") else ""
-        lines.append(f"| {point.get('set', '')} | {point['image']} | {point['x']}, {point['y']} | {point['label']}{also} "
+        lines.append(f"| {point.get('set', '')} | {point['image']} | {point['x']}, {point['y']} | "
+                     f"{point['label']}{also} "
                      f"| {answer} | {ok} |")
     return "\n".join(lines)
 
@@ -161,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", choices=("generated", "real", "all"), default="all")
     parser.add_argument("--per-label", type=int, default=200, help="generated examples per label (default 200)")
     parser.add_argument("--seed", type=int, default=None, help="generated set seed (default: the held-out seed)")
-    parser.add_argument("--points", type=Path, default=None, help="real-photo points JSON (default tests/data/real_points.json; "
-                                                                  "tests/data/topic_points.json for theme)")
+    parser.add_argument("--points", type=Path, default=None,
+                        help="real-photo points JSON (default tests/data/real_points.json; "
+                             "tests/data/topic_points.json for theme)")
     parser.add_argument("--set", default="all", help="which real-photo points: dev, holdout or all (default)")
     parser.add_argument("--details", action="store_true", help="also list every real-photo point and its answer")
     parser.add_argument("--csv", metavar="FILE", help="instead: rows of image, x, y, units, model, label; prints "

@@ -106,7 +106,8 @@ def natural(rng: np.random.Generator, size: int) -> np.ndarray:
             from PIL import Image, ImageFilter
 
             pil = Image.fromarray(photo.to_uint8((streaks[..., None] * 0.25 + 0.5).repeat(3, -1)))
-            pil = pil.filter(ImageFilter.GaussianBlur(1)).rotate(float(np.degrees(angle)), resample=Image.Resampling.BILINEAR)
+            pil = pil.filter(ImageFilter.GaussianBlur(1)).rotate(float(np.degrees(angle)),
+                                                                 resample=Image.Resampling.BILINEAR)
             grey = np.asarray(pil.resize((size, size * 4)).crop((0, 0, size, size)), dtype=np.float32)[..., 0]
             grey = grey + 40 * photo.smooth_field(rng, size, size, 4)
     grey = (grey - grey.min()) / max(float(np.ptp(grey)), 1e-6)
@@ -145,7 +146,8 @@ def natural_photo(rng: np.random.Generator, size: int) -> np.ndarray:
         pil = Image.fromarray(photo.to_uint8(np.repeat(grey[..., None], 3, axis=-1)))
         pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.5)))
         grey = np.asarray(pil, dtype=np.float32)[..., 0] / 255
-        dark, light = sample_colour(rng, "brown") * rng.uniform(0.5, 0.9), sample_colour(rng, str(rng.choice(("brown", "orange", "neutral"))))
+        dark, light = (sample_colour(rng, "brown") * rng.uniform(0.5, 0.9),
+                       sample_colour(rng, str(rng.choice(("brown", "orange", "neutral")))))
         image = dark + grey[..., None] * (light - dark)
         if rng.random() < 0.5:
             image = _lines(rng, image, light * 1.1, int(rng.integers(1, 4)), rng.uniform(0.5, 1.2))
@@ -189,7 +191,8 @@ def lattice(rng: np.random.Generator, size: int) -> np.ndarray:
                 draw.line([(right, y), (left, y + cell_h)], fill=255, width=width)
         draw.line([(left, 0), (left, size)], fill=255, width=width * 2)
         draw.line([(right, 0), (right, size)], fill=255, width=width * 2)
-    coverage = (np.asarray(canvas.rotate(rng.uniform(-20, 20) + (90 if rng.random() < 0.3 else 0)), dtype=np.float32) / 255)[..., None]
+    coverage = (np.asarray(canvas.rotate(rng.uniform(-20, 20) + (90 if rng.random() < 0.3 else 0)),
+                           dtype=np.float32) / 255)[..., None]
     metal = sample_colour(rng, str(rng.choice(("black", "grey", "white", "brown", "red"))))
     return sky * (1 - coverage) + metal * coverage
 

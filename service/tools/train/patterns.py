@@ -137,7 +137,8 @@ def geometric(rng: np.random.Generator, size: int) -> np.ndarray:
     if kind == 4:  # concentric circles or squares
         cy, cx = rng.uniform(0, size / scale, 2)
         ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) / scale
-        radial = np.sqrt((ys - cy) ** 2 + (xs - cx) ** 2) if rng.random() < 0.5 else np.maximum(np.abs(ys - cy), np.abs(xs - cx))
+        radial = (np.sqrt((ys - cy) ** 2 + (xs - cx) ** 2) if rng.random() < 0.5
+                  else np.maximum(np.abs(ys - cy), np.abs(xs - cx)))
         return colours[band_index(radial, rng.uniform(3, 10, int(rng.integers(2, 4))))]
     # scattered hard-edged shapes (triangles, squares, bars) on a ground: "Memphis" prints
     from PIL import Image, ImageDraw
@@ -149,7 +150,8 @@ def geometric(rng: np.random.Generator, size: int) -> np.ndarray:
         r = rng.uniform(4, 16) * scale
         sides = int(rng.choice([3, 4, 4, 6]))
         turn = rng.uniform(0, 2 * np.pi)
-        corners = [(cx + r * np.cos(turn + 2 * np.pi * k / sides), cy + r * np.sin(turn + 2 * np.pi * k / sides)) for k in range(sides)]
+        corners = [(cx + r * np.cos(turn + 2 * np.pi * k / sides), cy + r * np.sin(turn + 2 * np.pi * k / sides))
+                   for k in range(sides)]
         fill = tuple(int(c * 255) for c in colours[int(rng.integers(1, 4))])
         if rng.random() < 0.3:
             draw.line(corners + corners[:1], fill=fill, width=max(1, int(2 * scale)))

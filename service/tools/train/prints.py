@@ -61,7 +61,8 @@ def floral(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(count):
         cx, cy = rng.uniform(-radius, size + radius, 2)
         if rng.random() < 0.6:
-            _leaf(draw, rng, cx + rng.normal(0, radius), cy + rng.normal(0, radius), radius * rng.uniform(0.6, 1.3), leaf)
+            _leaf(draw, rng, cx + rng.normal(0, radius), cy + rng.normal(0, radius), radius * rng.uniform(0.6, 1.3),
+                  leaf)
         _flower(draw, rng, cx, cy, radius * rng.uniform(0.6, 1.3), petal_colours[int(rng.integers(3))], heart)
     return np.asarray(canvas, dtype=np.float32) / 255
 
@@ -131,7 +132,8 @@ def handwriting(rng: np.random.Generator, size: int) -> np.ndarray:
                 steps = int(rng.integers(6, 30))
                 t = np.arange(steps * 6) / 6.0
                 xs = x + t * letter * rng.uniform(0.5, 0.9) + letter * 0.4 * np.sin(t * 2 * np.pi + rng.uniform(0, 6))
-                ys = y - letter * (0.5 + 0.5 * np.cos(t * 2 * np.pi * rng.uniform(0.7, 1.3))) * rng.uniform(0.5, 1.2, len(t))
+                ys = y - (letter * (0.5 + 0.5 * np.cos(t * 2 * np.pi * rng.uniform(0.7, 1.3)))
+                          * rng.uniform(0.5, 1.2, len(t)))
                 draw.line(list(zip(xs, ys)), fill=rgb255(ink), width=width, joint="curve")
                 x = xs[-1] + letter * rng.uniform(1, 3)
             else:  # a printed word in between

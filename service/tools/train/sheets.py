@@ -40,7 +40,8 @@ def panel(model: str, image: Image.Image, x: float, y: float, caption: str, side
     spec = _spec(model)
     left, top, right, bottom = crop_box(spec, image.width, image.height, x, y)
     window = right - left
-    crop = image.resize((spec.width, spec.height), Image.Resampling[spec.resize.upper()], box=(left, top, right, bottom))
+    crop = image.resize((spec.width, spec.height), Image.Resampling[spec.resize.upper()],
+                        box=(left, top, right, bottom))
     enlarged = crop.resize((side, side), Image.Resampling.NEAREST)
     _ticks(ImageDraw.Draw(enlarged), (x - left) / window * side, (y - top) / window * side, 6, 14)
     half = window * (2.5 if model == "color" else 1.1)  # the neighbourhood: 5 (2.2) windows across
@@ -72,7 +73,8 @@ def sheet(model: str, points: list[tuple[str, float, float]], columns: int = 3) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.tools.train.sheets", description=__doc__.split("\n")[0])
     parser.add_argument("model", choices=("color", "pattern", "theme"), help="whose window to draw")
-    parser.add_argument("points", nargs="*", help="IMAGE:X,Y (IMAGE as in realcheck.py: astronaut, sklearn:china.jpg, ...)")
+    parser.add_argument("points", nargs="*",
+                        help="IMAGE:X,Y (IMAGE as in realcheck.py: astronaut, sklearn:china.jpg, ...)")
     parser.add_argument("--set", help="instead, the points of the check in this set (dev or holdout)")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = parser.parse_args(argv)

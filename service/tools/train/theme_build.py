@@ -49,7 +49,8 @@ def _check_photos() -> np.ndarray:
     from service.tools.train import realcheck, topics
 
     names = ("chelsea", "coffee", "astronaut", "rocket", "camera", "horse", "colorwheel", "stereo_motorcycle")
-    return np.stack([np.asarray(realcheck.load_image(name).resize((topics.SIZE, topics.SIZE), Image.Resampling.BILINEAR))
+    return np.stack([np.asarray(realcheck.load_image(name).resize((topics.SIZE, topics.SIZE),
+                                                                  Image.Resampling.BILINEAR))
                      for name in names])
 
 

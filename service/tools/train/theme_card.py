@@ -86,10 +86,12 @@ def write_card(models_dir: Path, labels_dir: Path, run: dict, cost: dict | None)
     boost = float(np.exp(max(run["head_bias"].values())))
     cost_text = "(not measured in this run)"
     if cost:
-        cost_text = (f"Measured by `python -m service.tools.train.cost --only theme` on the backend the engine loads it with "
+        cost_text = (f"Measured by `python -m service.tools.train.cost --only theme` "
+                     "on the backend the engine loads it with "
                      f"(**{cost['backend']}**, {cost.get('threads', 2)} intra-op threads), the model run only: "
                      f"median of repeated calls on the 2-core machine it was built on (load average "
-                     f"{cost['load']:.1f} meanwhile):\n\n| batch 1, per crop | batch 16, per crop | batch 32, per crop |\n"
+                     f"{cost['load']:.1f} meanwhile):\n\n"
+                     f"| batch 1, per crop | batch 16, per crop | batch 32, per crop |\n"
                      f"|---:|---:|---:|\n| {cost['batch1_ms']:.2f} ms | {cost['batch16_ms']:.2f} ms | "
                      f"{cost['batch32_ms']:.2f} ms |\n")
     card = f"""# Pinpoint demo model: theme

@@ -70,7 +70,7 @@ def check(server, path_body_type: tuple, want: dict) -> dict:
     same_top1 = set(have) == set(want) and all(have[m][0][0] == want[m][0][0] for m in want)
     largest = max((abs(a[1] - b[1]) for m in want if m in have for a, b in zip(have[m], want[m])), default=0.0)
     return {"top1": {m: labels[0][0] for m, labels in have.items()}, "same_top1": same_top1,
-            "same_top5": all([l for l, _ in have.get(m, [])] == [l for l, _ in want[m]] for m in want),
+            "same_top5": all([label for label, _ in have.get(m, [])] == [label for label, _ in want[m]] for m in want),
             "largest_score_difference": largest}
 
 

@@ -23,7 +23,8 @@ def health() -> dict:
 
 
 @app.post("/v1/classify")
-def classify(image: UploadFile = File(...), x: float = Form(...), y: float = Form(...)) -> dict:
+# File(...) is FastAPI's marker of a form field, read once when the route is declared (as Form(...) is).
+def classify(image: UploadFile = File(...), x: float = Form(...), y: float = Form(...)) -> dict:  # noqa: B008
     try:
         return common.classify(models, image.file.read(), x, y)
     except ValueError as error:  # a point outside the image

@@ -110,7 +110,7 @@ def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
         out.append(f"- RSS after the {model_set} runs (every process of the server): "
                    + ", ".join(f"{name} {mb:.0f} MB" for name, mb in memory.items()))
     for name, by_image in found["checks"].items():
-        answers = "; ".join(f"{_image(image)}: top-1 {', '.join(f'{m} {l}' for m, l in check['top1'].items())} "
+        answers = "; ".join(f"{_image(image)}: top-1 {', '.join(f'{m} {label}' for m, label in check['top1'].items())} "
                             f"({'same top-1' if check['same_top1'] else '**top-1 differs**'} as Pinpoint in-process, "
                             f"{'same' if check['same_top5'] else 'other'} top-5 order, scores within "
                             f"{check['largest_score_difference']:.1g})" for image, check in by_image.items())

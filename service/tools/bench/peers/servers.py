@@ -60,8 +60,10 @@ class PeerProcess(ServerProcess):
         environment = {**os.environ, "PYTHONPATH": str(venv.ROOT), common.MANIFEST_ENV: str(manifest),
                        "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1"}
         # The cwd is a scratch directory: LitServe and BentoML write files of their own where they run.
-        self.process = subprocess.Popen(command(self.port, manifest), cwd=home, env=environment,
-                                        stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+        # The child writes to its own copy of the descriptor: this process's copy may close at once.
+        with open(self.log_path, "wb") as log_file:
+            self.process = subprocess.Popen(command(self.port, manifest), cwd=home, env=environment,
+                                            stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
