@@ -26,7 +26,9 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"server-{self.port}.log"
-        environment = {**os.environ, "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_LOG_LEVEL": "warning",
+        # Measured as served: rate limiting on (with a limit the load never reaches), a log line per
+        # request, metrics and the feedback log, as the defaults have them.
+        environment = {**os.environ, "PINPOINT_RATE_LIMIT_PER_S": "1000000", "PINPOINT_RATE_LIMIT_BURST": "1000000",
                        "PINPOINT_UPLOAD_DIR": str(workdir / "uploads"), **env}
         # The child writes to its own copy of the descriptor: this process's copy may close at once.
         with open(self.log_path, "wb") as log_file:
