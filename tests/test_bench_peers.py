@@ -17,7 +17,7 @@ import requests
 from service.config import load_settings
 from service.engine import Engine
 from service.tools.bench import inputs, wrk
-from service.tools.bench.peers import driver, models, report, venv
+from service.tools.bench.peers import driver, exported_models, table, venv
 from service.tools.bench.peers.servers import PeerProcess
 from service.tools.bench.profile import read_raw
 
@@ -42,7 +42,7 @@ def demo_repository(tmp_path_factory) -> Path:
 @pytest.mark.skipif(bool(_peers_missing()), reason=_peers_missing() or "ready")
 def test_the_fastapi_peer_answers_what_pinpoint_answers_in_process(tmp_path: Path, demo_repository: Path):
     settings = load_settings(None).model_copy(update={"models": demo_repository, "labels": ROOT / "labels"})
-    manifest = models.write_manifest(tmp_path / "onnx", demo_repository, ROOT / "labels", settings)
+    manifest = exported_models.write_manifest(tmp_path / "onnx", demo_repository, ROOT / "labels", settings)
     photo = inputs.photo((640, 360))
     (x, y), = inputs.points((640, 360), 1)
     with Engine.open(settings=settings) as engine:
@@ -82,7 +82,7 @@ def test_the_section_gives_pinpoint_over_peer_ratios_and_marks_losses_and_short_
              "idle_cores": {"demo": {"pinpoint": 0.0, "litserve": 0.2}},
              "versions": {"litserve": "0.2.19"}, "names": ["color", "pattern"], "load_before": (1.0, 1.0, 1.0),
              "load_after": (2.0, 2.0, 2.0), "seconds": 3}
-    text = "\n".join(report.lines(found))
+    text = "\n".join(table.lines(found))
     row = next(line for line in text.splitlines() if line.startswith("| LitServe 0.2.19"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1] == "1.50× (200)"  # 300 ÷ 200

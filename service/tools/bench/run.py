@@ -175,7 +175,7 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
         print("peers: LitServe, BentoML, FastAPI beside Pinpoint, the same models and crops ...", flush=True)
         from service.tools.bench import profile
         from service.tools.bench.peers import driver as peers
-        from service.tools.bench.peers import report as peers_report
+        from service.tools.bench.peers import table as peers_table
         from service.tools.bench.peers import venv as peers_venv
 
         why = peers_venv.missing()
@@ -184,7 +184,7 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
             peer_section = ["## Pinpoint and its peers", "", f"Not measured: {why}.", ""]
             profile_section = []
         else:
-            peer_section = peers_report.lines(peers.measure(work, images, seconds, settings))
+            peer_section = peers_table.lines(peers.measure(work, images, seconds, settings))
             profile_section = profile.section(work, seconds)
 
         print("server: no decoded-image cache ...", flush=True)

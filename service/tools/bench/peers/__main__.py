@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from service.tools.bench import inputs, wrk
-from service.tools.bench.peers import driver, report, venv
+from service.tools.bench.peers import driver, table, venv
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         found = driver.measure(work, inputs.write_images(work), args.duration, settings, names, peers,
                                pinpoint=not args.no_pinpoint, tiny=not args.no_tiny)
-    text = "\n".join(report.lines(found))
+    text = "\n".join(table.lines(found))
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

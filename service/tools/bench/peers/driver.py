@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from service.tools.bench import inputs, wrk
-from service.tools.bench.peers import models as peer_models
+from service.tools.bench.peers import exported_models as peer_models
 from service.tools.bench.peers import venv
 from service.tools.bench.peers.servers import PeerProcess
 from service.tools.bench.server import ServerProcess
