@@ -1,4 +1,5 @@
-"""One real Pinpoint server per test session, on a free port, serving tiny generated graphs."""
+"""The session's shared servers, on free ports, serving tiny generated graphs: the application in this
+process for the HTTP tests (tests/inprocess.py), and `pinpoint serve` as a process for the few about one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import graphs  # noqa: E402
 from browser_page import browser, page  # noqa: E402,F401 (fixtures of the page tests)
-from fixtures import split_image, start_server, stop_server  # noqa: E402
+from fixtures import Server, split_image, start_server, stop_server  # noqa: E402
+from inprocess import InProcessServer, stop_running  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory) -> Path:
@@ -44,11 +46,25 @@ def image_root(tmp_path_factory) -> Path:
     return root
 
 
+SHARED_ENV = {"PINPOINT_MAX_BODY_BYTES": str(2_000_000), "PINPOINT_RATE_LIMIT_PER_S": "0"}
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, repository, image_root) -> Server:
+def server(tmp_path_factory, repository, image_root) -> InProcessServer:
+    """The shared server of the HTTP tests: the application in this process (tests/inprocess.py)."""
     models, labels = repository
-    tmp = tmp_path_factory.mktemp("server")
-    running = start_server(tmp, models, labels, "--image-root", str(image_root),
-                           env={"PINPOINT_MAX_BODY_BYTES": str(2_000_000), "PINPOINT_RATE_LIMIT_PER_S": "0"})
+    running = InProcessServer(tmp_path_factory.mktemp("server"), models, labels, env=SHARED_ENV,
+                              image_root=str(image_root))
+    yield running
+    stop_running()
+
+
+@pytest.fixture(scope="session")
+def process_server(tmp_path_factory, repository, image_root) -> Server:
+    """The same server as `pinpoint serve` runs it, a process (API workers and a runner by default), for
+    the tests that are about a process or drive a browser."""
+    models, labels = repository
+    tmp = tmp_path_factory.mktemp("process-server")
+    running = start_server(tmp, models, labels, "--image-root", str(image_root), env=SHARED_ENV)
     yield running
     stop_server(running)
