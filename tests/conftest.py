@@ -54,7 +54,7 @@ def server(tmp_path_factory, repository, image_root) -> InProcessServer:
     """The shared server of the HTTP tests: the application in this process (tests/inprocess.py)."""
     models, labels = repository
     running = InProcessServer(tmp_path_factory.mktemp("server"), models, labels, env=SHARED_ENV,
-                              image_root=str(image_root))
+                              image_root=str(image_root)).start()
     yield running
     stop_running()
 

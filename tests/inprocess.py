@@ -36,8 +36,10 @@ _running: InProcessServer | None = None
 class InProcessServer(Client):
     """One configuration of the application: the environment and flags a subprocess would be given."""
 
-    def __init__(self, tmp: Path, models: Path, labels: Path, env: dict | None = None, **flags):
+    def __init__(self, tmp: Path, models: Path, labels: Path, env: dict | None = None, wait_ready: bool = True,
+                 **flags):
         tmp.mkdir(parents=True, exist_ok=True)
+        self.wait_ready = wait_ready  # else a start waits for /healthz only (versions that fail keep /readyz 503)
         self.log_path = tmp / "server-inprocess.log"
         # As fixtures.start_server gives its process, but everything in one process (workers = 0).
         self.environ = {"PINPOINT_UPLOAD_DIR": str(tmp / "uploads"), "PINPOINT_LOG_FORMAT": "json",
@@ -60,8 +62,21 @@ class InProcessServer(Client):
             self._keep_logging()
         return self._url
 
+    def start(self) -> InProcessServer:
+        """Start it now (else the first request does), so a fixture's setup time shows what it costs."""
+        assert self.url
+        return self
+
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def stop(self) -> None:
+        """Stop it if it runs (a module's own server, at the module's end)."""
+        global _running
+        with _lock:
+            if _running is self:
+                self._stop()
+                _running = None
 
     def alive(self) -> bool:
         """Still serving: its HTTP server's loop runs (what a subprocess's being alive says of it)."""
@@ -78,7 +93,10 @@ class InProcessServer(Client):
         from service.http.server import HTTPServer
 
         bus = cherrypy.engine
+        # Each start subscribes listeners (the engine plugin, the feedback writer, the settings channel);
+        # they are taken off again at the stop, with their priorities.
         self._listeners = {channel: set(listeners) for channel, listeners in bus.listeners.items()}
+        self._priorities = dict(bus._priorities)
         settings = load_settings(environ={**os.environ, **self.environ}, overrides={**self.flags, "port": free_port()})
         self.settings = settings
         self._route_logs()
@@ -90,7 +108,7 @@ class InProcessServer(Client):
         bus.start()
         self._url = f"http://127.0.0.1:{settings.port}"
         try:
-            wait_until(self._url + "/readyz", timeout=60)
+            wait_until(self._url + ("/readyz" if self.wait_ready else "/healthz"), timeout=90)
         except AssertionError:
             self._stop()
             raise
@@ -103,6 +121,8 @@ class InProcessServer(Client):
         bus.stop()
         bus.listeners.clear()
         bus.listeners.update(self._listeners)
+        bus._priorities.clear()
+        bus._priorities.update(self._priorities)
         cherrypy.tree.apps.pop("", None)
         cherrypy.server.httpserver = None
         self._http = None
