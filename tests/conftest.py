@@ -27,6 +27,13 @@ def onnx_cache(tmp_path_factory) -> Path:
     os.environ.pop("PINPOINT_ONNX_CACHE", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def in_process_bus():
+    """At the session's end, whichever in-process server runs stops and CherryPy's bus ends."""
+    yield
+    stop_running()
+
+
 @pytest.fixture(scope="session")
 def repository(tmp_path_factory) -> tuple[Path, Path]:
     return graphs.write_repository(tmp_path_factory.mktemp("repo"))
@@ -56,7 +63,6 @@ def server(tmp_path_factory, repository, image_root) -> InProcessServer:
     running = InProcessServer(tmp_path_factory.mktemp("server"), models, labels, env=SHARED_ENV,
                               image_root=str(image_root)).start()
     yield running
-    stop_running()
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from fixtures import Client, free_port, wait_until
 
 _lock = threading.Lock()
 _running: InProcessServer | None = None
+_bus_used = False  # whether any in-process server started: then the bus is ended at the session's end
 
 
 class InProcessServer(Client):
@@ -150,4 +151,5 @@ def stop_running() -> None:
         if _running is not None:
             _running._stop()
         _running = None
-        cherrypy.engine.exit()  # else CherryPy warns, as the interpreter exits, that nothing ended it
+        if _bus_used:
+            cherrypy.engine.exit()  # else CherryPy warns, as the interpreter exits, that nothing ended it
