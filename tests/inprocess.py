@@ -93,6 +93,8 @@ class InProcessServer(Client):
         from service.http.plugin import EnginePlugin
         from service.http.server import HTTPServer
 
+        global _bus_used
+        _bus_used = True
         bus = cherrypy.engine
         # Each start subscribes listeners (the engine plugin, the feedback writer, the settings channel);
         # they are taken off again at the stop, with their priorities.
@@ -101,17 +103,17 @@ class InProcessServer(Client):
         settings = load_settings(environ={**os.environ, **self.environ}, overrides={**self.flags, "port": free_port()})
         self.settings = settings
         self._route_logs()
-        # What service.http.app.serve does for one process, less the parts about being a process.
-        self.engine = Engine(settings)
-        mount(self.engine, settings)
-        self._http = cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, bus)
-        EnginePlugin(bus, self.engine).subscribe()
-        bus.start()
         self._url = f"http://127.0.0.1:{settings.port}"
         try:
+            # What service.http.app.serve does for one process, less the parts about being a process.
+            self.engine = Engine(settings)
+            mount(self.engine, settings)
+            self._http = cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, bus)
+            EnginePlugin(bus, self.engine).subscribe()
+            bus.start()
             wait_until(self._url + ("/readyz" if self.wait_ready else "/healthz"), timeout=90)
-        except AssertionError:
-            self._stop()
+        except BaseException:
+            self._stop()  # the bus as it was found, for the next server
             raise
 
     def _stop(self) -> None:

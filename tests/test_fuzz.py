@@ -86,6 +86,13 @@ def send(session, method, url, **kwargs):
 
 
 @pytest.fixture(scope="module")
+def server(process_server):
+    """Hostile clients meet `pinpoint serve` as a process, API workers and runner included. (Here, the
+    generated requests and the server would share one interpreter: measured 110 s against 85 s.)"""
+    return process_server
+
+
+@pytest.fixture(scope="module")
 def session(image_root):
     LEAKS.append(str(image_root))
     with requests.Session() as opened:
