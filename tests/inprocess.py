@@ -38,7 +38,7 @@ class InProcessServer(Client):
     """One configuration of the application: the environment and flags a subprocess would be given."""
 
     def __init__(self, tmp: Path, models: Path, labels: Path, env: dict | None = None, wait_ready: bool = True,
-                 **flags):
+                 config: Path | None = None, **flags):
         tmp.mkdir(parents=True, exist_ok=True)
         self.wait_ready = wait_ready  # else a start waits for /healthz only (versions that fail keep /readyz 503)
         self.log_path = tmp / "server-inprocess.log"
@@ -46,6 +46,7 @@ class InProcessServer(Client):
         self.environ = {"PINPOINT_UPLOAD_DIR": str(tmp / "uploads"), "PINPOINT_LOG_FORMAT": "json",
                         "PINPOINT_FEEDBACK_DB": str(tmp / "feedback.db"), **(env or {}), "PINPOINT_WORKERS": "0"}
         self.flags = {"models": str(models), "labels": str(labels), **flags}
+        self.config = config  # a settings file, as `--config`
         self.engine = self._http = self._log_handler = None
         self._url = ""
 
@@ -100,7 +101,8 @@ class InProcessServer(Client):
         # they are taken off again at the stop, with their priorities.
         self._listeners = {channel: set(listeners) for channel, listeners in bus.listeners.items()}
         self._priorities = dict(bus._priorities)
-        settings = load_settings(environ={**os.environ, **self.environ}, overrides={**self.flags, "port": free_port()})
+        settings = load_settings(self.config, environ={**os.environ, **self.environ},
+                                 overrides={**self.flags, "port": free_port()})
         self.settings = settings
         self._route_logs()
         self._url = f"http://127.0.0.1:{settings.port}"
