@@ -17,7 +17,7 @@ the runner, daemons, a process's pid, memory and log, and the browser tests.
 
 CherryPy keeps one tool registry and one bus per process, so one application runs at a time: an
 in-process server whose turn it is not starts again when a test asks it (`url`), after the one running
-stops (~2 s together). A test asks one in-process server only.
+stops (about a second together, measured). A test asks one in-process server only.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from fixtures import Client, free_port, wait_until
 _lock = threading.Lock()
 _running: InProcessServer | None = None
 _bus_used = False  # whether any in-process server started: then the bus is ended at the session's end
+_log_file = None  # where the process's log lines go: the running server's log
 
 
 class InProcessServer(Client):
@@ -136,9 +137,13 @@ class InProcessServer(Client):
     def _route_logs(self) -> None:
         from service.observe import configure_logging
 
+        global _log_file
         configure_logging(self.settings.log_level, "json")
         self._log_handler = logging.getLogger().handlers[0]
-        self._log_handler.setStream(open(self.log_path, "a", buffering=1))
+        if _log_file is not None:
+            _log_file.close()  # the previous server's, whose handler configure_logging just replaced
+        _log_file = open(self.log_path, "a", buffering=1)
+        self._log_handler.setStream(_log_file)
 
     def _keep_logging(self) -> None:
         """Logging is the process's: if something in a test configured it since, route it back here."""
