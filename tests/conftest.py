@@ -14,6 +14,7 @@ from browser_page import browser, page  # noqa: E402,F401 (fixtures of the page 
 from fixtures import Server, split_image, start_server, stop_server  # noqa: E402
 from inprocess import InProcessServer, stop_running  # noqa: E402
 
+
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory) -> Path:
     """One conversion cache for every server and engine of the run (PINPOINT_ONNX_CACHE reaches the

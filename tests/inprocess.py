@@ -142,7 +142,7 @@ class InProcessServer(Client):
         self._log_handler = logging.getLogger().handlers[0]
         if _log_file is not None:
             _log_file.close()  # the previous server's, whose handler configure_logging just replaced
-        _log_file = open(self.log_path, "a", buffering=1)
+        _log_file = open(self.log_path, "a", buffering=1)  # noqa: SIM115 (open while the server logs)
         self._log_handler.setStream(_log_file)
 
     def _keep_logging(self) -> None:
