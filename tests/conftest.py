@@ -61,15 +61,14 @@ SHARED_ENV = {"PINPOINT_MAX_BODY_BYTES": str(2_000_000), "PINPOINT_RATE_LIMIT_PE
 def server(tmp_path_factory, repository, image_root) -> InProcessServer:
     """The shared server of the HTTP tests: the application in this process (tests/inprocess.py)."""
     models, labels = repository
-    running = InProcessServer(tmp_path_factory.mktemp("server"), models, labels, env=SHARED_ENV,
-                              image_root=str(image_root)).start()
-    yield running
+    return InProcessServer(tmp_path_factory.mktemp("server"), models, labels, env=SHARED_ENV,
+                           image_root=str(image_root)).start()  # stopped by in_process_bus, at the end
 
 
 @pytest.fixture(scope="session")
 def process_server(tmp_path_factory, repository, image_root) -> Server:
     """The same server as `pinpoint serve` runs it, a process (API workers and a runner by default), for
-    the tests that are about a process or drive a browser."""
+    the tests about a process, the browser tests and the fuzz suite."""
     models, labels = repository
     tmp = tmp_path_factory.mktemp("process-server")
     running = start_server(tmp, models, labels, "--image-root", str(image_root), env=SHARED_ENV)
