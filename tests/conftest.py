@@ -1,4 +1,5 @@
-"""One real Pinpoint server per test session, on a free port, serving tiny generated graphs."""
+"""The session's shared servers, on free ports, serving tiny generated graphs: the application in this
+process for the HTTP tests (tests/inprocess.py), and `pinpoint serve` as a process for the few about one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import graphs  # noqa: E402
 from browser_page import browser, page  # noqa: E402,F401 (fixtures of the page tests)
-from fixtures import split_image, start_server, stop_server  # noqa: E402
+from fixtures import Server, split_image, start_server, stop_server  # noqa: E402
+from inprocess import InProcessServer, stop_running  # noqa: E402
+
 
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory) -> Path:
@@ -23,6 +26,13 @@ def onnx_cache(tmp_path_factory) -> Path:
     os.environ["PINPOINT_ONNX_CACHE"] = str(cache)
     yield cache
     os.environ.pop("PINPOINT_ONNX_CACHE", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_process_bus():
+    """At the session's end, whichever in-process server runs stops and CherryPy's bus ends."""
+    yield
+    stop_running()
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +54,23 @@ def image_root(tmp_path_factory) -> Path:
     return root
 
 
+SHARED_ENV = {"PINPOINT_MAX_BODY_BYTES": str(2_000_000), "PINPOINT_RATE_LIMIT_PER_S": "0"}
+
+
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, repository, image_root) -> Server:
+def server(tmp_path_factory, repository, image_root) -> InProcessServer:
+    """The shared server of the HTTP tests: the application in this process (tests/inprocess.py)."""
     models, labels = repository
-    tmp = tmp_path_factory.mktemp("server")
-    running = start_server(tmp, models, labels, "--image-root", str(image_root),
-                           env={"PINPOINT_MAX_BODY_BYTES": str(2_000_000), "PINPOINT_RATE_LIMIT_PER_S": "0"})
+    return InProcessServer(tmp_path_factory.mktemp("server"), models, labels, env=SHARED_ENV,
+                           image_root=str(image_root)).start()  # stopped by in_process_bus, at the end
+
+
+@pytest.fixture(scope="session")
+def process_server(tmp_path_factory, repository, image_root) -> Server:
+    """The same server as `pinpoint serve` runs it, a process (API workers and a runner by default), for
+    the tests about a process, the browser tests and the fuzz suite."""
+    models, labels = repository
+    tmp = tmp_path_factory.mktemp("process-server")
+    running = start_server(tmp, models, labels, "--image-root", str(image_root), env=SHARED_ENV)
     yield running
     stop_server(running)

@@ -57,9 +57,11 @@ def assert_error(response, status, code):
     return body
 
 
-class Server:
-    def __init__(self, url: str, process: subprocess.Popen, log_path: Path):
-        self.url, self.process, self.log_path = url, process, log_path
+class Client:
+    """What a test asks a server through: `get`, `post`, `delete` of a path, with `requests`, at `url`.
+    The server is a subprocess (Server, below) or the application in the test process (inprocess.py)."""
+
+    url: str
 
     def get(self, path, **kwargs):
         kwargs.setdefault("timeout", 30)
@@ -73,8 +75,18 @@ class Server:
         kwargs.setdefault("timeout", 30)
         return requests.delete(self.url + path, **kwargs)
 
+
+class Server(Client):
+    """`pinpoint serve` as a process: for what a process is about (signals, workers, its pid and memory)."""
+
+    def __init__(self, url: str, process: subprocess.Popen, log_path: Path):
+        self.url, self.process, self.log_path = url, process, log_path
+
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
 
 
 def wait_until(url: str, status: int = 200, timeout: float = 90, process: subprocess.Popen | None = None,

@@ -8,7 +8,8 @@ import json
 import pytest
 
 import graphs
-from fixtures import assert_error, start_server, stop_server
+from fixtures import assert_error
+from inprocess import InProcessServer
 from service.classify.imaging import CropSpec
 from service.serving.repository import scan
 
@@ -46,10 +47,10 @@ def test_the_config_takes_only_get(server):
 def keyed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("keyed-config")
     models, labels = graphs.write_repository(tmp, names=("tint",))
-    running = start_server(tmp, models, labels, env={
-        "PINPOINT_API_KEYS": json.dumps({"tester": hashlib.sha256(b"s3cret").hexdigest()})})
+    running = InProcessServer(tmp, models, labels, env={
+        "PINPOINT_API_KEYS": json.dumps({"tester": hashlib.sha256(b"s3cret").hexdigest()})}).start()
     yield running
-    stop_server(running)
+    running.stop()
 
 
 def test_with_keys_the_config_needs_one_and_says_so(keyed):

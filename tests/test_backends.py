@@ -18,7 +18,8 @@ import pytest
 import tensorflow as tf
 
 import graphs
-from fixtures import RED, split_image, start_server, stop_server
+from fixtures import RED, split_image
+from inprocess import InProcessServer
 from service.serving import loader
 from service.serving import repository
 from service.serving.backends import onnx_conversion
@@ -254,7 +255,7 @@ def mixed(tmp_path_factory, onnx_cache):
     add_version(models, labels, "misnamed", {"model.onnx": exported_onnx("images"), "model.toml": EXPORTED_CONFIG},
                 graphs.LABELS["tint"])
     # Versions that cannot load keep /readyz at 503: wait for every load to finish instead.
-    server = start_server(root, models, labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0"}, wait_ready=False)
+    server = InProcessServer(root, models, labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0"}, wait_ready=False).start()
     deadline = time.monotonic() + 120
     while True:
         listing = {model["name"]: model for model in server.get("/v1/models").json()["models"]}
@@ -263,7 +264,7 @@ def mixed(tmp_path_factory, onnx_cache):
         assert time.monotonic() < deadline, listing
         time.sleep(0.2)
     yield server, listing
-    stop_server(server)
+    server.stop()
 
 
 def classify(server, models: str) -> dict:

@@ -139,7 +139,8 @@ def test_train_demo_is_the_training_command():
     assert done.returncode == 0 and "--only" in done.stdout and "--quick" in done.stdout
 
 
-def test_serve_on_a_port_a_foreground_server_holds_names_that_process(server, tmp_path):
+def test_serve_on_a_port_a_foreground_server_holds_names_that_process(process_server, tmp_path):
+    server = process_server
     port = server.url.rsplit(":", 1)[1]
     done = pinpoint("serve", "--port", port, cwd=tmp_path, env={"PINPOINT_MODELS": str(REPO / "models")})
     assert done.returncode == 2

@@ -9,7 +9,7 @@ import json
 import pytest
 import requests
 
-from fixtures import start_server, stop_server
+from inprocess import InProcessServer
 
 ORIGIN, KEY = "https://app.example", "cors-s3cret"
 
@@ -17,11 +17,11 @@ ORIGIN, KEY = "https://app.example", "cors-s3cret"
 @pytest.fixture(scope="module")
 def cors_server(tmp_path_factory, repository):
     models, labels = repository
-    server = start_server(tmp_path_factory.mktemp("cors"), models, labels, env={
+    server = InProcessServer(tmp_path_factory.mktemp("cors"), models, labels, env={
         "PINPOINT_WORKERS": "0", "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_CORS_ORIGINS": json.dumps([ORIGIN]),
-        "PINPOINT_API_KEYS": json.dumps({"web": hashlib.sha256(KEY.encode()).hexdigest()})})
+        "PINPOINT_API_KEYS": json.dumps({"web": hashlib.sha256(KEY.encode()).hexdigest()})}).start()
     yield server
-    stop_server(server)
+    server.stop()
 
 
 def test_a_preflight_is_answered_before_auth(cors_server):

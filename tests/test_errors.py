@@ -234,7 +234,7 @@ def test_server_keeps_serving_after_bad_input(server):
         pass
     response = raw(server, split_image(), "x=10&y=10&models=tint")
     assert response.status_code == 200
-    assert server.process.poll() is None
+    assert server.alive()
 
 
 def test_mutated_images_never_get_a_server_error(server):

@@ -18,6 +18,7 @@ from PIL import Image
 
 from feedback_client import LEFT, RIGHT, classify, give, many_clients
 from fixtures import assert_error, pinpoint, scrape, start_server, stop_server, value
+from inprocess import InProcessServer
 
 
 
@@ -265,15 +266,15 @@ def test_a_restart_keeps_everything_and_a_full_queue_is_counted_while_classify_a
 def test_feedback_off_answers_404_and_writes_nothing(tmp_path, repository):
     models, labels = repository
     # Its models need not load for this (the log's hook is never installed): HTTP up is enough.
-    server = start_server(tmp_path, models, labels, env={"PINPOINT_FEEDBACK": "false", "PINPOINT_WORKERS": "0"},
-                          wait_ready=False)
+    server = InProcessServer(tmp_path, models, labels, env={"PINPOINT_FEEDBACK": "false", "PINPOINT_WORKERS": "0"},
+                             wait_ready=False).start()
     try:
         assert "feedback is off" in assert_error(give(server, "any-id", "tint", "red"), 404, "not_found")["error"]
         assert_error(server.get("/v1/report"), 404, "not_found")
         assert_error(server.get("/v1/report/plot.png"), 404, "not_found")
         assert server.get("/v1/config").json()["feedback"]["enabled"] is False
     finally:
-        stop_server(server)
+        server.stop()
     assert not (tmp_path / "feedback.db").exists()
 
 

@@ -86,6 +86,13 @@ def send(session, method, url, **kwargs):
 
 
 @pytest.fixture(scope="module")
+def server(process_server):
+    """Hostile clients meet `pinpoint serve` as a process, API workers and runner included. (Here, the
+    generated requests and the server would share one interpreter: measured 110 s against 85 s.)"""
+    return process_server
+
+
+@pytest.fixture(scope="module")
 def session(image_root):
     LEAKS.append(str(image_root))
     with requests.Session() as opened:
@@ -312,5 +319,5 @@ def test_server_still_answers_after_the_fuzzing(server):
                            headers={"Content-Type": "image/png"})
     assert response.status_code == 200 and response.json()["predictions"][0]["results"]["tint"][0]["label"] == "blue"
     assert server.get("/readyz").status_code == 200
-    assert server.process.poll() is None
+    assert server.alive()
     print(f"slowest fuzzed answer: {SLOWEST['seconds'] * 1000:.0f} ms ({SLOWEST['what']})")

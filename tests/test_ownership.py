@@ -12,7 +12,8 @@ import requests
 
 import graphs
 from feedback_client import IMAGE_B64, LEFT
-from fixtures import assert_error, split_image, start_server, stop_server
+from fixtures import assert_error, split_image
+from inprocess import InProcessServer
 
 ALICE, BOB = {"X-API-Key": "alice-secret"}, {"X-API-Key": "bob-secret"}
 
@@ -23,10 +24,10 @@ def keyed(tmp_path_factory):
     models, labels = graphs.write_repository(tmp, names=("tint",))
     keys = {name: hashlib.sha256(secret.encode()).hexdigest()
             for name, secret in (("alice", "alice-secret"), ("bob", "bob-secret"))}
-    server = start_server(tmp, models, labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0",
-                                                    "PINPOINT_API_KEYS": json.dumps(keys)})
+    server = InProcessServer(tmp, models, labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0",
+                                                       "PINPOINT_API_KEYS": json.dumps(keys)}).start()
     yield server
-    stop_server(server)
+    server.stop()
 
 
 def classify(server, headers, **extra):

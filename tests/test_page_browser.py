@@ -23,6 +23,12 @@ playwright = pytest.importorskip("playwright.sync_api")
 pytestmark = needs_chromium
 
 
+@pytest.fixture(scope="module")
+def server(process_server):
+    """A browser meets the server as a user's does: `pinpoint serve`, a process of its own."""
+    return process_server
+
+
 @pytest.fixture
 def photo(tmp_path) -> Path:
     path = tmp_path / "split.png"

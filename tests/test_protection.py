@@ -13,6 +13,7 @@ import requests
 
 import graphs
 from fixtures import split_image, start_server, stop_server
+from inprocess import InProcessServer
 from service.config import load_settings
 from service.http.protection import Guard
 from service.http.ratelimit import MemoryBuckets, SharedBuckets
@@ -38,9 +39,9 @@ bulk = "{sha256('bulk-key')}"
 [rate_limit_keys]
 bulk = [1000, 1000]
 """)
-    server = start_server(tmp, models, labels, "--config", str(config))
+    server = InProcessServer(tmp, models, labels, config=config).start()
     yield server
-    stop_server(server)
+    server.stop()
 
 
 @pytest.fixture(scope="module")
