@@ -90,10 +90,7 @@ class InProcessServer(Client):
         import cherrypy
 
         from service.config import load_settings
-        from service.engine import Engine
-        from service.http.app import mount
-        from service.http.plugin import EnginePlugin
-        from service.http.server import HTTPServer
+        from service.http.app import assemble
 
         global _bus_used
         _bus_used = True
@@ -108,11 +105,9 @@ class InProcessServer(Client):
         self._route_logs()
         self._url = f"http://127.0.0.1:{settings.port}"
         try:
-            # What service.http.app.serve does for one process, less the parts about being a process.
-            self.engine = Engine(settings)
-            mount(self.engine, settings)
-            self._http = cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, bus)
-            EnginePlugin(bus, self.engine).subscribe()
+            # The server `pinpoint serve` runs in one process, less the parts about being a process.
+            self.engine, _ = assemble(settings, bus)
+            self._http = cherrypy.server.httpserver
             bus.start()
             wait_until(self._url + ("/readyz" if self.wait_ready else "/healthz"), timeout=90)
         except BaseException:

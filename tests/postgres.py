@@ -51,7 +51,7 @@ class Postgres:
             return ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--", *command]
         return command
 
-    def start(self) -> "Postgres":
+    def start(self) -> Postgres:
         data = self.directory / "data"
         if os.geteuid() == 0:
             account = pwd.getpwnam("postgres")

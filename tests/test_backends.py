@@ -20,8 +20,7 @@ import tensorflow as tf
 import graphs
 from fixtures import RED, split_image
 from inprocess import InProcessServer
-from service.serving import loader
-from service.serving import repository
+from service.serving import loader, repository
 from service.serving.backends import onnx_conversion
 from service.serving.runtime import Runtime
 

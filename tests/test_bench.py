@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from service.tools.bench import benchmarks_md as report, inputs, wrk
 from service.config import load_settings
+from service.tools.bench import benchmarks_md as report
+from service.tools.bench import inputs, wrk
 
 needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)")
 

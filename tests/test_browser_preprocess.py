@@ -17,10 +17,10 @@ from PIL import Image
 
 from browser_page import CHROMIUM, FLAGS, needs_chromium
 from service.classify import pipeline
-from service.serving import model_run
-from service.errors import PinpointError
 from service.classify.imaging import RESIZE_FILTERS, CropSpec, DecodedImage, ImageLimits, crop, crop_box, decode
 from service.classify.preprocess import prepare
+from service.errors import PinpointError
+from service.serving import model_run
 from service.serving.repository import InputSpec
 
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

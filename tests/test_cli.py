@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import pinpoint as run_pinpoint, split_image
+from fixtures import pinpoint as run_pinpoint
+from fixtures import split_image
 from service.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]

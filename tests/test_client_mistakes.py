@@ -137,8 +137,8 @@ def test_a_large_json_document_for_feedback_is_refused(server):
 
 def test_fields_take_integers_past_a_doubles_range_as_a_mistake():
     """Behind the reader's number length, the fields check their range themselves (OverflowError before)."""
-    from service.http.api.fields import classify_args
     from service.errors import BadRequest
+    from service.http.api.fields import classify_args
 
     for fields in ({"x": 10 ** 400, "y": 1}, {"points": [[1, 10 ** 400]]}, {"x": "1" + "0" * 400, "y": "1"},
                    {"x": 1, "y": 1, "top_k": "1" + "0" * 5000}):

@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from service.tools.train import demos, run_frozen, realcheck
+from service.tools.train import demos, realcheck, run_frozen
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS, LABELS = REPO / "models", REPO / "labels"

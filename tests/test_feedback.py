@@ -21,7 +21,6 @@ from fixtures import assert_error, pinpoint, scrape, start_server, stop_server, 
 from inprocess import InProcessServer
 
 
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, repository):
     """A server with the default workers, logging every answer to its own SQLite file."""

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from browser_page import needs_chromium, open_page
 from feedback_client import LEFT, RIGHT, classify, give
 from fixtures import split_image, start_server, stop_server

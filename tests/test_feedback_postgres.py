@@ -4,7 +4,6 @@ feedback through both, a restart. Skipped, naming the tool, where PostgreSQL is 
 
 from __future__ import annotations
 
-
 import threading
 import uuid
 

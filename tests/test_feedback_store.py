@@ -9,13 +9,13 @@ import threading
 import pytest
 from sqlalchemy import text
 
+from service.classify.request import ClassifyResult, ImageInfo, Label, ModelAnswer, PointResult
 from service.errors import BadRequest
 from service.feedback.recorder import Pending, rows
 from service.feedback.report import build, parse_time, wilson
 from service.feedback.schema import LATEST, SchemaTooNew, requests
 from service.feedback.store import Choice, Store, now_ms
 from service.feedback.writer import LogWriter
-from service.classify.request import ClassifyResult, ImageInfo, Label, ModelAnswer, PointResult
 
 
 def answer(request_id: str, top: str = "red", model: str = "color", version: int = 1) -> ClassifyResult:

@@ -9,20 +9,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 import shutil
 import subprocess
+import time
 
+import grpc
 import numpy as np
 import pytest
 import requests
 import tensorflow as tf  # before tensorflow_serving's protos, which import TensorFlow's
-
-import grpc
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 from tritonclient.utils import InferenceServerException
 
 import graphs

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import requests
 
-import graphs
 from fixtures import split_image, start_server, stop_server
 from service.processes.roles import children
 

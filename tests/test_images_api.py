@@ -7,8 +7,8 @@ import time
 import pytest
 
 from fixtures import assert_error, split_image
-from service.errors import NotFound
 from service.classify.image_store import ImageStore
+from service.errors import NotFound
 
 
 def test_store_then_classify_by_id_then_delete(server):

@@ -12,12 +12,11 @@ import pytest
 import requests
 
 import graphs
-from fixtures import split_image, start_server, stop_server
+from fixtures import assert_error, decompression_bomb, split_image, start_server, stop_server
 from inprocess import InProcessServer
 from service.config import load_settings
 from service.http.protection import Guard
 from service.http.ratelimit import MemoryBuckets, SharedBuckets
-from fixtures import assert_error, decompression_bomb
 
 
 def sha256(secret: str) -> str:

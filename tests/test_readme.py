@@ -21,8 +21,8 @@ def test_the_readme_answer_is_what_its_photo_and_point_give(tmp_path):
     x, y = map(int, re.search(r"curl -F image=@photo\.jpg -F x=(\d+) -F y=(\d+) ", README).groups())
     shown = json.loads(re.search(r"The first one's answer.*?```json\n(.+?)```", README, re.S).group(1))
 
-    from service.http.api.render import classify_document
     from service.engine import Engine
+    from service.http.api.render import classify_document
 
     with Engine.open(models_dir=REPO / "models", labels_dir=REPO / "labels") as engine:
         answer = classify_document(engine.classify_image((tmp_path / "photo.jpg").read_bytes(), [(x, y)]))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from service.serving import repository as model_repository
 from service.classify.preprocess import prepare
+from service.serving import repository as model_repository
 from service.serving.runtime import Runtime
 
 

@@ -19,8 +19,7 @@ import tritonclient.http as triton_http
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from fixtures import RED, free_port, split_image, start_server, stop_server
-from service.serving import repository
-from service.serving import savedmodel
+from service.serving import repository, savedmodel
 
 CLASSES = 4
 

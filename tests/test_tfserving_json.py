@@ -18,8 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.protocols.tfserving import (error_codes, json_examples, json_render, json_tensor, routes, signatures,
-                                         version_status)
+from service.protocols.tfserving import (
+    error_codes,
+    json_examples,
+    json_render,
+    json_tensor,
+    routes,
+    signatures,
+    version_status,
+)
 from service.protocols.tfserving.error_codes import TFServingError
 from service.protocols.tfserving.signatures import Signature, TensorSpec
 

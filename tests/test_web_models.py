@@ -17,8 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from fixtures import assert_error, split_image
 from service.classify import imaging
-from service.serving.backends.web_export import half_weights
 from service.classify.preprocess import prepare
+from service.serving.backends.web_export import half_weights
 from service.serving.repository import InputSpec
 
 RUNTIME = Path(__file__).resolve().parent.parent / "static" / "vendor" / "onnxruntime-web"

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 import graphs
+from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
 from service import errors
 from service.config import load_settings
 from service.engine import Engine
@@ -27,7 +28,6 @@ from service.processes.runner import Runner, serve
 from service.processes.runner_client import RemoteRunner
 from service.serving.manager import ManagerState, ModelRef, StaleVersions, State, Version
 from service.serving.web_model import NotForTheBrowser
-from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
 
 
 def pids(server) -> dict[str, list[int]]:

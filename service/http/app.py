@@ -174,6 +174,18 @@ def _page(*args, **kwargs):
     return cherrypy.lib.static.serve_file(str(STATIC_DIR / "index.html"), content_type="text/html")
 
 
+def assemble(settings: Settings, bus, runner=None, reread_settings=None):
+    """The server of this process, subscribed to `bus` but not started: the engine (over `runner`: the
+    model runner's client in an API worker, else the models in this process), the mounted application,
+    waitress beneath CherryPy, the engine's plugin. `serve` below and the tests' in-process server
+    (tests/inprocess.py) both build it here. Returns (engine, app)."""
+    engine = Engine(settings, runner=runner)
+    app = mount(engine, settings)
+    cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, bus)
+    EnginePlugin(bus, engine, reread_settings).subscribe()
+    return engine, app
+
+
 def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> None:
     """Run until SIGTERM/SIGINT: in the foreground, or detached as a daemon with a pidfile.
 
@@ -188,10 +200,9 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
         address.check(settings.host, settings.port, settings.pidfile)  # plainly, before TensorFlow loads
         if settings.workers > 0:
             return processes.supervise(settings, daemonize)
-    engine = Engine(settings, runner=processes.remote_runner(settings) if role == "worker" else None)
-    app = mount(engine, settings)
-    cherrypy.server.httpserver = HTTPServer(cherrypy.server, settings, cherrypy.engine)
     bus = cherrypy.engine
+    engine, app = assemble(settings, bus, processes.remote_runner(settings) if role == "worker" else None,
+                           reread_settings)
     if settings.grpc_port:
         from service.grpc import server as grpcapi
 
@@ -204,7 +215,6 @@ def serve(settings: Settings, daemonize: bool = False, reread_settings=None) -> 
         plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()
         daemon.keep_umask(bus, Path(settings.log_file))
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
-    EnginePlugin(bus, engine, reread_settings).subscribe()
     if role is None:  # one process: it announces itself (a supervisor does, for its workers)
         ready.announce_when_ready(bus, settings, daemonize)
     if hasattr(bus, "signal_handler"):
