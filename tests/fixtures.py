@@ -114,10 +114,11 @@ def start_server(tmp: Path, models: Path, labels: Path, *args: str, env: dict | 
     log_path = tmp / f"server-{port}.log"
     environment = {**os.environ, "PINPOINT_UPLOAD_DIR": str(tmp / "uploads"), "PINPOINT_LOG_FORMAT": "json",
                    "PINPOINT_FEEDBACK_DB": str(tmp / "feedback.db"), **(env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--port", str(port), "--models", str(models),
-         "--labels", str(labels), *args],
-        stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"), env=environment)
+    with open(log_path, "wb") as log:  # the server writes to its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port), "--models", str(models),
+             "--labels", str(labels), *args],
+            stdout=subprocess.DEVNULL, stderr=log, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(url + ("/readyz" if wait_ready else "/healthz"), process=process, log_path=log_path)

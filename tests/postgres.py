@@ -58,11 +58,11 @@ class Postgres:
             os.chown(self.directory, account.pw_uid, account.pw_gid)
         subprocess.run(self._as_owner([binary("initdb"), "-D", str(data), "-U", USER, "--auth=trust", "-E", "UTF8",
                                        "--no-sync"]), check=True, capture_output=True)
-        log = open(self.directory / "server.log", "wb")
-        self.process = subprocess.Popen(self._as_owner([
-            binary("postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.directory),
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=200"]), stdout=log, stderr=subprocess.STDOUT)
+        with open(self.directory / "server.log", "wb") as log:  # PostgreSQL writes to its own copy of the descriptor
+            self.process = subprocess.Popen(self._as_owner([
+                binary("postgres"), "-D", str(data), "-p", str(self.port), "-k", str(self.directory),
+                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off", "-c", "max_connections=200"]), stdout=log, stderr=subprocess.STDOUT)
         self._wait()
         import psycopg
 
@@ -78,7 +78,8 @@ class Postgres:
             if self.process.poll() is not None:
                 raise RuntimeError("PostgreSQL exited:\n" + (self.directory / "server.log").read_text())
             try:
-                psycopg.connect(f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres", connect_timeout=2).close()
+                psycopg.connect(f"host=127.0.0.1 port={self.port} user={USER} dbname=postgres",
+                                connect_timeout=2).close()
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:

@@ -61,9 +61,11 @@ def test_report_marks_each_target_and_explains_the_ceiling_with_the_runs_numbers
     report.write(out, rows, limits, settings, decode=(45.0, 14.0, 8), memory=(670.0, 672.0, 690.0, 20_000),
                  versions={"python": "3.11"})
     text = out.read_text()
-    assert "| 640x360 JPEG, 1 point, multipart, c=8: ≥ 70% of the in-process limit | 60% (480 vs 800 req/s) | **missed** |" in text
+    assert ("| 640x360 JPEG, 1 point, multipart, c=8: ≥ 70% of the in-process limit | 60% (480 vs 800 req/s) "
+            "| **missed** |") in text
     assert "in-process 2.00× (800 vs 400 req/s)" in text
-    assert "| 12 MP JPEG, small crops: decode ≤ 1/3 of a full decode | 0.31 (14.0 vs 45.0 ms, 1/8 scale) | met |" in text
+    assert ("| 12 MP JPEG, small crops: decode ≤ 1/3 of a full decode | 0.31 (14.0 vs 45.0 ms, 1/8 scale) "
+            "| met |") in text
     # The ceiling: 1 / (1.25 ms pipeline + 0.83 ms HTTP) = 480 req/s, 60% of the limit.
     assert "= 480 req/s, 60% of the in-process limit" in text
     assert "| 640x360.jpg | 1 | 32 | off | 400.0 | 80.00 | 140% |" in text
@@ -113,18 +115,22 @@ def _browser_run() -> dict:
     models = {"color": ("red", "blue"), "theme": ("solid", "stripes")}
     at = [("astronaut", 10, 20), ("astronaut", 300, 400)]
     clicks = {
-        "float32": [{"at": point, "browser": {m: {"ms": 2.0 + i, "scores": scores(*labels)} for m, labels in models.items()}}
+        "float32": [{"at": point, "browser": {m: {"ms": 2.0 + i, "scores": scores(*labels)}
+                                              for m, labels in models.items()}}
                     for i, point in enumerate(at)],
         "float16": [{"at": point, "browser": {m: {"ms": 3.0, "scores": scores(*labels, shift=-0.3 * i * (m == "color"))}
                                               for m, labels in models.items()}} for i, point in enumerate(at)],
-        "server": [{"at": point, "server": {m: {"ms": 20.0, "scores": scores(*labels, shift=0.001)} for m, labels in models.items()}}
+        "server": [{"at": point, "server": {m: {"ms": 20.0, "scores": scores(*labels, shift=0.001)}
+                                            for m, labels in models.items()}}
                    for point in (at[0], ("astronaut", 1, 1))],
     }
     files = {m: {v: {"url": f"/v1/models/{m}/versions/1/web/{m}-{v}.onnx", "bytes": 600_000, "max_difference": 0.0004}
                  for v in browser.VARIANTS} for m in models}
-    visits = {v: {visit: {"downloads": {(m, v): {"bytes": 600_000 // (1 + (v == "float16")), "ms": 40.0, "create_ms": 9.0}
+    visits = {v: {visit: {"downloads": {(m, v): {"bytes": 600_000 // (1 + (v == "float16")), "ms": 40.0,
+                                                 "create_ms": 9.0}
                                         for m in models},
-                          "resources": [{"name": files[m][v]["url"], "duration": 5.0, "transfer": 0 if visit == "second" else 600_300,
+                          "resources": [{"name": files[m][v]["url"], "duration": 5.0,
+                                         "transfer": 0 if visit == "second" else 600_300,
                                          "encoded": 600_000, "decoded": 600_000} for m in models]
                           + [{"name": "/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm", "duration": 200.0,
                               "transfer": 3_660_000, "encoded": 3_659_927, "decoded": 14_240_000}],
@@ -133,7 +139,8 @@ def _browser_run() -> dict:
     return {"load_start": (5.0, 4.0, 3.0), "load_end": (6.0, 5.0, 4.0), "started": time.gmtime(0), "points": 2,
             "photos": [("astronaut", (512, 512))], "chromium": "156.0", "server": {"workers": 2},
             "environment": {"isolated": True, "threads": 2, "ort": "1.30.0", "cores": 2},
-            "exports": {m: {"version": 1, "s": 0.2, "backend": "onnxruntime", "files": files[m], "source": ""} for m in models},
+            "exports": {m: {"version": 1, "s": 0.2, "backend": "onnxruntime", "files": files[m], "source": ""}
+                        for m in models},
             "clicks": clicks, "visits": visits}
 
 

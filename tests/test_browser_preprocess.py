@@ -3,8 +3,9 @@ the server's own Python: a model run in the page must be fed the very tensor the
 
 Each test reads as a use of the page's API (window.PinpointPreprocess): crop an image around a
 point, make the model's input, turn its output into the answer, decode a file as the server would;
-and checks the result against service.classify.imaging / .preprocess / .pipeline and service.serving.model_run byte for byte
-(JPEG decoding alone is measured against a tolerance: browsers and Pillow use different decoders)."""
+and checks the result against service.classify.imaging / .preprocess / .pipeline and
+service.serving.model_run byte for byte (JPEG decoding alone is measured against a tolerance:
+browsers and Pillow use different decoders)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def crop_cases(rng, images):
                 spec = CropSpec(
                     width=out_w, height=out_h, channels=(1, 3)[(n + index + len(cases)) % 2], resize=resize,
                     fraction=(0.15, 0.5, None, 1.0)[kind], min_px=(24, 3, 8, 40)[kind],
-                    box=(int(rng.integers(1, 2 * out_w + 2)), int(rng.integers(1, 2 * out_h + 2))) if kind == 2 else None,
+                    box=((int(rng.integers(1, 2 * out_w + 2)), int(rng.integers(1, 2 * out_h + 2)))
+                         if kind == 2 else None),
                     keep_aspect=bool((n + index) % 3))
                 cases.append((index, spec, x, y))
         # A window of exactly the output size at whole pixels: Pillow copies it (ImagingCrop).
@@ -232,7 +234,8 @@ def test_files_decode_to_the_servers_pixels_png_exactly_and_jpeg_closely(page):
       const out = {};
       for (const [name, [data, type]] of Object.entries(files)) {
         const {width, height, rgb, via} = await PinpointPreprocess.pixelsOf(new Blob([b64bytes(data)], {type}));
-        out[name] = [width, height, bytesb64(rgb), bytesb64(PinpointPreprocess.crop(rgb, width, height, spec, 3, 4)), via];
+        const crop = PinpointPreprocess.crop(rgb, width, height, spec, 3, 4);
+        out[name] = [width, height, bytesb64(rgb), bytesb64(crop), via];
       }
       return out;
     }""", [{name: [b64(data), kind] for name, (data, kind) in files.items()}, spec_json(spec)])
@@ -292,7 +295,9 @@ def test_the_header_states_the_format_and_size_pillow_reads_and_probe_refuses_as
 
     seen = page.evaluate("""async (files) => {
       const out = {};
-      for (const [name, data] of Object.entries(files)) out[name] = await PinpointPreprocess.header(new Blob([b64bytes(data)]));
+      for (const [name, data] of Object.entries(files)) {
+        out[name] = await PinpointPreprocess.header(new Blob([b64bytes(data)]));
+      }
       return out;
     }""", {name: b64(data) for name, data in files.items()})
     for name, data in files.items():
@@ -316,7 +321,8 @@ def test_the_header_states_the_format_and_size_pillow_reads_and_probe_refuses_as
       }
       return out;
     }""", [{name: b64(data) for name, data in files.items()}, limits])
-    server_limits = ImageLimits(max_pixels=limits["max_pixels"], max_side=limits["max_side"], formats=tuple(limits["formats"]))
+    server_limits = ImageLimits(max_pixels=limits["max_pixels"], max_side=limits["max_side"],
+                                formats=tuple(limits["formats"]))
     for name, data in files.items():
         with pytest.raises(PinpointError) as caught:
             decode(data, server_limits)

@@ -152,7 +152,8 @@ def test_serve_on_a_port_a_foreground_server_holds_names_that_process(process_se
 
 
 @pytest.mark.parametrize("args, message", [
-    (["serve", "--port", "80800"], "pinpoint: port: input should be less than or equal to 65535; got 80800 from --port"),
+    (["serve", "--port", "80800"],
+     "pinpoint: port: input should be less than or equal to 65535; got 80800 from --port"),
     (["start", "--port", "0"], "pinpoint: port: input should be greater than or equal to 1; got 0 from --port"),
     (["start", "--host", "no-such-host.invalid"], "pinpoint: host: cannot resolve 'no-such-host.invalid'"),
     (["serve", "--port", "8080.9"], "pinpoint: port: input should be a valid integer; got '8080.9' from --port"),
@@ -219,11 +220,12 @@ def test_serve_prints_one_line_when_ready_and_keeps_cherrypys_engine_chatter_at_
 
     models, labels = graphs.write_repository(tmp_path, names=("tint", "bright"))
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", workers,
-                               "--models", str(models), "--labels", str(labels)], cwd=tmp_path, text=True,
-                              stdout=subprocess.PIPE, stderr=open(tmp_path / "log", "w"),
-                              env={**__import__("os").environ, "PINPOINT_HOME": str(tmp_path),
-                                   "PINPOINT_LOG_FORMAT": "json"})
+    with open(tmp_path / "log", "w") as log:  # the server writes to its own copy of the descriptor
+        server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--workers", workers,
+                                   "--models", str(models), "--labels", str(labels)], cwd=tmp_path, text=True,
+                                  stdout=subprocess.PIPE, stderr=log,
+                                  env={**__import__("os").environ, "PINPOINT_HOME": str(tmp_path),
+                                       "PINPOINT_LOG_FORMAT": "json"})
     try:
         ready = server.stdout.readline().strip()
     finally:

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from service.config import ConfigError, Settings, load_settings
 from service.tools.defaults_file import render_defaults
@@ -131,7 +132,7 @@ def test_a_missing_or_broken_file_is_named(tmp_path):
 
 def test_settings_cannot_be_changed_after_loading():
     settings = load_settings(environ={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="Instance is frozen"):
         settings.port = 1
     assert settings.model_copy(update={"max_batch": 1}).max_batch == 1  # a variant is a copy
 
@@ -139,7 +140,8 @@ def test_settings_cannot_be_changed_after_loading():
 def test_the_defaults_file_users_copy_is_the_declaration():
     """service/defaults.toml documents every setting; it is generated from the one declaration
     (`python -m service.tools.defaults_file > service/defaults.toml`) and loads to exactly the defaults."""
-    assert DEFAULTS_FILE.read_text() == render_defaults(), "run: python -m service.tools.defaults_file > service/defaults.toml"
+    assert DEFAULTS_FILE.read_text() == render_defaults(), \
+        "run: python -m service.tools.defaults_file > service/defaults.toml"
     # It loads to exactly the defaults, its relative paths read against the file's own directory.
     from service.config import PATH_SETTINGS
 

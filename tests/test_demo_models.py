@@ -122,8 +122,9 @@ def clean_prints() -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("label", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="pattern v2 (then theme) calls a clean 12-px navy/white "
-                                                "checkerboard geometric (v1: checks); its real checkerboards pass"))
+    pytest.param(name, marks=pytest.mark.xfail(
+        strict=True, reason="pattern v2 (then theme) calls a clean 12-px navy/white "
+                            "checkerboard geometric (v1: checks); its real checkerboards pass"))
     if name == "checks" else name for name in clean_prints()])
 def test_pattern_names_a_clean_print(pattern, label):
     assert top1(pattern, clean_prints()[label].astype(np.uint8)[None]) == [label]

@@ -67,7 +67,8 @@ def test_reduced_decode_respects_exif_orientation():
 def test_many_points_on_a_stored_path_pay_one_decode(server, image_root, big_photo):
     (image_root / "big.jpg").write_bytes(big_photo)
     client = requests.Session()  # one connection, so one API worker: the decoded-image cache is per worker
-    first = client.post(server.url + "/v1/classify", json={"path": "big.jpg", "x": 100, "y": 100, "models": "tint"}).json()
+    first = client.post(server.url + "/v1/classify", json={"path": "big.jpg", "x": 100, "y": 100,
+                                                           "models": "tint"}).json()
     again = client.post(server.url + "/v1/classify", json={"path": "big.jpg", "x": 2900, "y": 2000,
                                                            "models": "tint"}).json()
     assert again["timings_ms"]["decode"] < first["timings_ms"]["decode"] / 5

@@ -137,7 +137,7 @@ def test_wrong_ids_labels_points_and_bodies_get_the_contracts_errors(served):
     # A label of another model is not one of this model's.
     assert_error(served.post("/v1/feedback", json={**body, "model": "bright", "label": "red"}), 400, "bad_request")
     for broken in ({**body, "point": "0"}, {**body, "point": True}, {**body, "point": -1}, {**body, "label": ""},
-                   {key: value for key, value in body.items() if key != "label"}, {**body, "lable": "red"},
+                   {key: given for key, given in body.items() if key != "label"}, {**body, "lable": "red"},
                    {"items": []}, {"items": "x"}, {"items": [body], "request_id": request_id}):
         assert_error(served.post("/v1/feedback", json=broken), 400, "bad_request")
     assert_error(served.post("/v1/feedback", data=b"{not json", headers={"Content-Type": "application/json"}),

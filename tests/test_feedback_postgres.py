@@ -90,7 +90,7 @@ def test_writers_of_two_replicas_naming_new_versions_in_opposite_orders_never_de
         sets = [{"model": model, "version": version, "labels": '["a", "b"]'} for model in ("order-a", "order-b")]
         start = threading.Barrier(2)
 
-        def write(store, label_sets):
+        def write(store, label_sets, start):
             start.wait()
             try:
                 store.write_log([LoggedAnswer({"request_id": uuid.uuid4().hex, "created_ms": 0, "client": None,
@@ -99,8 +99,8 @@ def test_writers_of_two_replicas_naming_new_versions_in_opposite_orders_never_de
             except Exception as error:  # noqa: BLE001 - the failure is the finding
                 failures.append(str(error).splitlines()[0])
 
-        threads = [threading.Thread(target=write, args=(stores[0], sets)),
-                   threading.Thread(target=write, args=(stores[1], sets[::-1]))]
+        threads = [threading.Thread(target=write, args=(stores[0], sets, start)),
+                   threading.Thread(target=write, args=(stores[1], sets[::-1], start))]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -162,8 +162,9 @@ def test_the_prints_models_answers_and_feedback_move_from_theme_to_pattern(tmp_p
     prints = schema.PRINT_LABELS
 
     def logged(request_id, version, labels):
+        answer = {"theme": [Label(labels[0], 0.9), Label(labels[1], 0.1)]}
         result = ClassifyResult(request_id=request_id, image=ImageInfo(64, 32, "PNG"),
-                                predictions=[PointResult(3, 4, {"theme": [Label(labels[0], 0.9), Label(labels[1], 0.1)]})],
+                                predictions=[PointResult(3, 4, answer)],
                                 models={"theme": ModelAnswer(version, "tensorflow")}, errors={}, timings_ms={})
         return rows(Pending(now_ms(), None, "upload", 5, result, {("theme", version): list(labels)}))
 
@@ -173,10 +174,12 @@ def test_the_prints_models_answers_and_feedback_move_from_theme_to_pattern(tmp_p
                   Choice("colour", 0, "color", "red")], client="product", batch=True)
     assert store.migrate() == (1, LATEST)
     with store.engine.connect() as db:
-        models = db.execute(text("SELECT request_id, model, version FROM pinpoint_predictions ORDER BY request_id")).all()
+        models = db.execute(text("SELECT request_id, model, version FROM pinpoint_predictions "
+                                 "ORDER BY request_id")).all()
         assert models == [("colour", "color", 1), ("own-model", "theme", 7), ("prints-1", "pattern", 1),
                           ("prints-2", "pattern", 1)]
-        feedback = db.execute(text("SELECT request_id, model, label, client FROM pinpoint_feedback ORDER BY request_id")).all()
+        feedback = db.execute(text("SELECT request_id, model, label, client FROM pinpoint_feedback "
+                                   "ORDER BY request_id")).all()
         assert feedback == [("colour", "color", "red", "product"), ("own-model", "theme", "dogs", "product"),
                             ("prints-1", "pattern", "stripes", "product")]
         label_sets = db.execute(text("SELECT model, version FROM pinpoint_label_sets ORDER BY model")).all()

@@ -4,8 +4,9 @@ Mutated images (seeded, so a failure replays), and Hypothesis-generated requests
 content type and field: JSON documents (classify, feedback, TF Serving's :predict and :classify, with
 hostile leaves: deep nesting, 5,000-digit numbers, NaN, lone surrogates), query strings, multipart forms,
 raw images, headers, paths and methods. Every answer must be a 2xx or the contract's JSON error: a 4xx, or
-a documented 5xx (501 for what TF Serving leaves unimplemented, 503 overloaded / model_unavailable / storage_unavailable, 504 timeout, 507
-insufficient_storage); no traceback or server path in any answer; each under 1 s.
+a documented 5xx (501 for what TF Serving leaves unimplemented, 503 overloaded / model_unavailable /
+storage_unavailable, 504 timeout, 507 insufficient_storage); no traceback or server path in any answer;
+each under 1 s.
 
 The generators are seeded (derandomize): a failure replays. The default run is FUZZ_EXAMPLES (2,200)
 Hypothesis cases plus the 5,000 mutated images; FUZZ_SCALE multiplies the Hypothesis cases (not a
@@ -121,7 +122,7 @@ def test_five_thousand_mutated_images(server, session):
     rng = random.Random(5)
     seeds = [split_image(size=size, fmt=fmt) for fmt in ("PNG", "JPEG", "GIF", "WEBP", "BMP")
              for size in ((64, 48), (200, 100))]
-    for i in range(5000):
+    for _ in range(5000):
         data = mutate(rng, rng.choice(seeds))
         send(session, "POST", f"{server.url}/v1/classify?x=10&y=10&models=tint", data=data,
              headers={"Content-Type": "application/octet-stream"})
@@ -277,8 +278,9 @@ tf_documents = st.fixed_dictionaries({}, optional={
     "inputs": tensors | st.dictionaries(st.sampled_from(["input", "other"]), tensors, max_size=2),
     "examples": st.lists(st.dictionaries(st.sampled_from(["image", "x", "y", "z"]), tensors, max_size=3), max_size=3),
     "signature_name": any_text | st.sampled_from(["serving_default", ""]), "context": json_values})
-tf_paths = st.sampled_from(["/v1/models/tint", "/v1/models/tint/versions/1", "/v1/models/tint/versions/99999999999999999999",
-                            "/v1/models/tint/labels/stable", "/v1/models/nope", "/v1/models/tint/metadata",
+tf_paths = st.sampled_from(["/v1/models/tint", "/v1/models/tint/versions/1",
+                            "/v1/models/tint/versions/99999999999999999999", "/v1/models/tint/labels/stable",
+                            "/v1/models/nope", "/v1/models/tint/metadata",
                             "/v1/models/tint/versions/1/metadata", "/v1/models/%ff", "/v1/models/tint/versions/x"])
 
 
@@ -301,8 +303,9 @@ header_text = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255
 
 @fuzz("requests")
 @given(method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"]),
-       path=st.sampled_from(PATHS), below=st.lists(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF),
-                                                            min_size=1, max_size=8), max_size=2),
+       path=st.sampled_from(PATHS),
+       below=st.lists(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=8),
+                      max_size=2),
        headers=st.dictionaries(st.sampled_from(["Content-Type", "X-Deadline-Ms", "X-Request-ID", "Authorization",
                                                 "X-API-Key", "Accept", "Content-Encoding", "X-Forwarded-For",
                                                 "Range", "If-Modified-Since", "Expect", "Cookie"]),

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -92,7 +93,8 @@ def test_tf_serving_grpc_predict_agrees_with_rest_and_both_oip_transports(served
 
     # requests, as the protocol's JSON
     document = requests.post(served.url + "/v2/models/tint/versions/1/infer", timeout=10, json={
-        "id": "a", "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}).json()
+        "id": "a",
+        "inputs": [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}).json()
     assert document["model_name"] == "tint" and document["id"] == "a"
     (output,) = document["outputs"]
     assert output["name"] == "scores" and output["datatype"] == "FP32" and output["shape"] == [2, 3]
@@ -179,7 +181,8 @@ def test_oip_health_and_metadata_over_both_transports(served):
     for c in (client, http):
         assert c.is_server_live() and c.is_server_ready() and c.is_model_ready("tint")
         assert c.is_model_ready("tint", "1") and not c.is_model_ready("tint", "9") if c is http else True
-    expected = {"name": "tint", "versions": ["1"], "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 8, 8, 3]}],
+    expected = {"name": "tint", "versions": ["1"],
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 8, 8, 3]}],
                 "outputs": [{"name": "scores", "datatype": "FP32", "shape": [-1, 3]}]}
     metadata = http.get_model_metadata("tint")
     assert {k: metadata[k] for k in expected} == expected
@@ -233,8 +236,8 @@ def test_tf_servings_curl_example_with_curls_form_content_type(served):
                          capture_output=True, text=True, timeout=30).stdout
     rest = requests.post(served.url + "/v1/models/bright:predict", json=json.loads(body), timeout=10).json()
     assert json.loads(out) == rest and len(rest["predictions"][0]) == 2
-    out = subprocess.run(["curl", "-s", "-d", json.dumps({"inputs": [{"name": "input", "shape": [1, 16],
-                          "datatype": "FP32", "data": [0.5] * 16}]}), "-X", "POST", served.url + "/v2/models/bright/infer"],
+    infer = json.dumps({"inputs": [{"name": "input", "shape": [1, 16], "datatype": "FP32", "data": [0.5] * 16}]})
+    out = subprocess.run(["curl", "-s", "-d", infer, "-X", "POST", served.url + "/v2/models/bright/infer"],
                          capture_output=True, text=True, timeout=30).stdout
     assert json.loads(out)["outputs"][0]["data"] == pytest.approx(rest["predictions"][0])
 
@@ -268,7 +271,8 @@ def test_concurrent_grpc_calls_are_batched_with_rest_ones(served):
 
     def batches_over_one() -> float:
         text = requests.get(served.url + "/metrics", timeout=5).text
-        total = next(float(line.split()[-1]) for line in text.splitlines() if line.startswith("pinpoint_batch_crops_count"))
+        total = next(float(line.split()[-1]) for line in text.splitlines()
+                     if line.startswith("pinpoint_batch_crops_count"))
         ones = next(float(line.split()[-1]) for line in text.splitlines()
                     if line.startswith('pinpoint_batch_crops_bucket{le="1.0"}'))
         return total - ones
@@ -329,6 +333,6 @@ def test_workers_never_import_tensorflow_for_the_protos(workers):
     assert sorted(entry["pid"] for entry in serving) == sorted(worker_pids)  # each on the shared port
     assert all(entry["reuse_port"] for entry in serving)
     for pid in worker_pids:
-        maps = open(f"/proc/{pid}/maps").read()
+        maps = Path(f"/proc/{pid}/maps").read_text()
         assert "_pywrap_tensorflow" not in maps and "libtensorflow_framework" not in maps
 

@@ -16,7 +16,8 @@ def test_the_document_is_valid_openapi_and_names_every_route(server):
                          ("/v1/models", "get"), ("/v1/models/{name}:predict", "post"),
                          ("/v1/models/{name}/versions/{version}:classify", "post"),
                          ("/v1/models/{name}/metadata", "get"), ("/v1/config", "get"), ("/v1/feedback", "post"),
-                         ("/v1/report", "get"), ("/v1/report/plot.png", "get"), ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"),
+                         ("/v1/report", "get"), ("/v1/report/plot.png", "get"), ("/healthz", "get"), ("/readyz", "get"),
+                         ("/metrics", "get"),
                          ("/v2/health/ready", "get"), ("/v2/models/{name}/infer", "post"), ("/openapi.json", "get")):
         assert method in paths.get(path, {}), (path, method, sorted(paths))
     assert "/v1/config/{id}" not in paths

@@ -93,7 +93,8 @@ def test_choosing_an_image_and_clicking_shows_each_models_labels_with_bars(page,
     classify_at(page, 0.8, 0.5)
     assert top_label(page, "tint") == "blue"
     # The image went up once; each click sent only its id and the point.
-    assert [url for method, url, _, _ in page.sent if method == "POST"] == ["/v1/images", "/v1/classify", "/v1/classify"]
+    posted = [url for method, url, _, _ in page.sent if method == "POST"]
+    assert posted == ["/v1/images", "/v1/classify", "/v1/classify"]
     assert page.locator("label[for=file]").is_visible()  # another image is one click away
 
 
@@ -301,7 +302,8 @@ def test_the_pages_window_arithmetic_is_the_servers(page):
         crop = {"width": spec.width, "height": spec.height, "fraction": spec.fraction, "min_px": spec.min_px,
                 "box": list(spec.box) if spec.box else None, "keep_aspect": spec.keep_aspect}
         for width, height in ((200, 100), (37, 211), (4000, 3000)):
-            for x, y in ((0, 0), (width - 1, height - 1), (width / 2, height / 2), (3.5, height - 2.25), (width * 0.9, 1)):
+            for x, y in ((0, 0), (width - 1, height - 1), (width / 2, height / 2), (3.5, height - 2.25),
+                         (width * 0.9, 1)):
                 cases.append(((crop, width, height, x, y), crop_box(spec, width, height, x, y)))
     computed = page.evaluate("cases => cases.map(([crop, w, h, x, y]) => cropBox(crop, w, h, x, y))",
                              [list(args) for args, _ in cases])

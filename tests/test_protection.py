@@ -6,6 +6,7 @@ import hashlib
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -70,7 +71,8 @@ def test_api_needs_a_key_when_keys_are_configured(guarded):
 
 @pytest.mark.parametrize("method, path", [("GET", "/v1/nothing-here"), ("GET", "/v1/admin/users"),
                                           ("PUT", "/v1/classify"), ("DELETE", "/v1/config"), ("GET", "/v1/feedback"),
-                                          ("PATCH", "/v1/models"), ("GET", "/v1/images/a/b"), ("GET", "/v1/"), ("GET", "/v1")])
+                                          ("PATCH", "/v1/models"), ("GET", "/v1/images/a/b"), ("GET", "/v1/"),
+                                          ("GET", "/v1")])
 def test_unknown_v1_routes_and_methods_are_answered_only_after_the_key_check(guarded, method, path):
     """Without a key every /v1 path is a 401, so no route can be enumerated; with one, the 404 or 405."""
     assert_error(requests.request(method, guarded.url + path, timeout=10), 401, "unauthorized")
@@ -211,7 +213,7 @@ def test_when_every_model_misses_the_deadline_it_is_504(loaded):
 
 # ---- bombs, big bodies, idle connections ----
 def rss_kib(server) -> int:
-    status = open(f"/proc/{server.process.pid}/status").read()
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
 
 

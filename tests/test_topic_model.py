@@ -71,7 +71,7 @@ def legacy_checkpoint(arrays: dict[str, np.ndarray]) -> bytes:
             pickle.dump(header, out, protocol=2)
         Pickler(out, protocol=2).dump(state)
         pickle.dump(list(storages), out, protocol=2)
-        for key, storage in storages.items():
+        for storage in storages.values():
             out.write(struct.pack("<q", storage.size))
             out.write(storage.astype("<f4").tobytes())
         return out.getvalue()

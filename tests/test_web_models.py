@@ -94,9 +94,11 @@ def test_the_web_file_fed_as_the_manifest_says_answers_what_the_server_answers(s
         spec = InputSpec(tensor=i["name"], kind=i["kind"], height=i["height"], width=i["width"],
                          channels=i["channels"], dtype=i["dtype"], scale=i["scale"], offset=i["offset"],
                          mean=tuple(i["mean"]) if i["mean"] else None, std=tuple(i["std"]) if i["std"] else None)
-        crop_spec = imaging.CropSpec(**{**web["crop"], "box": tuple(web["crop"]["box"]) if web["crop"]["box"] else None})
+        box = tuple(web["crop"]["box"]) if web["crop"]["box"] else None
+        crop_spec = imaging.CropSpec(**{**web["crop"], "box": box})
         image = imaging.decode(photo, imaging.ImageLimits())
-        row = session.run([web["output"]], {i["name"]: prepare(spec, imaging.crop(image, crop_spec, *point)[None])})[0][0]
+        tensor = prepare(spec, imaging.crop(image, crop_spec, *point)[None])
+        row = session.run([web["output"]], {i["name"]: tensor})[0][0]
         scores = np.exp(row - row.max()) / np.exp(row - row.max()).sum() if web["softmax"] else row
         best = int(np.argmax(scores))
         assert served[0]["label"] == web["labels"][best]
