@@ -24,7 +24,8 @@ SERVER_ANSWER = {"type": "object", "required": ["name", "version", "extensions"]
                  "properties": {"name": _STRING, "version": _STRING, "extensions": {"type": "array", "items": _STRING}}}
 LIVE_ANSWER = {"type": "object", "required": ["live"], "properties": {"live": _BOOLEAN}}
 READY_ANSWER = {"type": "object", "required": ["ready"], "properties": {"ready": _BOOLEAN}}
-MODEL_READY_ANSWER = {"type": "object", "required": ["name", "ready"], "properties": {"name": _STRING, "ready": _BOOLEAN}}
+MODEL_READY_ANSWER = {"type": "object", "required": ["name", "ready"],
+                      "properties": {"name": _STRING, "ready": _BOOLEAN}}
 METADATA_ANSWER = {"type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"], "properties": {
     "name": _STRING, "versions": {"type": "array", "items": _STRING}, "platform": _STRING,
     "inputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE,

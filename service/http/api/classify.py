@@ -7,10 +7,9 @@ import cherrypy
 from service.classify.request import ClassifyRequest, ServerPath, StoredImage, Upload, model_refs, new_request_id
 from service.engine import Engine
 from service.errors import BadRequest, NotFound
-from service.http.api import body
+from service.http.api import body, fields
 from service.http.api.deadline import deadline_ms
 from service.http.api.error_responses import json_endpoint
-from service.http.api import fields
 from service.http.api.fields import DEFAULTS, classify_args
 from service.http.api.render import CLASSIFY_ANSWER, classify_document
 from service.http.api.schema import IMAGE_BODY, Operation, json_answer
@@ -53,7 +52,8 @@ class Classify:
         args = classify_args(fields, typed=kind == "application/json")
         asked = ClassifyRequest(
             source=sources[0], points=tuple(args["points"]), units=args.get("units", DEFAULTS["units"]),
-            models=model_refs(args.get("models")), top_k=args.get("top_k", DEFAULTS["top_k"]), request_id=_answer_id(request),
+            models=model_refs(args.get("models")), top_k=args.get("top_k", DEFAULTS["top_k"]),
+            request_id=_answer_id(request),
             deadline_ms=deadline_ms(request.headers.get("X-Deadline-Ms"), self.engine.settings.deadline_ms))
         result = self.engine.classify(asked)
         if self.recorder is not None:

@@ -13,8 +13,19 @@ from service.classify.imaging import CropSpec
 from service.classify.request import MAX_POINTS, MAX_TOP_K
 from service.engine import Engine
 from service.http.api.error_responses import json_endpoint
-from service.http.api.schema import BOOLEAN, INTEGER, NUMBER, STRING, Operation, array, json_answer, map_of, \
-    nullable, obj, of_dataclass
+from service.http.api.schema import (
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    STRING,
+    Operation,
+    array,
+    json_answer,
+    map_of,
+    nullable,
+    obj,
+    of_dataclass,
+)
 
 
 class Config:

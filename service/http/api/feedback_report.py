@@ -18,8 +18,7 @@ from service.errors import BadRequest, NotFound, PinpointError
 from service.feedback.report import BUCKETS, parse_time
 from service.feedback.service import Feedback
 from service.http.api.error_responses import Refusal, json_endpoint
-from service.http.api.schema import INTEGER, NUMBER, STRING, Operation, array, binary, json_answer, nullable, \
-    obj
+from service.http.api.schema import INTEGER, NUMBER, STRING, Operation, array, binary, json_answer, nullable, obj
 
 _VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
 _WHEN = {**STRING, "description": "an ISO 8601 date or time, or an age like 24h or 7d"}

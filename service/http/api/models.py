@@ -80,8 +80,8 @@ LISTING = obj(models=array(obj(
     error=_TEXT, policy=STRING, version_labels=map_of(INTEGER),
     versions=array(obj(("version", "state", "backend", "backend_reason", "error", "reason", "load_ms", "run_ms"),
                        version=INTEGER, state=_STATE, backend=_TEXT, backend_reason=_TEXT, error=_TEXT, reason=_TEXT,
-                       load_ms=NUMBER, run_ms=NUMBER, shadow=obj(**_AGREEMENT["properties"], by_label=map_of(_AGREEMENT)),
-                       web=STRING)))))
+                       load_ms=NUMBER, run_ms=NUMBER, web=STRING,
+                       shadow=obj(**_AGREEMENT["properties"], by_label=map_of(_AGREEMENT)))))))
 Models.default.operations = {("GET", "/v1/models"): Operation(answers=json_answer(LISTING)),
                              **tfserving.OPERATIONS}
 
