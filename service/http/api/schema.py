@@ -1,7 +1,7 @@
 """The JSON Schemas of the API's documents, and how a handler declares its operation for the OpenAPI document.
 
 A handler (or a route table) declares an `Operation`: the request it reads, the answers it gives (status ->
-schema) and the machine codes of its errors. service/http/openapi.py reads these declarations; the
+media type -> schema) and the machine codes of its errors. service/http/openapi.py reads these declarations; the
 schemas come from the declarations the code itself reads: the tables its validators read (service/http/api/
 fields.py), the typed results answers are rendered from (`of_dataclass`), or the schema declared beside the
 function that renders the answer (tests/test_openapi.py checks real answers against each).
@@ -20,7 +20,6 @@ STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
 NUMBER = {"type": "number"}
 BOOLEAN = {"type": "boolean"}
-ANY = {}  # a JSON value of any type
 
 
 def obj(required: tuple[str, ...] | None = None, closed: bool = False, **properties) -> dict:
