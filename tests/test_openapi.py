@@ -160,6 +160,11 @@ def test_images_models_config_and_health_answers_validate(server, described):
     stored = check(described, server.post("/v1/images", data=split_image(), headers={"Content-Type": "image/png"}),
                    "/v1/images", "post", 201)
     check(described, server.delete(f"/v1/images/{stored['image_id']}"), "/v1/images/{id}", "delete")
+    check(described, server.post("/v1/images", files={"image": ("s.png", split_image(), "image/png")}),
+          "/v1/images", "post", 201)
+    assert not allowed(described, {"image": "…", "x": 1}, "/v1/images", media="multipart/form-data")
+    assert server.post("/v1/images", files={"image": ("s.png", split_image(), "image/png")},
+                       data={"x": "1"}).status_code == 400
     listing = check(described, server.get("/v1/models"), "/v1/models")
     assert {"tint", "bright"} <= {model["name"] for model in listing["models"]}
     check(described, server.get("/v1/config"), "/v1/config")
@@ -180,9 +185,7 @@ def test_feedback_and_report_answers_validate(server, described):
         assert server.post("/v1/feedback", json=wrong).status_code == 400, wrong
     report = check(described, server.get("/v1/report", params={"model": "tint", "bucket": "day"}), "/v1/report")
     assert report["versions"] and report["versions"][0]["labels"]
-    response = server.get("/v1/report/plot.png", params={"width": "400"})
-    assert response.status_code == 200 and "image/png" in described["paths"]["/v1/report/plot.png"]["get"][
-        "responses"]["200"]["content"]
+    check(described, server.get("/v1/report/plot.png", params={"width": "400"}), "/v1/report/plot.png")
     assert server.get("/v1/report", params={"bucket": "week"}).status_code == 400  # not in the schema's enum
 
 
@@ -212,6 +215,9 @@ def test_open_inference_protocol_answers_validate(server, described):
     tensor = {"name": "input", "datatype": "FP32", "shape": [1, 8, 8, 3], "data": pixels}
     answer = posted(server, described, "/v2/models/{name}/infer", {"id": "a", "inputs": [tensor]})
     assert answer["outputs"][0]["name"] == "scores"
+    binary = {"inputs": [tensor], "parameters": {"binary_data_output": True}}
+    assert allowed(described, binary, "/v2/models/{name}/infer")
+    check(described, server.post("/v2/models/tint/infer", json=binary), "/v2/models/{name}/infer", "post")
     for wrong in ({"id": "a"}, {"inputs": [{**tensor, "datatype": "FLOAT"}]},
                   {"inputs": [{k: v for k, v in tensor.items() if k != "shape"}]},
                   {"inputs": [tensor], "outputs": ["scores"]}):
