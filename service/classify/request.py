@@ -16,6 +16,7 @@ from service.serving.manager import ModelRef
 
 MAX_POINTS = 256
 MAX_TOP_K = 20
+UNITS = ("px", "pct")  # pixels of the image, percent of its sides; the first is the default
 _SERVER_ID = re.compile(r"[0-9a-f]{32}")
 _KEY: list[bytes] = []
 
@@ -100,7 +101,7 @@ class ClassifyRequest:
     def __post_init__(self):
         if not isinstance(self.source, (Upload, ServerPath, StoredImage)):
             raise BadRequest("give exactly one image source: an image, a path or an image_id")
-        if self.units not in ("px", "pct"):
+        if self.units not in UNITS:
             raise BadRequest(f"units must be 'px' or 'pct', got {self.units!r}")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
             raise BadRequest(f"top_k must be an integer from 1 to {MAX_TOP_K}")

@@ -26,6 +26,7 @@ from service.http.api.feedback_report import ReportApi, report_page
 from service.http.api.health import Health
 from service.http.api.images import Images
 from service.http.api.models import Models
+from service.http.api.schema import Operation
 from service.http.api.v2 import V2
 from service.http.plugin import SETTINGS, EnginePlugin
 from service.http.ratelimit import MemoryBuckets, RedisBuckets, SharedBuckets
@@ -172,6 +173,9 @@ def _page(*args, **kwargs):
         raise cherrypy.NotFound()
     cherrypy.serving.response.headers.update(ISOLATED["tools.response_headers.headers"])
     return cherrypy.lib.static.serve_file(str(STATIC_DIR / "index.html"), content_type="text/html")
+
+
+_page.operations = {"GET": Operation(answers={200: {"text/html": {"type": "string"}}})}  # for service/http/openapi.py
 
 
 def assemble(settings: Settings, bus, runner=None, reread_settings=None):

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.engine import Engine
+from service.http.api.schema import Operation
 
 ROUTES = ("/v1/classify", "/v1/images", "/v1/models", "/v1/feedback", "/v1/report", "/report", "/healthz",
           "/readyz", "/metrics", "/v2/models", "/v2/health", "/v2")
@@ -96,6 +97,8 @@ class Metrics:
         return generate_latest(self.registry)
 
     page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")
+    page.operations = {"GET": Operation(answers={200: {"text/plain": {
+        "type": "string", "description": "Prometheus' text format"}}})}
 
 
 def runner_metrics(engine: Engine, registry=None) -> None:

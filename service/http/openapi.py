@@ -6,9 +6,18 @@ code declares, never kept by hand:
   handlers that dispatch below themselves, their `routes` declaration (service/http/api/v2.py's ROUTES, which
   its dispatch reads; service/protocols/tfserving/routes.py's ROUTES for TF Serving's routes);
 - each operation's summary: the handler's docstring, or its route declaration's;
-- the error shape and every machine code with its status: service/http/api/error_responses.py's STATUS.
-
-Request and answer fields are in docs/api.md; this document does not describe them yet.
+- each operation's request body, query parameters, answers and error codes: the `operations` the handler
+  declares (service/http/api/schema.py's Operation, keyed by method, or by (method, path template) for a
+  handler with routes). Their schemas are read from the code's own declarations: the field tables the
+  validators read (service/http/api/fields.py for /v1/classify, feedback.py's ITEM, feedback_report.py's
+  filters), the typed results answers are rendered from (render.py's CLASSIFY_ANSWER from ClassifyResult,
+  a crop from CropSpec, a feedback answer from Choice and Recorded), or the schema declared beside the code
+  that writes the answer (models, health, images, report; TF Serving's bodies in
+  service/protocols/tfserving/json_schema.py, the Open Inference Protocol's in service/protocols/oip_schema.py).
+  tests/test_openapi.py checks real answers of every route against them;
+- the error shape and every machine code with its status: service/http/api/error_responses.py's STATUS;
+  per operation, the codes it declares plus the ones every route can give (an API key and the rate limit
+  only where service/http/protection.py guards the path).
 """
 
 from __future__ import annotations
@@ -21,9 +30,15 @@ import cherrypy
 
 import service
 from service.http.api.error_responses import STATUS
+from service.http.api.schema import JSON, Operation
+from service.http.protection import guarded
 
 METHODS = ("GET", "POST", "DELETE")
 _DOTTED = re.compile(r"_(json|png|html)$")
+EVERY_ROUTE = ("method_not_allowed", "internal_error")  # a wrong method; a bug, logged with its request id
+GUARDED = ("unauthorized", "rate_limited")  # when API keys or a rate limit are set
+WITH_BODY = ("bad_request", "payload_too_large")  # a body that cannot be read, or is over max_body_bytes
+_ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def _summary(handler, owner) -> str:
@@ -41,23 +56,57 @@ def _methods(handler, *vpath) -> tuple[str, ...]:
     return tuple(m for m in (allowed or ()) if m in METHODS)
 
 
-def _operation(summary: str, method: str, template: str) -> dict:
-    operation = {"summary": summary or f"{method} {template}",
-                 "responses": {"200": {"description": "the answer (docs/api.md)"},
-                               "default": {"$ref": "#/components/responses/Error"}}}
+def _content(by_media: dict[str, dict]) -> dict:
+    return {media: {"schema": schema} for media, schema in by_media.items()}
+
+
+def _errors(codes: set[str]) -> dict[str, dict]:
+    """status -> the error answer with the codes of that status."""
+    by_status: dict[int, list[str]] = {}
+    for code in sorted(codes):
+        by_status.setdefault(STATUS[code], []).append(code)
+    return {str(status): {"allOf": [_ERROR, {"properties": {"code": {"enum": names}}}]}
+            for status, names in by_status.items()}
+
+
+def _operation(summary: str, method: str, template: str, declared: Operation | None) -> dict:
+    operation: dict = {"summary": summary or f"{method} {template}"}
     names = [part[1:-1].split(":")[0] for part in template.replace(":", "/:").split("/")
              if part.startswith("{") and part.endswith("}")]
-    if names:
-        operation["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                                   for name in names]
-    if method == "POST":
-        operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"type": "object"}}}}
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    if declared is None:  # not declared: the document says only that there is an answer
+        operation["responses"] = {"200": {"description": "the answer"},
+                                  "default": {"$ref": "#/components/responses/Error"}}
+        if method == "POST":
+            operation["requestBody"] = {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}
+    else:
+        parameters += declared.parameters
+        if declared.request is not None:
+            operation["requestBody"] = {"required": True, "content": _content(declared.request)}
+        responses = {str(status): {"description": f"{status}: the answer", "content": _content(by_media)}
+                     for status, by_media in sorted(declared.answers.items())}
+        codes = set(declared.errors) | set(EVERY_ROUTE) | (set(GUARDED) if guarded(template) else set()) \
+            | (set(WITH_BODY) if declared.request is not None else set())
+        for status, schema in _errors(codes).items():
+            if status in responses:  # an answer that is not an error (not ready) shares the status
+                content = responses[status]["content"]
+                content[JSON] = {"schema": {"oneOf": [content[JSON]["schema"], schema]} if JSON in content else schema}
+            else:
+                responses[status] = {"description": f"{status}: an error", "content": {JSON: {"schema": schema}}}
+        operation["responses"] = dict(sorted(responses.items()))
+    if parameters:
+        operation["parameters"] = parameters
     return operation
 
 
-def _add(paths: dict, method: str, template: str, summary: str) -> None:
-    paths.setdefault(template, {})[method.lower()] = _operation(summary, method, template)
+def _declared(handler, method: str, template: str) -> Operation | None:
+    operations = getattr(handler, "operations", None) or {}
+    return operations.get((method, template)) or operations.get(method)
+
+
+def _add(paths: dict, method: str, template: str, summary: str, handler) -> None:
+    paths.setdefault(template, {})[method.lower()] = _operation(summary, method, template,
+                                                                _declared(handler, method, template))
 
 
 def _container(value) -> bool:
@@ -93,15 +142,15 @@ def _walk(node, prefix: str, paths: dict, seen: set) -> None:
             routes = getattr(value, "routes", None)
             if routes is not None:
                 for method, template, summary, *_ in routes:
-                    _add(paths, method, template, summary)
+                    _add(paths, method, template, summary, value)
                 continue
             summary = _summary(value, getattr(value, "__self__", None))
             for method in _methods(value):
-                _add(paths, method, path or "/", summary)
+                _add(paths, method, path or "/", summary, value)
             declared = getattr(value, "allowed_methods", None)
             if name in ("index", "default") and callable(declared) and _takes_segments(value):
                 for method in _methods(value, "{id}"):
-                    _add(paths, method, f"{path}/{{id}}", summary)
+                    _add(paths, method, f"{path}/{{id}}", summary, value)
         elif _container(value):
             _walk(value, path, paths, seen)
 
@@ -115,14 +164,14 @@ def document(root) -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": "Pinpoint", "version": service.__version__,
-                 "description": "Classify the region around a point of an image. Fields and answers: docs/api.md. "
+                 "description": "Classify the region around a point of an image (docs/api.md tells more). "
                                 "Errors: " + "; ".join(f"{status}: {', '.join(codes)}"
                                                        for status, codes in sorted(by_status.items()))},
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
+            "schemas": {"Error": {"type": "object", "required": ["error", "code"], "properties": {
                 "error": {"type": "string"}, "code": {"type": "string", "enum": sorted(STATUS)}}}},
             "responses": {"Error": {"description": "an error: the status and its machine code", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
@@ -139,3 +188,4 @@ def page(*args, **kwargs) -> bytes:
 
 
 page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")
+page.operations = {"GET": Operation(answers={200: {JSON: {"type": "object", "description": "this document"}}})}

@@ -42,7 +42,7 @@ class Guard:
     # ---- tools ----
     def check(self) -> None:
         request = cherrypy.serving.request
-        if request.path_info in OPEN_PATHS or not _is_api(request.path_info):
+        if not guarded(request.path_info):
             return  # health, the page and its assets hold nothing; the API they call is guarded
         key_name = self._authenticate(request) if self.key_digests else None
         if self.settings.rate_limit_per_s > 0:
@@ -113,6 +113,11 @@ def _presented_key(headers) -> str | None:
 
 def _is_api(path: str) -> bool:
     return path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2")
+
+
+def guarded(path: str) -> bool:
+    """Whether a request to `path` needs an API key (when keys are set) and spends a rate-limit token."""
+    return path not in OPEN_PATHS and _is_api(path)
 
 
 def install(guard: Guard) -> None:

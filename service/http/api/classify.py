@@ -7,11 +7,12 @@ import cherrypy
 from service.classify.request import ClassifyRequest, ServerPath, StoredImage, Upload, model_refs, new_request_id
 from service.engine import Engine
 from service.errors import BadRequest, NotFound
-from service.http.api import body
+from service.http.api import body, fields
 from service.http.api.deadline import deadline_ms
 from service.http.api.error_responses import json_endpoint
-from service.http.api.fields import classify_args
-from service.http.api.render import classify_document
+from service.http.api.fields import DEFAULTS, classify_args
+from service.http.api.render import CLASSIFY_ANSWER, classify_document
+from service.http.api.schema import IMAGE_BODY, Operation, json_answer
 
 
 class Classify:
@@ -50,8 +51,9 @@ class Classify:
         request = cherrypy.serving.request
         args = classify_args(fields, typed=kind == "application/json")
         asked = ClassifyRequest(
-            source=sources[0], points=tuple(args["points"]), units=args.get("units", "px"),
-            models=model_refs(args.get("models")), top_k=args.get("top_k", 5), request_id=_answer_id(request),
+            source=sources[0], points=tuple(args["points"]), units=args.get("units", DEFAULTS["units"]),
+            models=model_refs(args.get("models")), top_k=args.get("top_k", DEFAULTS["top_k"]),
+            request_id=_answer_id(request),
             deadline_ms=deadline_ms(request.headers.get("X-Deadline-Ms"), self.engine.settings.deadline_ms))
         result = self.engine.classify(asked)
         if self.recorder is not None:
@@ -59,6 +61,16 @@ class Classify:
         request.timings = result.timings_ms
         request.models = {name: answer.version for name, answer in result.models.items()}
         return classify_document(result)
+
+
+# For the OpenAPI document (service/http/openapi.py): the three bodies, and the fields in the query string
+# when the body is the image itself.
+Classify.index.operations = {"POST": Operation(
+    request={"application/json": fields.json_body(), "multipart/form-data": fields.form_body(), **IMAGE_BODY},
+    parameters=fields.query_parameters(), answers=json_answer(CLASSIFY_ANSWER),
+    errors=("bad_request", "invalid_image", "point_out_of_bounds", "path_forbidden", "not_found",
+            "payload_too_large", "image_too_large", "unsupported_media_type", "model_unavailable", "overloaded",
+            "timeout", "storage_unavailable"))}
 
 
 def _text(name: str, value) -> str:

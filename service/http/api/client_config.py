@@ -13,6 +13,19 @@ from service.classify.imaging import CropSpec
 from service.classify.request import MAX_POINTS, MAX_TOP_K
 from service.engine import Engine
 from service.http.api.error_responses import json_endpoint
+from service.http.api.schema import (
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    STRING,
+    Operation,
+    array,
+    json_answer,
+    map_of,
+    nullable,
+    obj,
+    of_dataclass,
+)
 
 
 class Config:
@@ -43,6 +56,16 @@ class Config:
             "models": models,
             "feedback": {"enabled": settings.feedback, "sample_rate": settings.feedback_sample_rate},
         }
+
+
+# index's document, for the OpenAPI document (service/http/openapi.py); a crop is every CropSpec field.
+CROP = of_dataclass(CropSpec)
+CONFIG = obj(image_root=BOOLEAN, auth=BOOLEAN, max_body_bytes=INTEGER, max_pixels=INTEGER, max_side=INTEGER,
+             formats=array(STRING), max_top_k=INTEGER, max_points=INTEGER,
+             models=map_of(obj(version=nullable(INTEGER), crop=nullable(CROP), versions=map_of(CROP),
+                               labels=map_of(array(STRING)))),
+             feedback=obj(enabled=BOOLEAN, sample_rate=NUMBER))
+Config.index.operations = {"GET": Operation(answers=json_answer(CONFIG))}
 
 
 def describe_crop(spec: CropSpec) -> dict:

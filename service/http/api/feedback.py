@@ -17,10 +17,20 @@ from service.feedback.service import Feedback
 from service.feedback.store import NONE, Choice, Recorded
 from service.http.api import body
 from service.http.api.error_responses import json_endpoint
+from service.http.api.schema import INTEGER, STRING, Operation, array, described, json_answer, obj, of_dataclass
 
-FIELDS = ("request_id", "point", "model", "label")
 MAX_ITEMS = 1000
 MAX_TEXT = 200
+_TEXT = {**STRING, "minLength": 1, "maxLength": MAX_TEXT, "pattern": r"\S"}  # blank is refused as empty
+# A feedback item's fields: the names parse_choice takes, and their schemas for the OpenAPI document.
+ITEM = {
+    "request_id": described(_TEXT, "the request_id of the classify answer"),
+    "point": described({**INTEGER, "minimum": 0, "maximum": MAX_POINTS - 1, "default": 0},
+                       "the index of the point in that request"),
+    "model": described(_TEXT, "the model whose answer this is about"),
+    "label": described(_TEXT, f'the label the user chose, or "{NONE}" when none fits'),
+}
+FIELDS = tuple(ITEM)
 MAX_DOCUMENT_BYTES = 1 << 20  # a full batch of 1000 items is well under 1 MB
 
 
@@ -82,6 +92,19 @@ def parse_choice(item, where: str) -> Choice:
                          f"got {shown[:40]}")
     label = item["label"]
     return Choice(item["request_id"], point, item["model"], None if label == NONE else label)
+
+
+# describe's document: the Choice and the Recorded around it, as their types say (the label: "none" for None).
+DESCRIBED = obj(**{**of_dataclass(Choice)["properties"], "label": STRING,
+                   **of_dataclass(Recorded, "choice")["properties"]})
+_ITEM = obj(("request_id", "model", "label"), closed=True, **ITEM)
+_ANSWER = {"oneOf": [DESCRIBED, obj(items=array(DESCRIBED))]}
+FeedbackApi.index.operations = {"POST": Operation(
+    request={"application/json": {"oneOf": [_ITEM, obj(closed=True, items=array(_ITEM, minItems=1,
+                                                                                  maxItems=MAX_ITEMS))]}},
+    answers={**json_answer(_ANSWER, 201), **json_answer(_ANSWER)},  # 201: every choice new; 200: one replaced
+    errors=("bad_request", "not_found", "payload_too_large", "unsupported_media_type", "overloaded",
+            "storage_unavailable"))}
 
 
 def describe(done: Recorded) -> dict:

@@ -18,9 +18,20 @@ from service.errors import BadRequest, NotFound, PinpointError
 from service.feedback.report import BUCKETS, parse_time
 from service.feedback.service import Feedback
 from service.http.api.error_responses import Refusal, json_endpoint
+from service.http.api.schema import INTEGER, NUMBER, STRING, Operation, array, binary, json_answer, nullable, obj
 
-FILTERS = ("model", "version", "since", "until", "bucket")
 _VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
+_WHEN = {**STRING, "description": "an ISO 8601 date or time, or an age like 24h or 7d"}
+# The query's filters: the names `filters` takes, and their schemas for the OpenAPI document.
+FILTER_SCHEMAS = {
+    "model": {**STRING, "description": "one model"},
+    "version": {**STRING, "pattern": _VERSION.pattern, "description": "one version (with a model)"},
+    "since": _WHEN,
+    "until": _WHEN,
+    "bucket": {**STRING, "enum": list(BUCKETS), "description": "the series' step (default: from the span)"},
+}
+FILTERS = tuple(FILTER_SCHEMAS)
+WIDTH = (320, 2000)  # the plot's width in pixels, at least and at most
 PAGE = Path(__file__).resolve().parents[3] / "static" / "report.html"
 
 
@@ -81,9 +92,33 @@ def filters(params: dict) -> dict:
 def _width(value) -> int:
     if value is None:
         return 960
-    if not isinstance(value, str) or not _VERSION.fullmatch(value) or not 320 <= int(value) <= 2000:
-        raise BadRequest("width must be a number of pixels from 320 to 2000")
+    if not isinstance(value, str) or not _VERSION.fullmatch(value) or not WIDTH[0] <= int(value) <= WIDTH[1]:
+        raise BadRequest(f"width must be a number of pixels from {WIDTH[0]} to {WIDTH[1]}")
     return int(value)
+
+
+# The answer of service/feedback/report.py's build, for the OpenAPI document; tests/test_openapi.py checks
+# real answers against it.
+_SHARE = nullable(NUMBER)
+_RATE = obj(hits=INTEGER, rate=_SHARE, low=_SHARE, high=_SHARE)  # report.rate: hits, their share, its 95% interval
+_LABEL = obj(label=STRING, chosen=INTEGER, predicted=INTEGER, correct=INTEGER, precision=_SHARE, recall=_SHARE,
+             top5=_SHARE, top5_hits=INTEGER)
+REPORT = obj(
+    filters=obj(model=nullable(STRING), version=nullable(INTEGER), since=nullable(STRING), until=nullable(STRING)),
+    generated_at=STRING, bucket={**STRING, "enum": list(BUCKETS)}, totals=obj(logged=INTEGER, feedback=INTEGER),
+    versions=array(obj(
+        model=STRING, version=INTEGER, logged=INTEGER, feedback=INTEGER, feedback_share=_SHARE, top1=_RATE,
+        top5=_RATE, none=obj(count=INTEGER, share=_SHARE), labels=array(_LABEL),
+        confusions=array(obj(predicted=STRING, chosen=STRING, count=INTEGER)),
+        series=array(obj(start=STRING, feedback=INTEGER, top1=_RATE, top5=_RATE)))))
+_QUERY = tuple({"name": name, "in": "query", "required": False, "schema": schema}
+               for name, schema in FILTER_SCHEMAS.items())
+_ERRORS = ("bad_request", "not_found", "storage_unavailable")
+ReportApi.index.operations = {"GET": Operation(answers=json_answer(REPORT), parameters=_QUERY, errors=_ERRORS)}
+ReportApi.plot_png.operations = {"GET": Operation(
+    answers={200: {"image/png": binary("the hit rate over time per version")}}, errors=_ERRORS,
+    parameters=(*_QUERY, {"name": "width", "in": "query", "required": False, "schema": {
+        **INTEGER, "minimum": WIDTH[0], "maximum": WIDTH[1], "default": 960}}))}
 
 
 @cherrypy.expose
@@ -95,3 +130,4 @@ def report_page(*args, **kwargs):
 
 
 report_page.allowed_methods = lambda *args: None if args else ("GET", "HEAD")
+report_page.operations = {"GET": Operation(answers={200: {"text/html": {"type": "string"}}})}

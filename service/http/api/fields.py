@@ -2,26 +2,65 @@
 
 Form and query values arrive as strings, so numbers there are read from text. JSON has types, and the
 contract (docs/api.md) says numbers: in a JSON body, `"x": "12"` is refused, as `"points": "[[1, 2]]"`.
+
+FIELDS is the one declaration of the fields: their names (which the reader checks), their types and bounds
+as JSON Schema (the JSON body's, and the text form's where it differs), defaults and meanings. The reader
+below and the OpenAPI document (`json_body`, `form_body`, `query_parameters`) both read it; the bounds are
+the core's (service/classify/request.py), which ClassifyRequest checks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from service.classify.request import MAX_POINTS, MAX_TOP_K, UNITS
 from service.errors import BadRequest
+from service.http.api.schema import INTEGER, NUMBER, STRING, array, described, obj
 from service.protocols import jsonread
 
-FIELDS = ("x", "y", "points", "units", "models", "top_k")
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    schema: dict  # in a JSON body
+    meaning: str
+    default: Any = None
+    text: dict | None = None  # in a form or a query string, where it is not `schema` written as text
+
+
+_PAIR = array(NUMBER, minItems=2, maxItems=2)
+FIELDS = (
+    Field("x", NUMBER, "the point's x: pixels from the left, or percent of the width (units)"),
+    Field("y", NUMBER, "the point's y: pixels from the top, or percent of the height (units)"),
+    Field("points", array({"oneOf": [_PAIR, obj(closed=True, x=NUMBER, y=NUMBER)]}, minItems=1, maxItems=MAX_POINTS),
+          f"several points, [x, y] pairs (or {{x, y}} objects), at most {MAX_POINTS}; instead of x and y",
+          text=described(STRING, "a JSON array of [x, y] pairs")),
+    Field("units", {"type": "string", "enum": list(UNITS)}, "px: pixels of the image; pct: percent of its sides",
+          default=UNITS[0]),
+    Field("models", {"oneOf": [STRING, array(STRING)]}, "the models to ask (name, name@version or name@label); "
+          "default: every served model", text=described(STRING, "comma-separated model names")),
+    Field("top_k", {**INTEGER, "minimum": 1, "maximum": MAX_TOP_K}, "how many labels per model and point",
+          default=5),
+)
+NAMES = tuple(f.name for f in FIELDS)
+DEFAULTS = {f.name: f.default for f in FIELDS if f.default is not None}
+# The image sources of a JSON body (a form or a raw body carries the image itself).
+SOURCES = (
+    Field("image_b64", STRING, "the image, base64 (a data: URL too)"),
+    Field("path", {**STRING, "minLength": 1}, "an image under the server's image_root"),
+    Field("image_id", {**STRING, "minLength": 1}, "an image stored with POST /v1/images"),
+)
 MAX_NUMBER_CHARS = 100  # as the JSON reader's (service/protocols/jsonread.py): no double needs more
 
 
 def classify_args(fields: Mapping[str, Any], typed: bool = False) -> dict[str, Any]:
     """`typed`: the fields come from a JSON document, so numbers must be JSON numbers, not strings."""
-    unknown = sorted(set(fields) - set(FIELDS))
+    unknown = sorted(set(fields) - set(NAMES))
     if unknown:
-        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; fields are {', '.join(FIELDS)} and one image source")
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}; fields are {', '.join(NAMES)} and one image source")
     for name, value in fields.items():
         if isinstance(value, list) and name != "points" and name != "models":
             raise BadRequest(f"field {name} is given more than once")
@@ -116,3 +155,32 @@ def _models(value: Any) -> list[str]:
     if not names:
         raise BadRequest("models names no model")
     return names
+
+
+def _schema(field: Field, as_text: bool) -> dict:
+    schema = field.text if as_text and field.text else field.schema
+    extra = {"default": field.default} if field.default is not None else {}
+    return {**schema, **extra, "description": field.meaning}
+
+
+_ONE_POINT = {"oneOf": [{"required": ["x", "y"], "not": {"required": ["points"]}},
+                        {"required": ["points"], "not": {"anyOf": [{"required": ["x"]}, {"required": ["y"]}]}}]}
+
+
+def json_body() -> dict:
+    """The JSON body's schema: the fields, a point (x and y, or points) and exactly one image source."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": {f.name: _schema(f, False) for f in FIELDS + SOURCES},
+            "allOf": [_ONE_POINT, {"oneOf": [{"required": [s.name]} for s in SOURCES]}]}
+
+
+def form_body() -> dict:
+    """A multipart form's schema: the image as a file, the fields as text."""
+    return {"type": "object", "additionalProperties": False, "required": ["image"],
+            "properties": {"image": {"type": "string", "format": "binary", "description": "the image file"},
+                           **{f.name: _schema(f, True) for f in FIELDS}}, **_ONE_POINT}
+
+
+def query_parameters() -> tuple[dict, ...]:
+    """The fields as query parameters, for a body that is the image itself."""
+    return tuple({"name": f.name, "in": "query", "required": False, "schema": _schema(f, True)} for f in FIELDS)

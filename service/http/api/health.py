@@ -6,6 +6,7 @@ import cherrypy
 
 from service.engine import Engine
 from service.http.api.error_responses import json_endpoint
+from service.http.api.schema import BOOLEAN, INTEGER, STRING, Operation, json_answer, map_of, nullable, obj
 
 
 class Health:
@@ -31,3 +32,12 @@ class Health:
         waiting = [name for name, state in states.items() if state != "AVAILABLE"] or ["runtime"]
         return {"ready": False, "models": states, "code": "model_unavailable",
                 "error": f"not ready: {', '.join(waiting)}"}
+
+
+# For the OpenAPI document (service/http/openapi.py): the answers above.
+Health.healthz.operations = {"GET": Operation(answers=json_answer(obj(status={**STRING, "enum": ["ok"]})))}
+_STATES = map_of(STRING)
+Health.readyz.operations = {"GET": Operation(answers={
+    **json_answer(obj(ready={**BOOLEAN, "enum": [True]}, models=_STATES, versions=map_of(nullable(INTEGER)))),
+    **json_answer(obj(ready={**BOOLEAN, "enum": [False]}, models=_STATES,
+                      code={**STRING, "enum": ["model_unavailable"]}, error=STRING), 503)})}

@@ -8,6 +8,10 @@ from service.engine import Engine
 from service.errors import BadRequest, NotFound
 from service.http.api import body
 from service.http.api.error_responses import json_endpoint
+from service.http.api.schema import IMAGE_BODY, INTEGER, STRING, Operation, binary, json_answer, obj
+
+STORED = obj(image_id=STRING, width=INTEGER, height=INTEGER, format=STRING)
+DELETED = obj(image_id=STRING, deleted={"type": "boolean", "enum": [True]})
 
 
 class Images:
@@ -39,6 +43,16 @@ class Images:
         image_id = self.engine.store.put(data, _owner())
         cherrypy.serving.response.status = 201
         return {"image_id": image_id, "width": decoded.width, "height": decoded.height, "format": decoded.format}
+
+
+# For the OpenAPI document (service/http/openapi.py): the answers above, as `_store` and `default` write them.
+Images.default.operations = {
+    "POST": Operation(request={"multipart/form-data": obj(closed=True, image=binary("the image file")), **IMAGE_BODY},
+                      answers=json_answer(STORED, 201),
+                      errors=("bad_request", "invalid_image", "payload_too_large", "image_too_large",
+                              "unsupported_media_type", "insufficient_storage")),
+    "DELETE": Operation(answers=json_answer(DELETED), errors=("not_found",)),
+}
 
 
 def _owner() -> str | None:

@@ -9,6 +9,7 @@ from service.engine import Engine
 from service.errors import public_text
 from service.http.api import tfserving, web
 from service.http.api.error_responses import json_endpoint, require_method
+from service.http.api.schema import INTEGER, NUMBER, STRING, Operation, array, json_answer, map_of, nullable, obj
 from service.serving.manager import State, Version
 
 
@@ -67,6 +68,22 @@ class Models:
                 **({"web": web.manifest_url(name, v.version)} if _for_the_browser(v) else {}),
             } for v in versions],
         }
+
+
+# _describe's document, for the OpenAPI document (service/http/openapi.py).
+_TEXT = nullable(STRING)
+_STATE = {**STRING, "enum": [state.value for state in State]}
+_AGREEMENT = obj(compared=INTEGER, top1_agreement=nullable(NUMBER))
+LISTING = obj(models=array(obj(
+    name=STRING, version=INTEGER, state=_STATE, backend=_TEXT, backend_reason=_TEXT, labels=INTEGER,
+    input=nullable(obj(kind=STRING, height=nullable(INTEGER), width=nullable(INTEGER), channels=nullable(INTEGER))),
+    error=_TEXT, policy=STRING, version_labels=map_of(INTEGER),
+    versions=array(obj(("version", "state", "backend", "backend_reason", "error", "reason", "load_ms", "run_ms"),
+                       version=INTEGER, state=_STATE, backend=_TEXT, backend_reason=_TEXT, error=_TEXT, reason=_TEXT,
+                       load_ms=NUMBER, run_ms=NUMBER, web=STRING,
+                       shadow=obj(**_AGREEMENT["properties"], by_label=map_of(_AGREEMENT)))))))
+Models.default.operations = {("GET", "/v1/models"): Operation(answers=json_answer(LISTING)),
+                             **tfserving.OPERATIONS}
 
 
 def _for_the_browser(version: Version) -> bool:

@@ -17,8 +17,9 @@ import cherrypy
 from service.engine import Engine
 from service.errors import PinpointError
 from service.http.api.deadline import deadline_ms
+from service.http.api.schema import JSON, Operation, json_answer
 from service.protocols import model_input
-from service.protocols.tfserving import calls, json_examples, json_render, json_tensor, routes, signatures
+from service.protocols.tfserving import calls, json_examples, json_render, json_schema, json_tensor, routes, signatures
 from service.protocols.tfserving.error_codes import TFServingError
 from service.serving.manager import ModelRef
 
@@ -27,6 +28,22 @@ ROUTES = routes.ROUTES
 CODES = {404: "not_found", 400: "bad_request", 401: "unauthorized", 405: "method_not_allowed",
          429: "rate_limited", 503: "model_unavailable", 504: "timeout", 413: "payload_too_large",
          415: "unsupported_media_type", 403: "path_forbidden", 500: "internal_error"}
+
+
+# Each route's bodies (service/protocols/tfserving/json_schema.py) and its errors' codes, for the OpenAPI document.
+_LOOKUP = ("bad_request", "not_found", "model_unavailable")
+_RUN = (*_LOOKUP, "payload_too_large", "overloaded", "timeout")
+_BY_VERB = {
+    None: Operation(answers=json_answer(json_schema.STATUS_ANSWER), errors=_LOOKUP),
+    "metadata": Operation(answers=json_answer(json_schema.METADATA_ANSWER), errors=_LOOKUP),
+    "predict": Operation(request={JSON: json_schema.PREDICT_REQUEST}, answers=json_answer(json_schema.PREDICT_ANSWER),
+                         errors=_RUN),
+    "classify": Operation(request={JSON: json_schema.CLASSIFY_REQUEST},
+                          answers=json_answer(json_schema.CLASSIFY_ANSWER), errors=_RUN),
+}
+OPERATIONS = {(method, template): _BY_VERB[template.rpartition(":")[2] if ":" in template
+                                          else "metadata" if template.endswith("/metadata") else None]
+              for method, template, *_ in ROUTES}
 
 
 def handle(engine: Engine) -> bytes:

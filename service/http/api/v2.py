@@ -26,8 +26,9 @@ import service
 from service.engine import Engine
 from service.errors import BadRequest
 from service.http.api.deadline import deadline_ms
+from service.http.api.schema import JSON, Operation, binary, json_answer
 from service.http.api.tfserving import CODES
-from service.protocols import oip
+from service.protocols import oip, oip_schema
 from service.protocols.tfserving.error_codes import TFServingError
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -47,6 +48,27 @@ ROUTES = (
     ("POST", "/v2/models/{name}/infer", "inference with the protocol's JSON tensors (and binary data)", "_infer"),
     ("POST", "/v2/models/{name}/versions/{version}/infer", "inference on one version", "_infer"),
 )
+
+
+# Each route's bodies (service/protocols/oip_schema.py) and its errors' codes, by the V2 method that answers;
+# a 400 that is not an error (not ready) is declared as an answer.
+_LOOKUP = ("bad_request", "not_found", "model_unavailable")
+_BY_HANDLER = {
+    "_server": Operation(answers=json_answer(oip_schema.SERVER_ANSWER)),
+    "_live": Operation(answers=json_answer(oip_schema.LIVE_ANSWER)),
+    "_ready": Operation(answers={**json_answer(oip_schema.READY_ANSWER), **json_answer(oip_schema.READY_ANSWER, 400)}),
+    "_metadata": Operation(answers=json_answer(oip_schema.METADATA_ANSWER), errors=_LOOKUP),
+    "_model_ready": Operation(answers={**json_answer(oip_schema.MODEL_READY_ANSWER),
+                                       **json_answer(oip_schema.MODEL_READY_ANSWER, 400)}, errors=_LOOKUP),
+    "_infer": Operation(
+        request={JSON: oip_schema.INFER_REQUEST,
+                 "application/octet-stream": binary(f"the JSON request ({HEADER_LENGTH} bytes), then the inputs' "
+                                                    "binary data")},
+        answers={200: {JSON: oip_schema.INFER_ANSWER, "application/octet-stream": binary(
+            f"with binary outputs: the JSON answer ({HEADER_LENGTH} bytes), then the outputs' data")}},
+        errors=(*_LOOKUP, "payload_too_large", "overloaded", "timeout")),
+}
+OPERATIONS = {(method, template): _BY_HANDLER[handler] for method, template, _, handler in ROUTES}
 
 
 def _match(template: str, parts: list[str]) -> dict | None:
@@ -78,6 +100,7 @@ class V2:
     index = default
     default.allowed_methods = lambda *vpath: ("GET", "HEAD", "POST")
     default.routes = ROUTES
+    default.operations = OPERATIONS
 
     def _route(self, parts: list[str], method: str):
         method = "GET" if method == "HEAD" else method

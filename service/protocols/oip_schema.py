@@ -1,0 +1,43 @@
+"""The JSON Schemas of the Open Inference Protocol's REST bodies (KServe v2's REST spec), declared once here
+for the OpenAPI document (service/http/api/v2.py names them per route). The datatypes are the ones
+service/protocols/oip.py reads (its DATATYPES). Binary data (the binary_tensor_data extension) travels
+after the JSON part, whose length `Inference-Header-Content-Length` gives.
+"""
+
+from __future__ import annotations
+
+from service.protocols.oip import DATATYPES
+
+_STRING = {"type": "string"}
+_BOOLEAN = {"type": "boolean"}
+_DATATYPE = {**_STRING, "enum": list(DATATYPES)}
+_SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+_PARAMETERS = {"type": "object", "description": "the protocol's parameters (binary_data_size, binary_data, ...)"}
+_DATA = {"type": "array", "description": "the tensor's elements, flat or nested, row-major (BYTES: strings)"}
+
+
+def _tensors(*required: str, **properties) -> dict:
+    return {"type": "array", "items": {"type": "object", "required": list(required), "properties": properties}}
+
+
+SERVER_ANSWER = {"type": "object", "required": ["name", "version", "extensions"],
+                 "properties": {"name": _STRING, "version": _STRING, "extensions": {"type": "array", "items": _STRING}}}
+LIVE_ANSWER = {"type": "object", "required": ["live"], "properties": {"live": _BOOLEAN}}
+READY_ANSWER = {"type": "object", "required": ["ready"], "properties": {"ready": _BOOLEAN}}
+MODEL_READY_ANSWER = {"type": "object", "required": ["name", "ready"],
+                      "properties": {"name": _STRING, "ready": _BOOLEAN}}
+METADATA_ANSWER = {"type": "object", "required": ["name", "versions", "platform", "inputs", "outputs"], "properties": {
+    "name": _STRING, "versions": {"type": "array", "items": _STRING}, "platform": _STRING,
+    "inputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE,
+                       shape={"type": "array", "items": {"type": "integer"}}),
+    "outputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE,
+                        shape={"type": "array", "items": {"type": "integer"}})}}
+INFER_REQUEST = {"type": "object", "required": ["inputs"], "properties": {
+    "id": _STRING, "parameters": _PARAMETERS,
+    "inputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE, shape=_SHAPE,
+                       parameters=_PARAMETERS, data=_DATA),
+    "outputs": _tensors("name", name=_STRING, parameters=_PARAMETERS)}}
+INFER_ANSWER = {"type": "object", "required": ["model_name", "model_version", "outputs"], "properties": {
+    "model_name": _STRING, "model_version": _STRING, "id": _STRING,
+    "outputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE, shape=_SHAPE,
+                        parameters=_PARAMETERS, data=_DATA)}}
