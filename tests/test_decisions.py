@@ -193,14 +193,19 @@ def test_labels(wanted, current, available, expected):
     assert labels(wanted, current, available) == expected
 
 
-def test_a_repository_that_is_not_a_directory_is_said_once_and_serves_nothing(tmp_path):
+def test_a_repository_that_is_not_a_directory_is_said_once_and_serves_nothing(tmp_path, monkeypatch):
+    import structlog
     from structlog.testing import capture_logs
 
+    from service.serving import manager as manager_module
     from service.serving.manager import Manager
 
     not_a_directory = tmp_path / "models"
     not_a_directory.write_text("")
     manager = Manager(not_a_directory, tmp_path, runtime=None)  # nothing is loaded: no runtime is asked
+    # A logger not used yet: the module's own may be cached (logging set up by a server earlier in this
+    # session), and a cached logger does not see capture_logs.
+    monkeypatch.setattr(manager_module, "log", structlog.get_logger("pinpoint.manager"))
     with capture_logs() as logs:
         manager.poll()
         manager.poll()
