@@ -183,6 +183,18 @@ class Clients:
     def _client(self) -> None:
         raise NotImplementedError
 
+    def answered(self) -> int:
+        """How many answers (or failures) the clients have had so far."""
+        raise NotImplementedError
+
+    def run_for(self, answers: int, timeout: float = 60.0) -> None:
+        """Wait until the clients have had `answers` more answers: load that has really run, however
+        slow the machine is today (a fixed sleep is too short on a loaded machine, too long on an idle one)."""
+        target, deadline = self.answered() + answers, time.monotonic() + timeout
+        while self.answered() < target:
+            assert time.monotonic() < deadline, f"the clients had {self.answered()} of {target} answers"
+            time.sleep(0.01)
+
     def __enter__(self):
         for thread in self.threads:
             thread.start()

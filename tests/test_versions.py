@@ -59,6 +59,9 @@ class SteadyLoad(Clients):
         super().__init__(clients)
         self.server, self.answers = server, []
 
+    def answered(self) -> int:
+        return len(self.answers)
+
     def _client(self):
         while not self.stopping.is_set():
             response = classify(self.server)
@@ -68,21 +71,21 @@ class SteadyLoad(Clients):
                                  if response.status_code == 200 else body))
 
 
-def publish_then_roll_back(lifecycle) -> None:
-    """tint v2 published while clients ask (it takes over), then removed (v1 serves again); each step
-    with a moment of load on either side of it."""
-    time.sleep(0.3)
+def publish_then_roll_back(lifecycle, load) -> None:
+    """tint v2 published while clients ask (it takes over), then removed (v1 serves again); the clients
+    get answers before, between and after the two steps."""
+    load.run_for(12)
     graphs.publish_version(lifecycle.models, "tint", 2)
     wait_for(lambda: served(lifecycle) == {"2": "AVAILABLE", "1": "END"})
-    time.sleep(0.3)
+    load.run_for(12)
     shutil.rmtree(lifecycle.models / "tint" / "2")
     wait_for(lambda: served(lifecycle) == {"1": "AVAILABLE"})
-    time.sleep(0.3)
+    load.run_for(12)
 
 
 def test_a_published_version_takes_over_and_a_removed_one_rolls_back_without_a_failed_request(lifecycle):
     with SteadyLoad(lifecycle) as load:
-        publish_then_roll_back(lifecycle)
+        publish_then_roll_back(lifecycle, load)
     failures = [answer for answer in load.answers if answer[0] != 200]
     assert not failures, failures[:3]
     seen = [(version, label) for _, version, label in load.answers]
@@ -103,6 +106,9 @@ class SteadyPredictions(Clients):
         super().__init__(clients)
         self.server, self.answers = server, []
 
+    def answered(self) -> int:
+        return len(self.answers)
+
     def _client(self):
         while not self.stopping.is_set():
             response = requests.post(f"{self.server.url}/v1/models/tint:predict", json={"instances": [RED_CROP]},
@@ -116,7 +122,7 @@ def test_tf_serving_predictions_ride_through_a_swap_as_v1_classify_does(lifecycl
     # it names a version the runner has let go. The runner says so, and :predict looks again and runs
     # the new version, as /v1/classify does: no client sees a 503 during a publish or a rollback.
     with SteadyPredictions(lifecycle) as load:
-        publish_then_roll_back(lifecycle)
+        publish_then_roll_back(lifecycle, load)
     failures = [answer for answer in load.answers if answer[0] != 200]
     assert not failures, failures[:3]
     tops = [top for _, top in load.answers]
