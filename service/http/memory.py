@@ -11,13 +11,19 @@ import ctypes.util
 _libc = None
 
 
+MMAP_THRESHOLD = 4 << 20
+
+
 def return_large_allocations() -> None:
-    """Pin glibc's mmap threshold at 256 KB: buffers that large (bodies, decoded images) are mapped and
-    unmapped, rather than left in a heap that only grows (the threshold otherwise rises to 32 MB)."""
+    """Pin glibc's mmap threshold at MMAP_THRESHOLD (4 MB): buffers that large (big bodies, decoded photos)
+    are mapped and unmapped, rather than left in a heap that only grows (the threshold otherwise rises to
+    32 MB). Not lower: a mapping costs a page fault per 4 KB page each time, and at 256 KB every decoded
+    640x360 image (675 KB, and its array copy) paid ~340 faults per request, ~8% of a loaded worker's CPU
+    (perf, docs/profile-notes.md); below 4 MB the heap reuses them."""
     global _libc
     try:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+        _libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
         _libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD
         _libc.mallopt(-8, 4)  # M_ARENA_MAX: fewer per-thread heaps, less memory stranded between them
     except (OSError, AttributeError):
