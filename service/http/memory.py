@@ -12,6 +12,7 @@ _libc = None
 
 
 MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 4 << 20
 
 
 def return_large_allocations() -> None:
@@ -19,12 +20,15 @@ def return_large_allocations() -> None:
     are mapped and unmapped, rather than left in a heap that only grows (the threshold otherwise rises to
     32 MB). Not lower: a mapping costs a page fault per 4 KB page each time, and at 256 KB every decoded
     640x360 image (675 KB, and its array copy) paid ~340 faults per request, ~8% of a loaded worker's CPU
-    (perf, docs/profile-notes.md); below 4 MB the heap reuses them."""
+    (perf, docs/profile-notes.md); below 4 MB the heap reuses them. For the same reason free memory at the
+    heap's top is handed back by itself only past TRIM_THRESHOLD (4 MB; at 1 MB a freed image at the top
+    was returned and faulted in again by the next request: 106 faults per request, none at 4 MB); after a
+    large body the heap is trimmed whole anyway (trim())."""
     global _libc
     try:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         _libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
-        _libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD
+        _libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
         _libc.mallopt(-8, 4)  # M_ARENA_MAX: fewer per-thread heaps, less memory stranded between them
     except (OSError, AttributeError):
         _libc = None  # not glibc: nothing to tune
