@@ -18,12 +18,13 @@ TRIM_THRESHOLD = 4 << 20
 def return_large_allocations() -> None:
     """Pin glibc's mmap threshold at MMAP_THRESHOLD (4 MB): buffers that large (big bodies, decoded photos)
     are mapped and unmapped, rather than left in a heap that only grows (the threshold otherwise rises to
-    32 MB). Not lower: a mapping costs a page fault per 4 KB page each time, and at 256 KB every decoded
-    640x360 image (675 KB, and its array copy) paid ~340 faults per request, ~8% of a loaded worker's CPU
-    (perf, docs/profile-notes.md); below 4 MB the heap reuses them. For the same reason free memory at the
-    heap's top is handed back by itself only past TRIM_THRESHOLD (4 MB; at 1 MB a freed image at the top
-    was returned and faulted in again by the next request: 106 faults per request, none at 4 MB); after a
-    large body the heap is trimmed whole anyway (trim())."""
+    32 MB). Not lower: a mapping costs a page fault per 4 KB page each time it is touched, and at 256 KB
+    every decoded 640x360 image (675 KB, and its array copy) was mapped afresh per request; below 4 MB
+    the heap reuses them. For the same reason free memory at the heap's top is handed back by itself only
+    past TRIM_THRESHOLD (4 MB; at 1 MB a freed image at the top was returned and faulted in again by the
+    next request). A loaded API worker took 226 page faults per request with both at their old values,
+    106 with this mmap threshold, none with both (perf stat; the fault path was ~8% of its CPU,
+    docs/profile-notes.md). After a large body the heap is trimmed whole anyway (trim())."""
     global _libc
     try:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
