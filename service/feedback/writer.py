@@ -6,6 +6,12 @@ logged, never silent, never a failed answer. The thread takes whatever is waitin
 and writes it in one transaction; a failed write is tried again a few times, then counted and logged as
 lost (reason "write_failed"). The same thread opens the database (creating or migrating its tables) and
 deletes what is past its retention, so the request threads never wait for either.
+
+A transaction costs about the same whatever it holds (SQLite through SQLAlchemy, 2026 on this 2-core
+machine: 1.2 ms of CPU for one answer, 0.26 ms per answer for five, 0.1 ms for twenty), so under load the
+writer writes at most once per WRITE_EVERY_S, taking everything that arrived meanwhile: an answer after a
+quiet spell is written at once, one under load waits at most WRITE_EVERY_S (feedback on it waits for the
+log, service/feedback/service.py).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from service.feedback.store import LoggedAnswer, Store, now_ms
 
 log = structlog.get_logger("pinpoint.feedback")
 BATCH = 500  # answers per transaction at most
+WRITE_EVERY_S = 0.1  # under load, one transaction per this long at most (see above)
 RETRIES_S = (0.2, 1.0, 3.0)  # waits before trying a failed batch again
 OPEN_RETRY_S = (0.5, 1, 2, 5, 10, 30)  # waits between attempts to reach the database at start
 SWEEP_EVERY_S = 3600
@@ -48,6 +55,7 @@ class LogWriter:
         self._last_drop_log = 0.0
         self._drop_lock = threading.Lock()
         self._next_sweep = 0.0
+        self._last_write = -WRITE_EVERY_S
 
     # ---- the request side ----
     def submit(self, pending) -> bool:
@@ -108,9 +116,12 @@ class LogWriter:
                 self._housekeeping()
                 continue
             taken = [first]
-            while len(taken) < BATCH:
+            gather_until = self._last_write + WRITE_EVERY_S
+            while len(taken) < BATCH and taken[-1] is not _WAKE:
+                wait = gather_until - time.monotonic()
                 try:
-                    taken.append(self.queue.get_nowait())
+                    taken.append(self.queue.get(timeout=wait) if wait > 0 and not self._stopping.is_set()
+                                 else self.queue.get_nowait())
                 except queue.Empty:
                     break
             self.on_depth(self.queue.qsize())
@@ -118,6 +129,7 @@ class LogWriter:
             try:
                 if batch:
                     self._write(batch)
+                    self._last_write = time.monotonic()
             finally:
                 for _ in taken:
                     self.queue.task_done()

@@ -60,6 +60,9 @@ class Metrics:
         self.rate_limit_backend_errors = Counter(
             "pinpoint_rate_limit_backend_errors", "Rate-limit checks that could not reach the shared backend",
             registry=registry)
+        # Each labelled child, looked up once: prometheus_client's labels() validates and locks on every
+        # call, six calls per request (3.7% of a loaded worker's GIL-holding samples, py-spy).
+        self._children: dict[tuple, object] = {}
         if multiprocess():
             MultiProcessCollector(self.registry)
         else:
@@ -79,11 +82,19 @@ class Metrics:
         self.in_flight.dec()
         label = route(request.path_info)
         status = str(response.status).split()[0]
-        self.requests.labels(label, request.method, status).inc()
-        self.latency.labels(label).observe(time.perf_counter() - started)
+        self._child(self.requests, label, request.method, status).inc()
+        self._child(self.latency, label).observe(time.perf_counter() - started)
         for stage, ms in (getattr(request, "timings", None) or {}).items():
             if stage != "total":
-                self.stages.labels(stage).observe(ms / 1000)
+                self._child(self.stages, stage).observe(ms / 1000)
+
+    def _child(self, metric, *labels: str):
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            # No more entries than prometheus_client keeps children itself (it never forgets one either).
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def install(self) -> None:
         cherrypy.tools.metrics_start = cherrypy.Tool("on_start_resource", self.request_started, priority=5)
