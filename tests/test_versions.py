@@ -57,10 +57,7 @@ class SteadyLoad(Clients):
 
     def __init__(self, server, clients=4):
         super().__init__(clients)
-        self.server, self.answers = server, []
-
-    def answered(self) -> int:
-        return len(self.answers)
+        self.server = server
 
     def _client(self):
         while not self.stopping.is_set():
@@ -104,10 +101,7 @@ class SteadyPredictions(Clients):
 
     def __init__(self, server, clients=4):
         super().__init__(clients)
-        self.server, self.answers = server, []
-
-    def answered(self) -> int:
-        return len(self.answers)
+        self.server = server
 
     def _client(self):
         while not self.stopping.is_set():
