@@ -25,7 +25,7 @@ from service.serving import version_policy as policy
 from service.serving.decisions import State
 from service.serving.repository import ModelSpec
 from service.serving.runtime import Runtime
-from service.serving.servable_id import ServableId
+from service.serving.servable_id import Identified
 
 log = structlog.get_logger("pinpoint.manager")
 
@@ -60,7 +60,7 @@ class ModelRef:
 
 
 @dataclasses.dataclass
-class Version:
+class Version(Identified):
     """One version of one model, as the manager tracks it."""
 
     spec: ModelSpec | None  # None when its model.toml could not be read
@@ -76,15 +76,6 @@ class Version:
     in_flight: int = 0
     fingerprint: tuple = ()  # of its files, so a fixed version is retried and a broken one is not
     shadow: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # serving top-1 -> [agreed, total]
-
-    @property
-    def id(self) -> ServableId:
-        return ServableId(self.name, self.version)
-
-    @property
-    def key(self) -> str:
-        """Its name in the runtime and in logs ("color@2")."""
-        return str(self.id)
 
 
 class Lease:

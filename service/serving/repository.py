@@ -15,7 +15,7 @@ from pathlib import Path
 
 from service.classify.imaging import RESIZE_FILTERS, CropSpec
 from service.serving import savedmodel
-from service.serving.servable_id import ServableId
+from service.serving.servable_id import Identified, ServableId
 
 CONFIG_NAME = "model.toml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -46,7 +46,7 @@ class InputSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(Identified):
     name: str
     version: int
     directory: Path
@@ -62,15 +62,6 @@ class ModelSpec:
     signatures: tuple[tuple[str, savedmodel.SignatureInfo], ...] = ()
     signature_name: str = ""
     configured: bool = True  # False: a SavedModel with no model.toml, described from its signature alone
-
-    @property
-    def id(self) -> ServableId:
-        return ServableId(self.name, self.version)
-
-    @property
-    def key(self) -> str:
-        """The servable's name in the runtime and in logs: one version of one model."""
-        return str(self.id)
 
     @property
     def is_onnx(self) -> bool:

@@ -25,3 +25,19 @@ class ServableId:
         if not at or not name or not (version.isascii() and version.isdigit()) or int(version) < 1:
             raise ValueError(f"{text!r} is not a servable id (name@version, version a positive integer)")
         return cls(name, int(version))
+
+
+class Identified:
+    """For what is one servable and carries its `name` and `version` (a version the manager tracks, a
+    version's spec): its id, and the id's written form, by which the runtime keys it and logs name it."""
+
+    name: str
+    version: int
+
+    @property
+    def id(self) -> ServableId:
+        return ServableId(self.name, self.version)
+
+    @property
+    def key(self) -> str:
+        return str(self.id)
