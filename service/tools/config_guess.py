@@ -121,14 +121,19 @@ def guess_config(description: GraphDescription, input_name: str | None = None,
     return ConfigGuess(toml=toml, input=placeholder, output=output, kind=kind, classes=classes, notes=tuple(notes))
 
 
+def _named(tensors, name: str, refusal: str):
+    """The tensor the user named (`input` means `input:0`), or ConfigGuessError: `refusal` with the name
+    and the names there are."""
+    wanted = name if ":" in name else f"{name}:0"
+    for tensor in tensors:
+        if tensor.name == wanted:
+            return tensor
+    raise ConfigGuessError(refusal.format(wanted=wanted, names=", ".join(t.name for t in tensors) or "none"))
+
+
 def _pick_input(description: GraphDescription, name: str | None) -> Placeholder:
     if name is not None:
-        wanted = name if ":" in name else f"{name}:0"
-        for placeholder in description.placeholders:
-            if placeholder.name == wanted:
-                return placeholder
-        raise ConfigGuessError(f"no placeholder {wanted} (placeholders: "
-                               f"{', '.join(p.name for p in description.placeholders) or 'none'})")
+        return _named(description.placeholders, name, "no placeholder {wanted} (placeholders: {names})")
     required = [p for p in description.placeholders if not p.has_default]
     if not required:
         raise ConfigGuessError("the graph has no placeholder to feed")
@@ -140,12 +145,7 @@ def _pick_input(description: GraphDescription, name: str | None) -> Placeholder:
 
 def _pick_output(description: GraphDescription, name: str | None) -> TensorInfo:
     if name is not None:
-        wanted = name if ":" in name else f"{name}:0"
-        for tensor in description.outputs:
-            if tensor.name == wanted:
-                return tensor
-        raise ConfigGuessError(f"{wanted} is not a candidate output (candidates: "
-                               f"{', '.join(t.name for t in description.outputs) or 'none'})")
+        return _named(description.outputs, name, "{wanted} is not a candidate output (candidates: {names})")
     if not description.outputs:
         raise ConfigGuessError("the graph has no candidate output")
     return description.outputs[0]
