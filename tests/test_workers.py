@@ -55,7 +55,7 @@ class Load(Clients):
 
     def __init__(self, url, clients=6, fresh_connections=False):
         super().__init__(clients)
-        self.url, self.outcomes, self.fresh = url, [], fresh_connections
+        self.url, self.fresh = url, fresh_connections
 
     def _client(self):
         session = None if self.fresh else requests.Session()
@@ -66,13 +66,10 @@ class Load(Clients):
             except requests.RequestException as error:
                 outcome = type(error).__name__
                 session = None if self.fresh else requests.Session()
-            self.outcomes.append((outcome, time.monotonic() - started))
+            self.answers.append((outcome, time.monotonic() - started))
 
     def statuses(self):
-        return [outcome for outcome, _ in self.outcomes]
-
-    def answered(self) -> int:
-        return len(self.outcomes)
+        return [outcome for outcome, _ in self.answers]
 
 
 @pytest.fixture
