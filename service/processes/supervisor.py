@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import selectors
 import shutil
 import signal
 import socket
@@ -155,14 +156,24 @@ class Supervisor(plugins.SimplePlugin):
         self.runner.signal(signal.SIGTERM)
         # Connections keep arriving until the socket closes: answer them (503) while the runner stops,
         # then once more, then close, so the window in which one could be reset is a few microseconds.
+        # Answered connections close once their clients have closed theirs (_close_lingering), meanwhile.
+        lingering: list[socket.socket] = []
         answered, deadline = 0, time.monotonic() + 30
+
+        def answer_backlog(listener: socket.socket) -> int:
+            new = _answer_backlog(listener)
+            lingering.extend(new)
+            return len(new)
+
         while self.runner.process and self.runner.process.poll() is None and time.monotonic() < deadline:
-            answered += sum(_answer_backlog(listener) for listener in self.listeners)
-            time.sleep(0.02)
+            answered += sum(answer_backlog(listener) for listener in self.listeners)
+            lingering[:] = _close_lingering(lingering, 0.02)  # the loop's pause
         _wait([self.runner.process] if self.runner.process else [], 0)
         for listener in self.listeners:
-            answered += _answer_backlog(listener)
+            answered += answer_backlog(listener)
             listener.close()
+        for conn in _close_lingering(lingering, 0.3):
+            conn.close()
         if answered:
             log.info("backlog_answered", connections=answered, status=503)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -178,32 +189,57 @@ _UNAVAILABLE = (b'{"error": "the server is shutting down; retry on another repli
                 b'"code": "model_unavailable"}')
 
 
-def _answer_backlog(listener: socket.socket, within_s: float = 0.1) -> int:
+def _answer_backlog(listener: socket.socket, within_s: float = 0.1) -> list[socket.socket]:
     """Connections that reached the listen backlog after the last worker stopped accepting: answer each
     503 with Connection: close, rather than let them be reset when the socket closes. Returns after
-    `within_s` even if clients keep connecting (the caller has other things to watch)."""
+    `within_s` even if clients keep connecting (the caller has other things to watch), with the
+    connections answered, for the caller to close lingering (_close_lingering) — after it has closed
+    the listener, so nothing waits unaccepted in its backlog meanwhile."""
     listener.setblocking(False)
-    answered = 0
+    answered: list[socket.socket] = []
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
             conn, _ = listener.accept()
         except (BlockingIOError, OSError):
-            return answered
-        with conn:
-            conn.settimeout(0.05)  # a client still silent is not waited for: others queue behind it
-            try:
-                conn.recv(65536)  # the request, read, so closing does not reset the connection
-                head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-                        f"Content-Length: {len(_UNAVAILABLE)}\r\nRetry-After: 1\r\n"
-                        f"X-Request-ID: {secrets.token_hex(16)}\r\n"
-                        "Connection: close\r\n\r\n")
-                conn.sendall(head.encode() + _UNAVAILABLE)
-                conn.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-        answered += 1
+            break
+        answered.append(conn)
+        conn.settimeout(0.05)  # a client still silent is not waited for: others queue behind it
+        try:
+            conn.recv(65536)  # the request, or what of it has come
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+                    f"Content-Length: {len(_UNAVAILABLE)}\r\nRetry-After: 1\r\n"
+                    f"X-Request-ID: {secrets.token_hex(16)}\r\n"
+                    "Connection: close\r\n\r\n")
+            conn.sendall(head.encode() + _UNAVAILABLE)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
     return answered
+
+
+def _close_lingering(connections: list[socket.socket], linger_s: float) -> list[socket.socket]:
+    """Close each answered connection once its client has closed its side, reading and dropping what it
+    still sends meanwhile (a lingering close, as HTTP servers do): a socket closed while its client's
+    request is still arriving (a client slower than recv's 50 ms, seen on a busy machine) is reset, and
+    the client loses the 503 it was sent. Waits at most `linger_s`; returns those still open."""
+    deadline = time.monotonic() + linger_s
+    with selectors.DefaultSelector() as waiting:
+        for conn in connections:
+            conn.setblocking(False)
+            waiting.register(conn, selectors.EVENT_READ)
+        while waiting.get_map() and (left := deadline - time.monotonic()) > 0:
+            for key, _ in waiting.select(left):
+                try:
+                    if key.fileobj.recv(65536):
+                        continue  # more of a request: dropped
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    pass
+                waiting.unregister(key.fileobj)  # the client closed (or is gone): nothing can be reset
+                key.fileobj.close()
+        return [key.fileobj for key in waiting.get_map().values()]
 
 
 def _wait(processes: list[subprocess.Popen], timeout: float) -> None:
