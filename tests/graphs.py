@@ -135,13 +135,22 @@ def _slow(repeats: int = 30) -> tf1.GraphDef:
 BUILDERS = {"tint": _tint, "bright": _bright, "jpeg": _jpeg, "slow": _slow}
 
 
+def graph_bytes(name: str = "tint", **options) -> bytes:
+    """A builder's graph as the bytes written to disk, the same in every process: protobuf writes a
+    map's entries (each node's attributes) in an order that varies from process to process unless asked
+    to be deterministic, and the ONNX conversion cache is keyed by these bytes. With them the same, a
+    server the tests start loads its tiny graphs from the session's cache (tests/conftest.py) without
+    importing TensorFlow to convert them again."""
+    return BUILDERS[name](**options).SerializeToString(deterministic=True)
+
+
 def publish_version(models: Path, name: str, version: int, graph: bytes | None = None,
                     config: str | None = None) -> Path:
     """Publish a version the documented way: write it beside the model, then rename it into place.
     By default a `tint` whose answers are reversed, so a test can tell which version answered."""
     staging = models / name / f".staging-{version}"
     staging.mkdir(parents=True)
-    graph = _tint(reverse=True).SerializeToString() if graph is None else graph
+    graph = graph_bytes("tint", reverse=True) if graph is None else graph
     (staging / "frozen_graph.pb").write_bytes(graph)
     (staging / "model.toml").write_text(MODEL_CONFIGS[name] if config is None else config)
     target = models / name / str(version)
@@ -157,7 +166,7 @@ def write_repository(root: Path, names=DEFAULT_MODELS) -> tuple[Path, Path]:
     for name in names:
         version_dir = models / name / "1"
         version_dir.mkdir(parents=True, exist_ok=True)
-        (version_dir / "frozen_graph.pb").write_bytes(BUILDERS[name]().SerializeToString())
+        (version_dir / "frozen_graph.pb").write_bytes(graph_bytes(name))
         (version_dir / "model.toml").write_text(MODEL_CONFIGS[name])
         (labels / f"{name}.txt").write_text(LABELS[name])
     return models, labels

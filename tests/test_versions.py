@@ -136,7 +136,7 @@ def test_a_corrupt_version_never_replaces_a_working_one_and_its_status_says_why(
     assert "version_load_failed" in lifecycle.log()
     assert "pinpoint_model_load_failures_total{model=\"tint\"} 1.0" in lifecycle.get("/metrics").text
     # Labels that do not match the output width fail the same way.
-    graphs.publish_version(lifecycle.models, "bright", 2, graph=graphs._tint().SerializeToString(),
+    graphs.publish_version(lifecycle.models, "bright", 2, graph=graphs.graph_bytes("tint"),
                            config=graphs.MODEL_CONFIGS["tint"])
     wait_for(lambda: served(lifecycle, "bright").get("2") == "END")
     time.sleep(2 * REFRESH_S)
