@@ -5,6 +5,7 @@ wire are the point; real servers on free ports."""
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import os
@@ -338,6 +339,11 @@ def test_a_workers_memory_falls_back_after_an_upload_storm(server):
 
 
 # ---- drain ----
+def utc_now() -> str:
+    """The time as the server's log lines give it, to place a client's failure among them."""
+    return datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S.%f")
+
+
 class KeptAlive(threading.Thread):
     """A client asking on one kept-alive connection, again and again, noting how each exchange ended."""
 
@@ -361,9 +367,11 @@ class KeptAlive(threading.Thread):
                 self.outcomes.append(type(error).__name__)
                 connection = None
                 continue
+            step = "sending"
             try:
                 connection.request("POST", "/v1/classify?x=10&y=10&models=tint", split_image(),
                                    {"Content-Type": "image/png"})
+                step = "reading"
                 response = connection.getresponse()
                 response.read()
                 self.outcomes.append(response.status)
@@ -372,7 +380,7 @@ class KeptAlive(threading.Thread):
                     connection.close()
                     connection = None
             except Exception as error:  # a reset, or a close the server did not announce
-                self.outcomes.append(type(error).__name__)
+                self.outcomes.append(f"{type(error).__name__} while {step} at {utc_now()}")
                 connection = None
 
 
@@ -391,7 +399,7 @@ def test_sigterm_drains_without_resetting_anything_and_in_time(tmp_path_factory,
                 client.start()
             time.sleep(1.5)
             running.process.send_signal(signal.SIGTERM)
-            started = time.monotonic()
+            started, signalled = time.monotonic(), utc_now()
             code = running.process.wait(drain_timeout + 10)
             took = time.monotonic() - started
             for client in clients:
@@ -403,8 +411,9 @@ def test_sigterm_drains_without_resetting_anything_and_in_time(tmp_path_factory,
             stop_server(running)
     assert code == 0
     timeline = [line[:200] for line in running.log().splitlines()
-                if any(word in line for word in ("SIGTERM", "http_drained", "Bus STOPPED", "stopped"))]
+                if any(word in line for word in ("SIGTERM", "http_drained", "Bus STOPPED", "stopped", "backlog"))]
     assert took <= drain_timeout + 1, f"SIGTERM took {took:.1f} s: " + "\n".join(timeline)
     failures = [o for o in outcomes if o not in (200, 503, "refused", "told to close")]
-    assert not failures, f"{len(failures)} failed: {sorted(set(map(str, failures)))}"
+    assert not failures, (f"{len(failures)} failed: {sorted(set(map(str, failures)))}; SIGTERM at {signalled}\n"
+                          + "\n".join(timeline))
     assert outcomes.count(200) > 20 and outcomes.count("told to close") >= 1

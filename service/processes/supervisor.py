@@ -160,8 +160,8 @@ class Supervisor(plugins.SimplePlugin):
         lingering: list[socket.socket] = []
         answered, deadline = 0, time.monotonic() + 30
 
-        def answer_backlog(listener: socket.socket) -> int:
-            new = _answer_backlog(listener)
+        def answer_backlog(listener: socket.socket, within_s: float = 0.1) -> int:
+            new = _answer_backlog(listener, within_s)
             lingering.extend(new)
             return len(new)
 
@@ -170,7 +170,7 @@ class Supervisor(plugins.SimplePlugin):
             lingering[:] = _close_lingering(lingering, 0.02)  # the loop's pause
         _wait([self.runner.process] if self.runner.process else [], 0)
         for listener in self.listeners:
-            answered += answer_backlog(listener)
+            answered += answer_backlog(listener, within_s=1.0)  # all of it: what is left is reset by close
             listener.close()
         for conn in _close_lingering(lingering, 0.3):
             conn.close()
@@ -191,10 +191,12 @@ _UNAVAILABLE = (b'{"error": "the server is shutting down; retry on another repli
 
 def _answer_backlog(listener: socket.socket, within_s: float = 0.1) -> list[socket.socket]:
     """Connections that reached the listen backlog after the last worker stopped accepting: answer each
-    503 with Connection: close, rather than let them be reset when the socket closes. Returns after
-    `within_s` even if clients keep connecting (the caller has other things to watch), with the
-    connections answered, for the caller to close lingering (_close_lingering) — after it has closed
-    the listener, so nothing waits unaccepted in its backlog meanwhile."""
+    503 with Connection: close, rather than let them be reset when the socket closes. The answer is sent
+    at once, without waiting for the request (a slow client queued ahead must not hold the others up
+    until the socket closes on them); what the client still sends is read by the lingering close
+    (_close_lingering), which the caller runs after it has closed the listener. Returns when the
+    backlog is empty, or after `within_s` while clients keep connecting (the caller has other things to
+    watch), with the connections answered."""
     listener.setblocking(False)
     answered: list[socket.socket] = []
     deadline = time.monotonic() + within_s
@@ -204,9 +206,8 @@ def _answer_backlog(listener: socket.socket, within_s: float = 0.1) -> list[sock
         except (BlockingIOError, OSError):
             break
         answered.append(conn)
-        conn.settimeout(0.05)  # a client still silent is not waited for: others queue behind it
+        conn.settimeout(0.05)  # the answer fits the socket's buffer; a send never waits on the client
         try:
-            conn.recv(65536)  # the request, or what of it has come
             head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
                     f"Content-Length: {len(_UNAVAILABLE)}\r\nRetry-After: 1\r\n"
                     f"X-Request-ID: {secrets.token_hex(16)}\r\n"
