@@ -38,8 +38,17 @@ def test_the_document_is_valid_openapi_and_names_every_route(server):
 def test_the_reference_page_is_served_locally_and_reads_the_document(server):
     response = server.get("/static/openapi.html")
     assert response.status_code == 200 and "text/html" in response.headers["Content-Type"]
-    assert 'fetch("/openapi.json")' in response.text
-    assert "http://" not in response.text and "https://" not in response.text  # nothing from elsewhere
+    assert '<script src="/static/openapi.js">' in response.text and 'href="/static/openapi.css"' in response.text
+    assert 'fetch("/openapi.json")' in server.get("/static/openapi.js").text
+    for name in ("openapi.html", "openapi.js", "openapi.css"):  # nothing from elsewhere
+        text = server.get(f"/static/{name}").text
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+
+
+def test_every_operation_has_an_id_the_reference_page_links_to(described):
+    ids = [operation["operationId"] for operations in described["paths"].values() for operation in operations.values()]
+    assert len(ids) == len(set(ids)) and "post_v1_classify" in ids and "post_v2_models_name_infer" in ids
+    assert all(id_.replace("_", "").isalnum() for id_ in ids)
 
 
 # ---- the schemas: real answers validate against them, and what they forbid the server refuses ----
