@@ -165,6 +165,12 @@ function ruleText(rule) {
             joined(rule.map((alternative) => joined((alternative.required || []).map(code), " and ")), " · "));
 }
 
+// An array's meaning when only its items say it ("examples": each a map of features).
+function itemsDescription(found) {
+  const items = found.type === "array" && found.items ? merged(found.items) : null;
+  return items && items.description ? `each: ${items.description}` : "";
+}
+
 function fieldTable(schema) {
   const found = merged(schema);
   const body = el("tbody");
@@ -176,7 +182,7 @@ function fieldTable(schema) {
                            style: `--depth: ${entry.depth}` },
                    name, el("td", { class: "type" }, typeOf(entry.schema)),
                    el("td", { class: "limits" }, joined(limits(entry.schema))),
-                   el("td", {}, entry.schema.description || "")));
+                   el("td", {}, entry.schema.description || itemsDescription(entry.schema))));
   }
   return el("div", { class: "scroll" }, el("table", { class: "fields of-body" },
     el("thead", {}, el("tr", {}, el("th", {}, "field"), el("th", {}, "type"), el("th", {}, "values"),
@@ -378,11 +384,22 @@ function render() {
   $("info").textContent = `${doc.info.title} ${doc.info.version} · OpenAPI ${doc.openapi} · ${total} operations. ${about}`;
   $("status").textContent = "";
   filter();
-  if (location.hash) {
-    const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
-    if (target) target.scrollIntoView();
-  }
+  show(true);
 }
+
+// The operation (or error code) the address names, marked: :target does not match what the script adds after
+// the page loaded, so a link opened from elsewhere would land unmarked, and unscrolled.
+function show(scroll) {
+  for (const marked of document.querySelectorAll(".target")) marked.classList.remove("target");
+  for (const link of document.querySelectorAll("#toc a[aria-current]")) link.removeAttribute("aria-current");
+  const target = location.hash ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+  if (!target) return;
+  target.classList.add("target");
+  const link = document.querySelector(`#toc li[data-for="${target.id}"] a`);
+  if (link) link.setAttribute("aria-current", "location");
+  if (scroll) target.scrollIntoView();
+}
+window.addEventListener("hashchange", () => show(false));
 
 // Every word typed must be in an operation's method, path, summary or field names.
 function filter() {

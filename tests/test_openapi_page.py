@@ -112,11 +112,14 @@ def test_a_link_to_an_operation_opens_the_page_at_it(browser, server):
     page = reference(browser, server, PAGE + "#post_v2_models_name_infer")
     try:
         page.wait_for_function("window.scrollY > 0")
-        top = page.locator("#post_v2_models_name_infer").bounding_box()["y"]
-        assert 0 <= top < 100, top
+        infer = page.locator("#post_v2_models_name_infer")
+        assert 0 <= infer.bounding_box()["y"] < 100 and "target" in infer.get_attribute("class")
+        assert page.locator("#toc a[aria-current]").get_attribute("href") == "#post_v2_models_name_infer"
         page.locator("#toc a[href='#get_v1_models']").click()
         page.wait_for_function("location.hash === '#get_v1_models'")
         assert 0 <= page.locator("#get_v1_models").bounding_box()["y"] < 100
+        assert page.locator("#toc a[aria-current]").get_attribute("href") == "#get_v1_models"
+        assert "target" not in infer.get_attribute("class")
     finally:
         page.close()
 
