@@ -38,8 +38,17 @@ def test_the_document_is_valid_openapi_and_names_every_route(server):
 def test_the_reference_page_is_served_locally_and_reads_the_document(server):
     response = server.get("/static/openapi.html")
     assert response.status_code == 200 and "text/html" in response.headers["Content-Type"]
-    assert 'fetch("/openapi.json")' in response.text
-    assert "http://" not in response.text and "https://" not in response.text  # nothing from elsewhere
+    assert '<script src="/static/openapi.js">' in response.text and 'href="/static/openapi.css"' in response.text
+    assert 'fetch("/openapi.json")' in server.get("/static/openapi.js").text
+    for name in ("openapi.html", "openapi.js", "openapi.css"):  # nothing from elsewhere
+        text = server.get(f"/static/{name}").text
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+
+
+def test_every_operation_has_an_id_the_reference_page_links_to(described):
+    ids = [operation["operationId"] for operations in described["paths"].values() for operation in operations.values()]
+    assert len(ids) == len(set(ids)) and "post_v1_classify" in ids and "post_v2_models_name_infer" in ids
+    assert all(id_.replace("_", "").isalnum() for id_ in ids)
 
 
 # ---- the schemas: real answers validate against them, and what they forbid the server refuses ----
@@ -224,3 +233,69 @@ def test_open_inference_protocol_answers_validate(server, described):
         assert not allowed(described, wrong, "/v2/models/{name}/infer"), wrong
         response = server.post("/v2/models/tint/infer", json=wrong)
         assert response.status_code == 400 and response.json()["code"] == "bad_request", (wrong, response.text)
+
+
+# ---- what a reader forgives, its schema takes: the spellings the server accepts validate ----
+
+def query_schema(document, path, name, method="get") -> dict:
+    return next(p["schema"] for p in document["paths"][path][method]["parameters"] if p["name"] == name)
+
+
+def test_units_in_any_case_and_with_blanks_validate_and_are_read(server, described):
+    path, point = "/v1/classify", {"path": "split.png", "x": 10, "y": 50, "models": "tint"}
+    units = _validator(described, query_schema(described, path, "units", "post"))
+    for spelling, x in (("PX", 10), ("Pct", 5), (" px ", 10), ("pct\n", 5), ("PcT", 95)):
+        answer = posted(server, described, path, {**point, "x": x, "units": spelling})
+        expected = "blue" if x > 50 else "red"  # split.png: red on the left half, blue on the right
+        assert answer["predictions"][0]["results"]["tint"][0]["label"] == expected, (spelling, answer)
+        assert units.is_valid(spelling), spelling
+        raw = server.post(path, params={"x": str(x), "y": "50", "units": spelling, "models": "tint"},
+                          data=split_image(), headers={"Content-Type": "image/png"})
+        check(described, raw, path, "post")
+        assert allowed(described, {"image": "…", "x": x, "y": 50, "units": spelling}, path,
+                       media="multipart/form-data")
+        form = server.post(path, files={"image": ("s.png", split_image(), "image/png")},
+                           data={"x": str(x), "y": "50", "units": spelling})
+        check(described, form, path, "post")
+    for wrong in ("inch", "p x", "pxx", "", "px,pct", "ｐｘ"):
+        assert not units.is_valid(wrong) and not allowed(described, {**point, "units": wrong}, path), wrong
+        response = server.post(path, json={**point, "units": wrong})
+        assert response.status_code == 400 and "units must be" in response.json()["error"], (wrong, response.text)
+
+
+def test_a_v2_request_id_of_any_json_type_validates_and_comes_back(server, described):
+    tensor = {"name": "input", "datatype": "FP32", "shape": [1, 8, 8, 3], "data": [0.5] * (8 * 8 * 3)}
+    for request_id in ("a", 7, 2.5, None, True, ["a", 1], {"trace": "x"}):
+        answer = posted(server, described, "/v2/models/{name}/infer", {"id": request_id, "inputs": [tensor]})
+        assert answer["id"] == request_id
+
+
+def test_v2_parameters_and_outputs_given_as_null_validate_and_read_as_absent(server, described):
+    path = "/v2/models/{name}/infer"
+    tensor = {"name": "input", "datatype": "FP32", "shape": [1, 8, 8, 3], "data": [0.5] * (8 * 8 * 3)}
+    for body in ({"inputs": [tensor], "parameters": None}, {"inputs": [tensor], "outputs": None},
+                 {"inputs": [{**tensor, "parameters": None}]},
+                 {"inputs": [tensor], "outputs": [{"name": "scores", "parameters": None}]}):
+        answer = posted(server, described, path, body)
+        assert answer["outputs"][0]["name"] == "scores" and len(answer["outputs"][0]["data"]) == 3, body
+    # What is neither an object nor null is refused by both (a string's parameters were a 500 before).
+    for wrong in ({"inputs": [tensor], "parameters": "binary"}, {"inputs": [{**tensor, "parameters": 3}]},
+                  {"inputs": [tensor], "outputs": [{"name": "scores", "parameters": []}]},
+                  {"inputs": [{**tensor, "shape": [1], "data": 0.5}]},
+                  {"inputs": [{**tensor, "shape": [True, 8, 8, 3]}]}):
+        assert not allowed(described, wrong, path), wrong
+        response = server.post("/v2/models/tint/infer", json=wrong)
+        assert response.status_code == 400 and response.json()["code"] == "bad_request", (wrong, response.text)
+
+
+def test_empty_report_filters_validate_and_mean_none(server, described):
+    path = "/v1/report"
+    empty = {name: "" for name in ("model", "version", "since", "until", "bucket")}
+    for name, value in empty.items():
+        assert _validator(described, query_schema(described, path, name)).is_valid(value), name
+    report = check(described, server.get(path, params=empty), path)
+    assert report["filters"] == {"model": None, "version": None, "since": None, "until": None}
+    version = _validator(described, query_schema(described, path, "version"))
+    for wrong in ("v2", "2a", " 2", "1234567890"):  # the pattern is anchored: the reader's whole value
+        assert not version.is_valid(wrong), wrong
+        assert server.get(path, params={"model": "tint", "version": wrong}).status_code == 400, wrong

@@ -5,7 +5,9 @@ code declares, never kept by hand:
   `allowed_methods` declaration takes at that path, as the methods tool enforces them), and for the
   handlers that dispatch below themselves, their `routes` declaration (service/http/api/v2.py's ROUTES, which
   its dispatch reads; service/protocols/tfserving/routes.py's ROUTES for TF Serving's routes);
-- each operation's summary: the handler's docstring, or its route declaration's;
+- each operation's summary: the handler's docstring, or its route declaration's; its operationId from the
+  method and path (the reference page, static/openapi.html, links to it); its security where
+  service/http/protection.py guards the path (an API key, or none while the server has no keys);
 - each operation's request body, query parameters, answers and error codes: the `operations` the handler
   declares (service/http/api/schema.py's Operation, keyed by method, or by (method, path template) for a
   handler with routes). Their schemas are read from the code's own declarations: the field tables the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from http import HTTPStatus
 
 import cherrypy
 
@@ -39,6 +42,10 @@ EVERY_ROUTE = ("method_not_allowed", "internal_error")  # a wrong method; a bug,
 GUARDED = ("unauthorized", "rate_limited")  # when API keys or a rate limit are set
 WITH_BODY = ("bad_request", "payload_too_large")  # a body that cannot be read, or is over max_body_bytes
 _ERROR = {"$ref": "#/components/schemas/Error"}
+# What the path templates' names mean (service/protocols/tfserving/routes.py and v2.py's ROUTES name them).
+PATH_PARAMETERS = {"name": "the model's name (models/<name>/ in the repository)",
+                   "version": "one of the model's version numbers",
+                   "id": "the image_id POST /v1/images answered"}
 
 
 def _summary(handler, owner) -> str:
@@ -69,13 +76,22 @@ def _errors(codes: set[str]) -> dict[str, dict]:
             for status, names in by_status.items()}
 
 
+def operation_id(method: str, template: str) -> str:
+    """`post_v1_classify`, `get_v1_models_name_versions_version`: unique as (method, path) is, and a
+    fragment the reference page (static/openapi.html) links to."""
+    return method.lower() + "_" + (re.sub(r"[^A-Za-z0-9]+", "_", template).strip("_") or "root")
+
+
 def _operation(summary: str, method: str, template: str, declared: Operation | None) -> dict:
-    operation: dict = {"summary": summary or f"{method} {template}"}
+    operation: dict = {"operationId": operation_id(method, template), "summary": summary or f"{method} {template}"}
+    if guarded(template):  # an API key only when the server has keys: none is one of the choices
+        operation["security"] = [{"bearer": []}, {"apiKey": []}, {}]
     names = [part[1:-1].split(":")[0] for part in template.replace(":", "/:").split("/")
              if part.startswith("{") and part.endswith("}")]
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in names]
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+                   **({"description": PATH_PARAMETERS[name]} if name in PATH_PARAMETERS else {})} for name in names]
     if declared is None:  # not declared: the document says only that there is an answer
-        operation["responses"] = {"200": {"description": "the answer"},
+        operation["responses"] = {"200": {"description": "OK"},
                                   "default": {"$ref": "#/components/responses/Error"}}
         if method == "POST":
             operation["requestBody"] = {"required": True, "content": {JSON: {"schema": {"type": "object"}}}}
@@ -83,7 +99,7 @@ def _operation(summary: str, method: str, template: str, declared: Operation | N
         parameters += declared.parameters
         if declared.request is not None:
             operation["requestBody"] = {"required": True, "content": _content(declared.request)}
-        responses = {str(status): {"description": f"{status}: the answer", "content": _content(by_media)}
+        responses = {str(status): {"description": HTTPStatus(status).phrase, "content": _content(by_media)}
                      for status, by_media in sorted(declared.answers.items())}
         codes = set(declared.errors) | set(EVERY_ROUTE) | (set(GUARDED) if guarded(template) else set()) \
             | (set(WITH_BODY) if declared.request is not None else set())
@@ -92,7 +108,8 @@ def _operation(summary: str, method: str, template: str, declared: Operation | N
                 content = responses[status]["content"]
                 content[JSON] = {"schema": {"oneOf": [content[JSON]["schema"], schema]} if JSON in content else schema}
             else:
-                responses[status] = {"description": f"{status}: an error", "content": {JSON: {"schema": schema}}}
+                responses[status] = {"description": HTTPStatus(int(status)).phrase,
+                                     "content": {JSON: {"schema": schema}}}
         operation["responses"] = dict(sorted(responses.items()))
     if parameters:
         operation["parameters"] = parameters
@@ -169,10 +186,14 @@ def document(root) -> dict:
                                                        for status, codes in sorted(by_status.items()))},
         "paths": dict(sorted(paths.items())),
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
-                                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "an API key as Authorization: Bearer <key>, once the server has [api_keys]"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                           "description": "the same key in an X-API-Key header"}},
             "schemas": {"Error": {"type": "object", "required": ["error", "code"], "properties": {
-                "error": {"type": "string"}, "code": {"type": "string", "enum": sorted(STATUS)}}}},
+                "error": {"type": "string", "description": "what went wrong, for people"},
+                "code": {"type": "string", "enum": sorted(STATUS), "description": "the machine code, for programs"}}}},
             "responses": {"Error": {"description": "an error: the status and its machine code", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
         },

@@ -12,8 +12,14 @@ _STRING = {"type": "string"}
 _BOOLEAN = {"type": "boolean"}
 _DATATYPE = {**_STRING, "enum": list(DATATYPES)}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
-_PARAMETERS = {"type": "object", "description": "the protocol's parameters (binary_data_size, binary_data, ...)"}
+_ANSWER_PARAMETERS = {"type": "object", "description": "the protocol's parameters (binary_data_size)"}
+# In a request, null is read as absent (service/http/api/v2.py's `parameters`): clients that write every
+# field send it.
+PARAMETERS = {"type": "object", "nullable": True,
+              "description": "the protocol's parameters (binary_data_size, binary_data, ...); null: none"}
 _DATA = {"type": "array", "description": "the tensor's elements, flat or nested, row-major (BYTES: strings)"}
+# The request's id, whatever JSON it is, comes back as it came.
+_ID = {"description": "any JSON value, echoed in the answer"}
 
 
 def _tensors(*required: str, **properties) -> dict:
@@ -33,11 +39,12 @@ METADATA_ANSWER = {"type": "object", "required": ["name", "versions", "platform"
     "outputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE,
                         shape={"type": "array", "items": {"type": "integer"}})}}
 INFER_REQUEST = {"type": "object", "required": ["inputs"], "properties": {
-    "id": _STRING, "parameters": _PARAMETERS,
+    "id": _ID, "parameters": PARAMETERS,
     "inputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE, shape=_SHAPE,
-                       parameters=_PARAMETERS, data=_DATA),
-    "outputs": _tensors("name", name=_STRING, parameters=_PARAMETERS)}}
+                       parameters=PARAMETERS, data=_DATA),
+    "outputs": {**_tensors("name", name=_STRING, parameters=PARAMETERS), "nullable": True,
+                "description": "the outputs to answer (null or absent: all)"}}}
 INFER_ANSWER = {"type": "object", "required": ["model_name", "model_version", "outputs"], "properties": {
-    "model_name": _STRING, "model_version": _STRING, "id": _STRING,
+    "model_name": _STRING, "model_version": _STRING, "id": _ID,
     "outputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE, shape=_SHAPE,
-                        parameters=_PARAMETERS, data=_DATA)}}
+                        parameters=_ANSWER_PARAMETERS, data=_DATA)}}

@@ -21,14 +21,15 @@ from service.http.api.error_responses import Refusal, json_endpoint
 from service.http.api.schema import INTEGER, NUMBER, STRING, Operation, array, binary, json_answer, nullable, obj
 
 _VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²", which int() refuses
-_WHEN = {**STRING, "description": "an ISO 8601 date or time, or an age like 24h or 7d"}
-# The query's filters: the names `filters` takes, and their schemas for the OpenAPI document.
+_WHEN = {**STRING, "description": "an ISO 8601 date or time, or an age like 24h or 7d; empty: no bound"}
+# The query's filters: the names `filters` takes, and their schemas for the OpenAPI document. An empty value
+# is as none given (`?bucket=`, what a form's empty choice sends), so each schema takes "" too.
 FILTER_SCHEMAS = {
-    "model": {**STRING, "description": "one model"},
-    "version": {**STRING, "pattern": _VERSION.pattern, "description": "one version (with a model)"},
+    "model": {**STRING, "description": "one model; empty: every model"},
+    "version": {**STRING, "pattern": f"^(?:{_VERSION.pattern})?$", "description": "one version (with a model)"},
     "since": _WHEN,
     "until": _WHEN,
-    "bucket": {**STRING, "enum": list(BUCKETS), "description": "the series' step (default: from the span)"},
+    "bucket": {**STRING, "enum": [*BUCKETS, ""], "description": "the series' step; empty or absent: from the span"},
 }
 FILTERS = tuple(FILTER_SCHEMAS)
 WIDTH = (320, 2000)  # the plot's width in pixels, at least and at most

@@ -12,13 +12,14 @@ the core's (service/classify/request.py), which ClassifyRequest checks.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from service.classify.request import MAX_POINTS, MAX_TOP_K, UNITS
 from service.errors import BadRequest
-from service.http.api.schema import INTEGER, NUMBER, STRING, array, described, obj
+from service.http.api.schema import INTEGER, NUMBER, STRING, any_case, array, described, obj
 from service.protocols import jsonread
 
 
@@ -32,14 +33,16 @@ class Field:
 
 
 _PAIR = array(NUMBER, minItems=2, maxItems=2)
+# "PX" and " pct " are read as px and pct: the reader matches this pattern, and the schema gives it.
+UNITS_SPELLING = any_case(UNITS)
 FIELDS = (
     Field("x", NUMBER, "the point's x: pixels from the left, or percent of the width (units)"),
     Field("y", NUMBER, "the point's y: pixels from the top, or percent of the height (units)"),
     Field("points", array({"oneOf": [_PAIR, obj(closed=True, x=NUMBER, y=NUMBER)]}, minItems=1, maxItems=MAX_POINTS),
           f"several points, [x, y] pairs (or {{x, y}} objects), at most {MAX_POINTS}; instead of x and y",
           text=described(STRING, "a JSON array of [x, y] pairs")),
-    Field("units", {"type": "string", "enum": list(UNITS)}, "px: pixels of the image; pct: percent of its sides",
-          default=UNITS[0]),
+    Field("units", {**STRING, "pattern": UNITS_SPELLING},
+          "px: pixels of the image; pct: percent of its sides (in any case)", default=UNITS[0]),
     Field("models", {"oneOf": [STRING, array(STRING)]}, "the models to ask (name, name@version or name@label); "
           "default: every served model", text=described(STRING, "comma-separated model names")),
     Field("top_k", {**INTEGER, "minimum": 1, "maximum": MAX_TOP_K}, "how many labels per model and point",
@@ -77,9 +80,11 @@ def classify_args(fields: Mapping[str, Any], typed: bool = False) -> dict[str, A
     else:
         raise BadRequest("give a point: x and y, or points")
     if "units" in fields:
-        if not isinstance(fields["units"], str):
-            raise BadRequest("units must be 'px' or 'pct'")
-        args["units"] = fields["units"].strip().lower()
+        spelled = re.fullmatch(UNITS_SPELLING, fields["units"]) if isinstance(fields["units"], str) else None
+        if spelled is None:
+            raise BadRequest(f"units must be {' or '.join(map(repr, UNITS))} (in any case), "
+                             f"got {str(fields['units'])[:20]!r}")
+        args["units"] = spelled.group(1).lower()
     if "models" in fields:
         args["models"] = _models(fields["models"])
     if "top_k" in fields:

@@ -12,6 +12,7 @@ The schemas are OpenAPI 3.0's dialect of JSON Schema: `nullable` instead of a nu
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -108,3 +109,13 @@ IMAGE_BODY = {"image/*": binary("the image"), "application/octet-stream": binary
 
 def json_answer(schema: dict, status: int = 200) -> dict[int, dict[str, dict]]:
     return {status: {JSON: schema}}
+
+
+_BLANKS = "[ \\t\\r\\n]*"
+
+
+def any_case(words) -> str:
+    """A pattern (ECMA 262 and Python alike) that takes any of `words` in any case with blanks around, the
+    word its group 1: a reader that matches it reads what a schema with it describes, no more, no less."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word) for word in words)
+    return f"^{_BLANKS}({'|'.join(spelled)}){_BLANKS}$"

@@ -186,10 +186,10 @@ def _inputs(entries: list, binary: bytes) -> list[oip.Tensor]:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
                 or not isinstance(entry.get("datatype"), str) or not isinstance(entry.get("shape"), list) \
-                or not all(isinstance(d, int) and d >= 0 for d in entry["shape"]):
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"]):
             raise oip.OIPError('each input needs "name", "datatype" and "shape" (a list of sizes)')
         datatype, shape = entry["datatype"], entry["shape"]
-        size = (entry.get("parameters") or {}).get("binary_data_size")
+        size = parameters(entry, f"input {entry['name']!r}: ").get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise oip.OIPError(f"input {entry['name']!r}: binary_data_size {size} is beyond the binary data")
@@ -197,6 +197,8 @@ def _inputs(entries: list, binary: bytes) -> list[oip.Tensor]:
             offset += size
         elif "data" in entry:
             data = entry["data"]
+            if not isinstance(data, list):  # as oip_schema's DATA: a lone value is not a one-element tensor
+                raise oip.OIPError(f"input {entry['name']!r}: data is a list of the tensor's elements")
             if datatype == "BYTES":
                 data = [item.encode("utf-8") if isinstance(item, str) else item for item in _flat(data)]
                 if any(not isinstance(item, bytes) for item in data):
@@ -210,6 +212,17 @@ def _inputs(entries: list, binary: bytes) -> list[oip.Tensor]:
     return tensors
 
 
+def parameters(entry: dict, where: str) -> dict:
+    """An entry's `parameters`: an object, or null (as absent: clients that write every field send null), as
+    oip_schema.PARAMETERS says."""
+    value = entry.get("parameters")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise oip.OIPError(f'{where}"parameters" must be an object')
+    return value
+
+
 def _flat(value):
     if isinstance(value, list):
         for item in value:
@@ -220,14 +233,14 @@ def _flat(value):
 
 def _outputs(document: dict):
     """(the output names asked for, or None for all; whether an output is sent as binary)."""
-    every = bool((document.get("parameters") or {}).get("binary_data_output", False))
+    every = bool(parameters(document, "").get("binary_data_output", False))
     outputs = document.get("outputs")
     if outputs is None:
         return None, lambda name: every
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
                                                 for o in outputs):
         raise oip.OIPError('"outputs" is a list of {"name": ...}')
-    binary = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", every)) for o in outputs}
+    binary = {o["name"]: bool(parameters(o, f"output {o['name']!r}: ").get("binary_data", every)) for o in outputs}
     return set(binary), lambda name: binary.get(name, every)  # names checked against the model's: oip.infer
 
 
