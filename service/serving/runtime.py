@@ -29,6 +29,7 @@ from service.errors import ModelUnavailable, Overloaded, Timeout, first_line
 from service.serving import batching
 from service.serving.loader import LoadOptions, load_servable, warm_up_rows
 from service.serving.repository import ModelSpec
+from service.serving.tensor_call import TensorCall
 
 log = structlog.get_logger("pinpoint.runtime")
 
@@ -39,7 +40,8 @@ IDLE_QUEUE = 64  # shadow jobs waiting at most; beyond it they are skipped (and 
 
 @dataclasses.dataclass
 class Outcome:
-    outputs: dict[str, np.ndarray]  # servable key -> [N, classes] raw output rows, one per crop
+    # servable key -> [N, classes] raw output rows, one per crop; for a TensorCall, alias -> tensor
+    outputs: dict[str, np.ndarray | dict[str, np.ndarray]]
     errors: dict[str, str]  # servable key -> why it produced nothing
     queue_ms: float
     run_ms: float
@@ -58,7 +60,7 @@ class Loaded:
 class Job:
     """Work for the inference thread; results and errors fill in servable by servable as runs finish."""
 
-    feeds: dict[str, np.ndarray]  # servable key -> prepared inputs, N rows each
+    feeds: dict[str, np.ndarray | TensorCall]  # servable key -> prepared inputs (N rows), or named tensors
     deadline: float  # time.monotonic() after which nobody waits for the answer
     future: Future = dataclasses.field(default_factory=Future)
     queued_at: float = dataclasses.field(default_factory=time.monotonic)
@@ -231,9 +233,9 @@ class Runtime:
         the second measures the steady-state cost that orders the models of a batch."""
         blank = warm_up_rows(servable.spec)
         try:
-            servable.run(blank)
+            _run(servable, blank)
             started = time.perf_counter()
-            servable.run(blank)
+            _run(servable, blank)
         except Exception as error:
             servable.close()
             done.set_exception(RuntimeError(f"warm-up failed: {first_line(error)}"))
@@ -261,6 +263,12 @@ class Runtime:
                 feeds.setdefault(key, []).append(rows)
         for key in batching.run_order(list(feeds), self._cost_ms):
             run_started = time.perf_counter()
+            if isinstance(feeds[key][0], TensorCall):  # named tensors: one run per request, not concatenated
+                for job in live:
+                    if key in job.feeds:
+                        output, error = self._try(key, job.feeds[key])
+                        _deliver([job], key, output, error)
+                continue
             output, error = self._try(key, np.concatenate(feeds[key]))
             _deliver(live, key, output, error)  # callers at their deadline take what has arrived
             if not error:
@@ -271,12 +279,12 @@ class Runtime:
         for job in live:
             job.future.set_result(Outcome(dict(job.results), dict(job.errors), (now - job.queued_at) * 1000, run_ms))
 
-    def _try(self, key: str, rows: np.ndarray) -> tuple[np.ndarray | None, str]:
+    def _try(self, key: str, rows: np.ndarray | TensorCall) -> tuple[Any, str]:
         servable = self._servables.get(key)
         if servable is None:
             return None, f"{key} is not loaded"
         try:
-            return servable.run(rows), ""
+            return _run(servable, rows), ""
         except Exception as error:
             log.error("inference_failed", servable=key, error=first_line(error))
             return None, f"inference failed: {first_line(error)}"
@@ -293,8 +301,14 @@ class Runtime:
                 jobs.append(job)
 
 
-def _deliver(jobs: list[Job], key: str, output: np.ndarray | None, error: str) -> None:
-    """Hand each job its own rows of the batched output, in the order the jobs were batched."""
+def _run(servable, feed: np.ndarray | TensorCall):
+    """Rows -> output rows; a TensorCall (a SavedModel's named tensors) -> its named outputs."""
+    return servable.run_tensors(feed) if isinstance(feed, TensorCall) else servable.run(feed)
+
+
+def _deliver(jobs: list[Job], key: str, output: Any, error: str) -> None:
+    """Hand each job its own rows of the batched output, in the order the jobs were batched (a
+    TensorCall's job, alone, its named outputs)."""
     start = 0
     for job in jobs:
         rows = job.feeds.get(key)
@@ -302,6 +316,8 @@ def _deliver(jobs: list[Job], key: str, output: np.ndarray | None, error: str) -
             continue
         if error:
             job.errors[key] = error
+        elif isinstance(rows, TensorCall):
+            job.results[key] = output
         else:
             job.results[key] = output[start:start + len(rows)]
         start += len(rows)

@@ -89,7 +89,8 @@ Models.default.operations = {("GET", "/v1/models"): Operation(answers=json_answe
 def _for_the_browser(version: Version) -> bool:
     """Whether the page may ask for a web copy: a serving version whose input is not encoded JPEG bytes
     (one tf2onnx cannot convert is refused when asked, with the reason)."""
-    return version.state is State.AVAILABLE and version.spec is not None and version.spec.input.kind != "encoded"
+    spec = version.spec
+    return version.state is State.AVAILABLE and spec is not None and spec.input.kind not in ("encoded", "tensors")
 
 
 def _shadow(version: Version) -> dict:
