@@ -149,8 +149,9 @@ def test_signature_name_chooses_the_other_signature_over_rest(saved, served, nam
                            json={"signature_name": "probabilities", "inputs": {"a": a.tolist(), "b": b.tolist()}})
     assert answer.status_code == 200, answer.text
     close(answer.json()["outputs"], expected(model, a, b)["prob"])  # one output: the tensor itself
+    instances = [{"a": a[0].tolist(), "b": b[0].tolist()}]
     row = requests.post(f"{served.url}/v1/models/{name}:predict", timeout=30,
-                        json={"signature_name": "probabilities", "instances": [{"a": a[0].tolist(), "b": b[0].tolist()}]})
+                        json={"signature_name": "probabilities", "instances": instances})
     assert row.status_code == 200, row.text
     close(row.json()["predictions"], expected(model, a, b)["prob"][:1])
 
@@ -321,3 +322,45 @@ def test_metadata_is_unchanged_the_real_signature_defs(served):
     assert set(signatures) == {"serving_default", "probabilities", "__saved_model_init_op"}
     assert set(signatures["serving_default"]["inputs"]) == {"a", "b"}
     assert set(signatures["probabilities"]["outputs"]) == {"prob"}
+
+
+def test_each_signature_is_converted_once_and_cached_by_content(saved, tmp_path):
+    """A second load with the cache warm converts nothing and never restores the SavedModel in
+    TensorFlow (the check inputs' reference answers are cached too); it answers what Keras does."""
+    from service.serving import loader
+    from service.serving.backends import onnx_conversion, saved_model
+    from service.serving.tensor_call import TensorCall
+
+    model, models, labels = saved
+    spec = repository.read_spec("pair", 1, models / "pair" / "1", labels)
+    options = loader.LoadOptions(onnx_cache=tmp_path / "cache")
+    before = onnx_conversion.conversions
+    first = loader.load_servable(spec, options)
+    assert first.backend == "onnxruntime" and onnx_conversion.conversions == before + 2  # two signatures
+    restore = saved_model.restore
+    saved_model.restore = lambda spec: pytest.fail("restored TensorFlow with a warm cache")
+    try:
+        second = loader.load_servable(spec, options)
+    finally:
+        saved_model.restore = restore
+    assert onnx_conversion.conversions == before + 2 and "from the cache" in second.reason
+    a, b = examples(4)
+    answer = second.run_tensors(TensorCall("serving_default", {"a": a, "b": b}))
+    close(answer["sum"], expected(model, a, b)["sum"])
+    assert set(second.run_tensors(TensorCall("serving_default", {"a": a, "b": b}, ("prob",)))) == {"prob"}
+    first.close(), second.close()
+
+
+def test_auto_falls_back_to_tensorflow_when_verification_fails(saved):
+    """No tolerance can be met (a negative one): auto serves it on TensorFlow and says why;
+    backend = "onnxruntime" fails the version with that reason."""
+    from service.serving import loader
+
+    model, models, labels = saved
+    spec = repository.read_spec("pair", 1, models / "pair" / "1", labels)
+    servable = loader.load_servable(spec, loader.LoadOptions(onnx_tolerance=-1.0))
+    assert servable.backend == "tensorflow" and "auto fell back to TensorFlow" in servable.reason
+    assert "differ from TensorFlow's" in servable.reason
+    servable.close()
+    with pytest.raises(repository.ModelConfigError, match="backend = onnxruntime"):
+        loader.load_servable(spec, loader.LoadOptions(backend="onnxruntime", onnx_tolerance=-1.0))

@@ -193,7 +193,9 @@ def _read_config(config_path: Path, where: str) -> dict:
 def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> ModelSpec:
     """A SavedModel served as it is: its signature says what it takes and gives; a model.toml beside it
     (optional) adds what region classification needs (crop, labels, normalisation) or picks the
-    signature (`signature`) and tensors (input.tensor, output.tensor: the signature's aliases)."""
+    signature (`signature`) and tensors (input.tensor, output.tensor: the signature's aliases). One
+    whose signature cannot take one crop (several inputs or outputs ...) is served as named tensors only,
+    unless a model.toml asks for region classification ([input], [output], [crop], labels)."""
     config_path = version_dir / CONFIG_NAME
     configured = config_path.is_file()
     where = str(config_path) if configured else str(version_dir / savedmodel.SAVED_MODEL_FILE)
