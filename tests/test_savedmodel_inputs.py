@@ -112,6 +112,9 @@ def test_each_backend_is_said_and_why(served):
         assert "verified against TensorFlow" in status[name]["backend_reason"]
     assert status["pair"]["backend_reason"].count("'") >= 4  # both signatures named
     assert status["pair_tf"]["backend"] == "tensorflow"
+    pair = next(entry for entry in listing if entry["name"] == "pair")
+    assert pair["input"] == {"kind": "tensors", "height": None, "width": None, "channels": None}
+    assert "web" not in status["pair"]  # no web copy: it takes no crop
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -58,21 +58,21 @@ def run(models: model_run.Models, chosen: Signature, inputs: Mapping[str, np.nda
 def check_inputs(chosen: Signature, inputs: Mapping[str, np.ndarray]) -> None:
     expected = sorted(spec.name for spec in chosen.inputs)
     sent = sorted(inputs)
-    if sent != expected:
-        unknown = [name for name in sent if name not in expected]
-        if unknown and len(sent) <= len(expected):
-            raise invalid(f"input tensor alias not found in signature: {unknown[0]}. "
-                          f"Inputs expected to be in the set {{{','.join(expected)}}}.")
+    if len(sent) != len(expected):  # VerifyRequestInputsSize, then GetInputValues looks up each alias
         extra = [name for name in sent if name not in expected]
         missing = [name for name in expected if name not in sent]
         raise invalid(f"input size does not match signature: {len(sent)}!={len(expected)} "
                       f"len({{{','.join(sent)}}}) != len({{{','.join(expected)}}}). "
                       f"Sent extra: {{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}.")
+    unknown = [name for name in sent if name not in expected]
+    if unknown:
+        raise invalid(f"input tensor alias not found in signature: {unknown[0]}. "
+                      f"Inputs expected to be in the set {{{','.join(expected)}}}.")
     batches = {}
     for index, spec in enumerate(sorted(chosen.inputs, key=lambda s: s.name)):
         value = inputs[spec.name]
         if not isinstance(value, np.ndarray):
-            raise invalid(f"input {spec.name!r} is a tensor here, not a list of encoded images")
+            raise invalid(f"input {spec.name!r} takes a tensor, not a list of encoded images")
         have = STRING if value.dtype.kind in "OSU" else value.dtype
         if have != spec.dtype:
             raise invalid(f"Expects arg[{index}] to be {dtype_name(spec.dtype)} but {dtype_name(have)} is provided")

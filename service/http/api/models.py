@@ -55,8 +55,7 @@ class Models:
             "backend": shown.backend or None,
             "backend_reason": public(shown.backend_reason),
             "labels": len(spec.labels) if spec else 0,
-            "input": ({"kind": spec.input.kind, "height": spec.input.height, "width": spec.input.width,
-                       "channels": spec.input.channels} if spec else None),
+            "input": _input(spec),
             "error": public(shown.error),
             "policy": model_policy.describe() if model_policy else "latest 1",
             "version_labels": dict(manager.labels.get(name, {})),
@@ -84,6 +83,16 @@ LISTING = obj(models=array(obj(
                        shadow=obj(**_AGREEMENT["properties"], by_label=map_of(_AGREEMENT)))))))
 Models.default.operations = {("GET", "/v1/models"): Operation(answers=json_answer(LISTING)),
                              **tfserving.OPERATIONS}
+
+
+def _input(spec) -> dict | None:
+    """What the version takes: its crop's size, or for named tensors only, the kind alone (no crop)."""
+    if spec is None:
+        return None
+    if spec.tensors_only:
+        return {"kind": spec.input.kind, "height": None, "width": None, "channels": None}
+    return {"kind": spec.input.kind, "height": spec.input.height, "width": spec.input.width,
+            "channels": spec.input.channels}
 
 
 def _for_the_browser(version: Version) -> bool:
