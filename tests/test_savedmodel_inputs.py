@@ -367,3 +367,45 @@ def test_auto_falls_back_to_tensorflow_when_verification_fails(saved):
     servable.close()
     with pytest.raises(repository.ModelConfigError, match="backend = onnxruntime"):
         loader.load_servable(spec, loader.LoadOptions(backend="onnxruntime", onnx_tolerance=-1.0))
+
+
+def test_calls_waiting_together_share_a_run_and_each_gets_its_own_answer(saved):
+    """Named-tensor calls queued together on one runtime: those of one signature, outputs and shapes
+    are concatenated along the batch axis and cut back; the others run alone. Each answer is Keras's."""
+    import threading
+    import time as clock
+
+    from service.serving import tensor_call
+    from service.serving.runtime import Runtime
+    from service.serving.tensor_call import TensorCall
+
+    model, models, labels = saved
+    spec = repository.read_spec("pair_tf", 1, models / "pair_tf" / "1", labels)
+    runtime = Runtime(max_batch=64, queue_size=64, intra_op_threads=1, inter_op_threads=1)
+    runtime.start()
+    try:
+        runtime.load(spec).result(timeout=120)
+        rng = np.random.default_rng(2)
+        def inputs(n: int) -> dict[str, np.ndarray]:
+            return {"a": rng.random((n, 3), np.float32), "b": rng.random((n, 2), np.float32)}
+
+        calls = [TensorCall("serving_default", inputs(n), outputs, batched=True)
+                 for n, outputs in [(1, ()), (3, ()), (2, ("sum",)), (2, ()), (4, ("sum",))]]
+        calls.append(TensorCall("probabilities", inputs(2), batched=True))
+        assert sorted(map(sorted, tensor_call.groups(calls))) == [[0, 1, 3], [2, 4], [5]]
+        # The inference thread held by control work while every call is queued: they make one batch.
+        held, batches = threading.Event(), []
+        runtime.on_batch = lambda crops, run_ms: batches.append(crops)
+        runtime._call_on_thread(lambda: held.wait(30))
+        jobs = [runtime.submit({spec.key: call}, clock.monotonic() + 30) for call in calls]
+        held.set()
+        for call, job in zip(calls, jobs):
+            answer = job.future.result(timeout=30).outputs[spec.key]
+            want = expected(model, call.inputs["a"], call.inputs["b"])
+            names = call.outputs or (("prob",) if call.signature == "probabilities" else ("prob", "sum"))
+            assert sorted(answer) == sorted(names)
+            for name in names:
+                close(answer[name], want[name])
+        assert batches == [sum(map(len, calls))]
+    finally:
+        runtime.stop()

@@ -51,7 +51,8 @@ def run(models: model_run.Models, chosen: Signature, inputs: Mapping[str, np.nda
     check_inputs(chosen, inputs)
     check_outputs(chosen, outputs)
     aliases = [spec.name for spec in chosen.inputs]
-    call = TensorCall(chosen.name, {alias: inputs[alias] for alias in aliases}, tuple(outputs))
+    batched = all(spec.shape and spec.shape[0] < 0 for spec in (*chosen.inputs, *chosen.outputs))
+    call = TensorCall(chosen.name, {alias: inputs[alias] for alias in aliases}, tuple(outputs), batched)
     return models.run(models.version, call)
 
 

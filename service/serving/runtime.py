@@ -3,7 +3,9 @@
 Servables (one version of one model each) are imported on a loader thread and handed to this thread,
 which warms them up and from then on runs every batch. Request threads hand work over with submit(),
 which returns a Job whose future resolves to an Outcome; the thread batches opportunistically
-(service/serving/batching.py). Work for a shadow version (submit_idle) runs only when no request is waiting.
+(service/serving/batching.py); a SavedModel's named tensors (TensorCall) share a run when
+service/serving/tensor_call.py says they can. Work for a shadow version (submit_idle) runs only when no
+request is waiting.
 The runtime knows servables by key ("color@2"); which versions exist and serve is the manager's
 business (service/serving/manager.py).
 """
@@ -26,7 +28,7 @@ import numpy as np
 import structlog
 
 from service.errors import ModelUnavailable, Overloaded, Timeout, first_line
-from service.serving import batching
+from service.serving import batching, tensor_call
 from service.serving.loader import LoadOptions, load_servable, warm_up_rows
 from service.serving.repository import ModelSpec
 from service.serving.tensor_call import TensorCall
@@ -263,11 +265,8 @@ class Runtime:
                 feeds.setdefault(key, []).append(rows)
         for key in batching.run_order(list(feeds), self._cost_ms):
             run_started = time.perf_counter()
-            if isinstance(feeds[key][0], TensorCall):  # named tensors: one run per request, not concatenated
-                for job in live:
-                    if key in job.feeds:
-                        output, error = self._try(key, job.feeds[key])
-                        _deliver([job], key, output, error)
+            if isinstance(feeds[key][0], TensorCall):  # a SavedModel signature's named tensors
+                self._run_calls([job for job in live if key in job.feeds], key)
                 continue
             output, error = self._try(key, np.concatenate(feeds[key]))
             _deliver(live, key, output, error)  # callers at their deadline take what has arrived
@@ -278,6 +277,21 @@ class Runtime:
             self.on_batch(sum(job.crops for job in live), run_ms)
         for job in live:
             job.future.set_result(Outcome(dict(job.results), dict(job.errors), (now - job.queued_at) * 1000, run_ms))
+
+    def _run_calls(self, jobs: list[Job], key: str) -> None:
+        """Named tensors: the calls that can share a run concatenated (service/serving/tensor_call.py),
+        every other one alone; each job is handed its own examples' outputs."""
+        calls = [job.feeds[key] for job in jobs]
+        for group in tensor_call.groups(calls):
+            output, error = self._try(key, tensor_call.merge([calls[i] for i in group]))
+            parts = [None] * len(group)
+            if not error:
+                try:
+                    parts = tensor_call.split(output, [len(calls[i]) for i in group])
+                except ValueError as problem:
+                    error = f"inference failed: {problem}"
+            for index, part in zip(group, parts):
+                _deliver([jobs[index]], key, part, error)
 
     def _try(self, key: str, rows: np.ndarray | TensorCall) -> tuple[Any, str]:
         servable = self._servables.get(key)
