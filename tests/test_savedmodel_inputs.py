@@ -409,3 +409,37 @@ def test_calls_waiting_together_share_a_run_and_each_gets_its_own_answer(saved):
         assert batches == [sum(map(len, calls))]
     finally:
         runtime.stop()
+
+
+def test_rows_and_named_tensors_of_one_version_in_one_batch(tmp_path):
+    """A one-input SavedModel's rows (its served signature, the batched path) and a call naming its other
+    signature ("serve", which model.export writes) queued together: each is answered its own."""
+    import threading
+    import time as clock
+
+    from service.serving.runtime import Runtime
+    from service.serving.tensor_call import TensorCall
+
+    tf.keras.utils.set_random_seed(3)
+    single = tf.keras.Sequential([tf.keras.Input((3,), name="x"), tf.keras.layers.Dense(2, activation="softmax")])
+    single.export(str(tmp_path / "models" / "single" / "1"))
+    (tmp_path / "labels").mkdir()
+    spec = repository.read_spec("single", 1, tmp_path / "models" / "single" / "1", tmp_path / "labels")
+    assert not spec.tensors_only and spec.input.kind == "flat"
+    runtime = Runtime(max_batch=64, queue_size=64, intra_op_threads=1, inter_op_threads=1)
+    runtime.start()
+    try:
+        runtime.load(spec).result(timeout=120)
+        rows, named = examples(3)[0], examples(2)[0]
+        (alias,) = [t.key for t in dict(spec.signatures)["serve"].outputs]
+        held, batches = threading.Event(), []
+        runtime.on_batch = lambda crops, run_ms: batches.append(crops)
+        runtime._call_on_thread(lambda: held.wait(30))
+        by_rows = runtime.submit({spec.key: rows}, clock.monotonic() + 30)
+        by_name = runtime.submit({spec.key: TensorCall("serve", {"x": named}, batched=True)}, clock.monotonic() + 30)
+        held.set()
+        close(by_rows.future.result(timeout=30).outputs[spec.key], single(rows).numpy())
+        close(by_name.future.result(timeout=30).outputs[spec.key][alias], single(named).numpy())
+        assert batches == [5]
+    finally:
+        runtime.stop()

@@ -260,14 +260,19 @@ class Runtime:
             return
         started = time.perf_counter()
         feeds: dict[str, list[np.ndarray]] = {}
+        calls: dict[str, list[Job]] = {}  # a SavedModel signature's named tensors, beside rows or not
         for job in live:
             for key, rows in job.feeds.items():
-                feeds.setdefault(key, []).append(rows)
-        for key in batching.run_order(list(feeds), self._cost_ms):
-            run_started = time.perf_counter()
-            if isinstance(feeds[key][0], TensorCall):  # a SavedModel signature's named tensors
-                self._run_calls([job for job in live if key in job.feeds], key)
+                if isinstance(rows, TensorCall):
+                    calls.setdefault(key, []).append(job)
+                else:
+                    feeds.setdefault(key, []).append(rows)
+        for key in batching.run_order(list(dict.fromkeys([*feeds, *calls])), self._cost_ms):
+            if key in calls:
+                self._run_calls(calls[key], key)
+            if key not in feeds:
                 continue
+            run_started = time.perf_counter()
             output, error = self._try(key, np.concatenate(feeds[key]))
             _deliver(live, key, output, error)  # callers at their deadline take what has arrived
             if not error:
@@ -291,7 +296,10 @@ class Runtime:
                 except ValueError as problem:
                     error = f"inference failed: {problem}"
             for index, part in zip(group, parts):
-                _deliver([jobs[index]], key, part, error)
+                if error:
+                    jobs[index].errors[key] = error
+                else:
+                    jobs[index].results[key] = part
 
     def _try(self, key: str, rows: np.ndarray | TensorCall) -> tuple[Any, str]:
         servable = self._servables.get(key)
@@ -320,18 +328,16 @@ def _run(servable, feed: np.ndarray | TensorCall):
     return servable.run_tensors(feed) if isinstance(feed, TensorCall) else servable.run(feed)
 
 
-def _deliver(jobs: list[Job], key: str, output: Any, error: str) -> None:
-    """Hand each job its own rows of the batched output, in the order the jobs were batched (a
-    TensorCall's job, alone, its named outputs)."""
+def _deliver(jobs: list[Job], key: str, output: np.ndarray | None, error: str) -> None:
+    """Hand each job its own rows of the batched output, in the order the jobs were batched (a job
+    whose feed is a TensorCall is answered by Runtime._run_calls)."""
     start = 0
     for job in jobs:
         rows = job.feeds.get(key)
-        if rows is None:
+        if rows is None or isinstance(rows, TensorCall):
             continue
         if error:
             job.errors[key] = error
-        elif isinstance(rows, TensorCall):
-            job.results[key] = output
         else:
             job.results[key] = output[start:start + len(rows)]
         start += len(rows)
