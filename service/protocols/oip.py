@@ -132,9 +132,7 @@ def metadata(engine: Engine, name: str, version: str | None) -> dict:
                         "inputs": _tensor_metadata(served.inputs), "outputs": _tensor_metadata(served.outputs)}
             datatype, in_shape, out_shape = _shapes(held)
             feed, fetch = signatures.aliases(held)
-            versions = [str(v.version) for v in engine.manager.snapshot().get(name, [])
-                        if v.state is State.AVAILABLE]
-            return {"name": name, "versions": versions, "platform": f"pinpoint_{held.backend or 'tensorflow'}",
+            return {"name": name, "versions": versions, "platform": platform,
                     "inputs": [{"name": feed, "datatype": datatype, "shape": in_shape}],
                     "outputs": [{"name": fetch, "datatype": "FP32", "shape": out_shape}]}
     except (PinpointError, TFServingError) as error:

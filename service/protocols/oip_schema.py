@@ -32,8 +32,11 @@ METADATA_ANSWER = {"type": "object", "required": ["name", "versions", "platform"
                        shape={"type": "array", "items": {"type": "integer"}}),
     "outputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE,
                         shape={"type": "array", "items": {"type": "integer"}})}}
+_REQUEST_PARAMETERS = {**_PARAMETERS, "properties": {
+    "signature_name": {**_STRING, "description": "a SavedModel's signature (default: the served one)"},
+    "binary_data_output": _BOOLEAN}}
 INFER_REQUEST = {"type": "object", "required": ["inputs"], "properties": {
-    "id": _STRING, "parameters": _PARAMETERS,
+    "id": _STRING, "parameters": _REQUEST_PARAMETERS,
     "inputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE, shape=_SHAPE,
                        parameters=_PARAMETERS, data=_DATA),
     "outputs": _tensors("name", name=_STRING, parameters=_PARAMETERS)}}
