@@ -327,6 +327,20 @@ def test_metadata_is_unchanged_the_real_signature_defs(served):
     assert set(signatures["probabilities"]["outputs"]) == {"prob"}
 
 
+def test_api_workers_checked_named_tensors_without_tensorflow(served):
+    """After every call above, the API workers (which read the signatures and checked the inputs) hold
+    neither TensorFlow nor ONNX Runtime: the named tensors crossed the hop to the model runner."""
+    from pathlib import Path
+
+    from test_workers import pids
+
+    roles = pids(served)
+    assert len(roles["worker"]) == 2
+    for pid in roles["worker"]:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "tensorflow" not in maps and "onnxruntime" not in maps
+
+
 def test_each_signature_is_converted_once_and_cached_by_content(saved, tmp_path):
     """A second load with the cache warm converts nothing and never restores the SavedModel in
     TensorFlow (the check inputs' reference answers are cached too); it answers what Keras does."""

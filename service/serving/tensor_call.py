@@ -75,14 +75,18 @@ def callable_signatures(signatures) -> dict[str, SignatureInfo]:
             and all(t.dtype for t in (*info.inputs, *info.outputs))}
 
 
+UNKNOWN_DIM = 32  # an example's size along a dimension the signature leaves open (an image's height ...)
+
+
 def example_inputs(info: SignatureInfo, batch: int, seed: int | None = None) -> dict[str, np.ndarray]:
-    """Inputs of the signature's shapes and dtypes (unknown dims: `batch` first, 2 after): zeros for a
-    warm-up, or seeded random values a converted signature is verified on."""
+    """Inputs of the signature's shapes and dtypes (unknown dims: `batch` first, UNKNOWN_DIM after, the
+    same for every input): zeros for a warm-up, or seeded random values a converted signature is
+    verified on."""
     rng = np.random.default_rng(seed)
     inputs = {}
     for tensor in info.inputs:
         dims = tensor.shape if tensor.shape is not None else (-1,)
-        shape = tuple((batch if i == 0 else 2) if d < 0 else d for i, d in enumerate(dims))
+        shape = tuple((batch if i == 0 else UNKNOWN_DIM) if d < 0 else d for i, d in enumerate(dims))
         dtype = np.dtype(tensor.dtype)
         if seed is None:
             inputs[tensor.key] = np.zeros(shape, dtype) if dtype.kind != "O" else np.full(shape, b"", object)

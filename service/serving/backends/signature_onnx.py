@@ -16,6 +16,7 @@ import hashlib
 import io
 
 import numpy as np
+import onnxruntime as ort
 import structlog
 
 from service.errors import first_line
@@ -77,8 +78,8 @@ def load_verified(spec: ModelSpec, names: list[str], options) -> tuple[dict, str
         if model is None:
             model = _convert(spec, name, tensorflow, cache, key)
         try:
-            session = onnx_runtime.ort.InferenceSession(model, onnx_runtime.session_options(options.intra_op_threads),
-                                                        providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(model, onnx_runtime.session_options(options.intra_op_threads),
+                                           providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - ONNX Runtime's own error classes
             raise Unverified(f"ONNX Runtime cannot run signature {name!r} converted ({first_line(error)})") from None
         largest = max(largest, _verify(spec, name, signatures[name], session, tensorflow, cache, key, options))
@@ -152,7 +153,11 @@ def _verify(spec: ModelSpec, name: str, info, session, tensorflow: _TensorFlow, 
     """The largest difference from TensorFlow's answers, at a batch of CHECK_BATCH and of 1."""
     inputs = example_inputs(info, CHECK_BATCH, seed=0)
     call = TensorCall(name, inputs)
-    reference = _reference(call, tensorflow, cache, key)
+    try:
+        reference = _reference(call, tensorflow, cache, key)
+    except Exception as error:  # noqa: BLE001 - TensorFlow's own errors: the check inputs do not fit it
+        raise Unverified(f"TensorFlow cannot run signature {name!r} on the check inputs "
+                         f"({first_line(error, 200)})") from None
     try:
         batch = _run(session, call)
         single = _run(session, TensorCall(name, {alias: value[:1] for alias, value in inputs.items()}))
