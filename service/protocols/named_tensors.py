@@ -17,12 +17,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from service.protocols.tfserving.error_codes import TFServingError, invalid
-from service.protocols.tfserving.signatures import STRING, Signature, dtype_name, saved_signatures, signature
+from service.protocols.tfserving.signatures import (
+    SERVING_DEFAULT,
+    STRING,
+    Signature,
+    dtype_name,
+    saved_signatures,
+    signature,
+)
 from service.serving import model_run
 from service.serving.manager import Version
 from service.serving.tensor_call import TensorCall, callable_signatures
-
-SERVING_DEFAULT = "serving_default"
 
 
 def find(version: Version, name: str, missing: str) -> Signature:
