@@ -294,6 +294,22 @@ def test_bad_grpc_inputs_are_invalid_argument(served):
             assert refused.value.details() == message
 
 
+def test_oip_json_infer_with_requests(saved, served):
+    """The protocol's plain JSON (no binary extension): each input by name, each output's data flat."""
+    a, b = examples(2)
+    want = expected(saved[0], a, b)
+    body = {"id": "7", "parameters": {"signature_name": "serving_default"}, "outputs": [{"name": "prob"}],
+            "inputs": [{"name": "b", "datatype": "FP32", "shape": [2, 2], "data": b.tolist()},
+                       {"name": "a", "datatype": "FP32", "shape": [2, 3], "data": a.ravel().tolist()}]}
+    answer = requests.post(f"{served.url}/v2/models/pair/versions/1/infer", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    assert document["id"] == "7" and document["model_version"] == "1"
+    (prob,) = document["outputs"]
+    assert prob["name"] == "prob" and prob["datatype"] == "FP32" and prob["shape"] == [2, 3]
+    close(np.reshape(prob["data"], prob["shape"]), want["prob"])
+
+
 def test_oip_bad_inputs_are_the_protocols_errors(served):
     a, b = examples(2)
     body = {"inputs": [{"name": "a", "datatype": "FP32", "shape": [2, 3], "data": a.ravel().tolist()},
