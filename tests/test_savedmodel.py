@@ -106,6 +106,32 @@ def test_rest_predict_answers_what_keras_does(saved, served, name):
     assert wrong.status_code == 400 and "nope" in wrong.json()["error"]
 
 
+def test_signature_name_chooses_any_of_its_signatures(saved, served):
+    """model.export writes "serve" beside "serving_default": named, it answers over REST, gRPC and the
+    OIP as its named tensors (docs/api.md), on ONNX Runtime too (each signature converted and verified)."""
+    model, models, _ = saved
+    x = batch(2)
+    expected = model(x).numpy()
+    (alias,) = [t.key for t in savedmodel.read_signatures(models / "exported" / "1")["serve"].outputs]
+    answer = requests.post(f"{served.url}/v1/models/exported:predict", timeout=30,
+                           json={"signature_name": "serve", "inputs": {"pixels": x.tolist()}})
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(np.array(answer.json()["outputs"], np.float32), expected, rtol=1e-5, atol=1e-6)
+    with grpc.insecure_channel(served.grpc) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "exported"
+        request.model_spec.signature_name = "serve"
+        request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(x))
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    assert response.model_spec.signature_name == "serve"
+    np.testing.assert_allclose(tf.make_ndarray(response.outputs[alias]), expected, rtol=1e-5, atol=1e-6)
+    http = triton_http.InferenceServerClient(served.url.removeprefix("http://"))
+    tensor = triton_http.InferInput("pixels", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    answer = http.infer("exported", [tensor], parameters={"signature_name": "serve"})
+    np.testing.assert_allclose(answer.as_numpy(alias), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_metadata_is_the_real_signature_def(saved, served):
     document = requests.get(f"{served.url}/v1/models/exported/metadata", timeout=30).json()
     assert document["model_spec"] == {"name": "exported", "signature_name": "", "version": "1"}
@@ -276,14 +302,15 @@ def test_the_conversion_is_cached_by_the_savedmodel_files(saved, tmp_path):
     options = loader.LoadOptions(onnx_cache=tmp_path / "cache")
     before = onnx_conversion.conversions
     first = loader.load_servable(spec, options)
-    assert first.backend == "onnxruntime" and onnx_conversion.conversions == before + 1
+    # the served signature frozen, and model.export's other signature ("serve") converted whole
+    assert first.backend == "onnxruntime" and onnx_conversion.conversions == before + 2
     frozen = saved_model.frozen_graph
     saved_model.frozen_graph = lambda spec: pytest.fail("froze again with a warm cache")
     try:
         second = loader.load_servable(spec, options)
     finally:
         saved_model.frozen_graph = frozen
-    assert onnx_conversion.conversions == before + 1 and "from the cache" in second.reason
+    assert onnx_conversion.conversions == before + 2 and "from the cache" in second.reason
     x = batch(2)
     np.testing.assert_allclose(second.run(x), model(x).numpy(), rtol=1e-5, atol=1e-6)
     first.close(), second.close()

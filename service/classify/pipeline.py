@@ -29,7 +29,7 @@ from service.classify.request import (
     ServerPath,
     Upload,
 )
-from service.errors import ModelUnavailable, NotFound, PointOutOfBounds
+from service.errors import BadRequest, ModelUnavailable, NotFound, PointOutOfBounds
 from service.serving import model_run
 from service.serving.manager import Manager, Version
 
@@ -49,6 +49,9 @@ class Pipeline:
     def _classify(self, request: ClassifyRequest, models: model_run.Models) -> ClassifyResult:
         started = time.perf_counter()
         versions = models.versions
+        for version in versions:
+            if version.spec.tensors_only:
+                raise BadRequest(f"model {version.name!r} cannot take one image crop: {tensors_only(version)}")
         decode_started = time.perf_counter()
         decoded = self.decode(request.source, [v.spec.crop for v in versions])
         decode_ms = (time.perf_counter() - decode_started) * 1000
@@ -130,6 +133,14 @@ class Pipeline:
                 continue
             served = [version.spec.labels[i] for i in np.argmax(scores[version.name], axis=1)]
             self.manager.shadow(shadow, feeds[version.key], served)
+
+
+def tensors_only(version: Version) -> str:
+    """Why a SavedModel served as named tensors takes no crop, and where to call it instead."""
+    signature = version.spec.signature
+    inputs = ", ".join(t.key for t in signature.inputs) if signature else ""
+    return (f"its signature {version.spec.signature_name!r} takes named tensors ({inputs}); call it with TF "
+            "Serving's :predict or the Open Inference Protocol's infer (docs/api.md)")
 
 
 def _to_pixels(index: int, point, units: str, width: int, height: int) -> tuple[float, float]:

@@ -33,7 +33,7 @@ from service.errors import PinpointError
 from service.grpc import protos
 from service.http.protection import _presented_key
 from service.processes import supervisor as processes
-from service.protocols import model_input, oip
+from service.protocols import model_input, named_tensors, oip
 from service.protocols.tfserving import calls as tfserving_calls
 from service.protocols.tfserving import signatures
 from service.protocols.tfserving.error_codes import TFServingError
@@ -47,6 +47,7 @@ _TF_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int1
 _TF_FIELDS = {1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "int_val", 6: "int_val",
               7: "string_val", 9: "int64_val", 10: "bool_val", 17: "int_val", 19: "half_val",
               22: "uint32_val", 23: "uint64_val"}
+_TF_NUMBERS = {np.dtype(dtype): number for number, dtype in _TF_DTYPES.items() if dtype is not np.object_}
 
 
 class Refused(Exception):
@@ -153,9 +154,12 @@ def _ref(spec) -> ModelRef:
     return ModelRef(spec.name, version, spec.version_label or None)
 
 
+_SIGNATURE_MISSING = 'Serving signature key "{name}" not found.'
+
+
 def _signature_name(spec, served: str = signatures.SERVING_DEFAULT) -> None:
     if spec.signature_name not in ("", signatures.SERVING_DEFAULT, served):
-        raise TFServingError(f"Serving signature key \"{spec.signature_name}\" not found.")
+        raise TFServingError(_SIGNATURE_MISSING.format(name=spec.signature_name))
 
 
 def to_ndarray(tensor) -> np.ndarray:
@@ -182,8 +186,18 @@ def to_ndarray(tensor) -> np.ndarray:
 
 
 def to_tensor_proto(array: np.ndarray, pb):
-    array = np.asarray(array, dtype=np.float32)
-    proto = pb.tensor.TensorProto(dtype=pb.types.DT_FLOAT, tensor_content=array.astype("<f4").tobytes())
+    """A numpy array as a TensorProto (what tf.make_tensor_proto does): its bytes in tensor_content,
+    DT_STRING values in string_val."""
+    array = np.asarray(array)
+    if array.dtype.kind in "OSU":
+        proto = pb.tensor.TensorProto(dtype=7)
+        proto.string_val.extend(v.encode() if isinstance(v, str) else bytes(v) for v in array.ravel())
+    else:
+        number = _TF_NUMBERS.get(array.dtype)
+        if number is None:
+            raise TFServingError(f"an output of dtype {array.dtype} cannot be answered", "INTERNAL")
+        content = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        proto = pb.tensor.TensorProto(dtype=number, tensor_content=content)
     proto.tensor_shape.dim.extend(pb.shape.TensorShapeProto.Dim(size=d) for d in array.shape)
     return proto
 
@@ -200,8 +214,15 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
     def predict(request, context, deadline_ms):
         def run(models):
             version = models.version
-            signature = signatures.signature(version)
-            _signature_name(request.model_spec, signature.name)
+            signature = named_tensors.find(version, request.model_spec.signature_name, _SIGNATURE_MISSING)
+            if named_tensors.wanted(version, signature):  # a SavedModel's named tensors, any of its signatures
+                inputs = {alias: to_ndarray(tensor) for alias, tensor in request.inputs.items()}
+                outputs = named_tensors.run(models, signature, inputs, list(request.output_filter))
+                response = pb.predict.PredictResponse()
+                model_spec(response.model_spec, version.name, version.version, signature.name)
+                for alias, value in outputs.items():
+                    response.outputs[alias].CopyFrom(to_tensor_proto(value, pb))
+                return response
             feed, fetch = signatures.aliases(version)
             names = set(request.inputs)
             if names != {feed}:
@@ -230,7 +251,7 @@ def add_tfserving(server: grpc.Server, calls: Calls) -> None:
                 if name != fetch:
                     raise TFServingError(f"output tensor alias not found in signature: {name} "
                                          f"Outputs expected to be in the set {{{fetch}}}.")
-            response.outputs[fetch].CopyFrom(to_tensor_proto(scores, pb))
+            response.outputs[fetch].CopyFrom(to_tensor_proto(np.asarray(scores, np.float32), pb))
             return response
 
         return tfserving_calls.served(engine, _ref(request.model_spec), run, deadline_ms)
@@ -360,8 +381,9 @@ def add_oip(server: grpc.Server, calls: Calls) -> None:
                 value = oip.array(tensor.datatype, shape, list(getattr(tensor.contents, field)))
             inputs.append(oip.Tensor(tensor.name, tensor.datatype, shape, value))
         wanted = [output.name for output in request.outputs]
+        chosen = request.parameters["signature_name"].string_param if "signature_name" in request.parameters else ""
         version, outputs = oip.infer(engine, request.model_name, request.model_version, inputs, deadline_ms,
-                                     outputs=wanted or None)
+                                     outputs=wanted or None, signature_name=chosen)
         response = pb.ModelInferResponse(model_name=request.model_name, model_version=version, id=request.id)
         for output in outputs:
             response.outputs.add(name=output.name, datatype=output.datatype, shape=output.shape)

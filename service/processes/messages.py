@@ -21,7 +21,8 @@ class Op(enum.StrEnum):
     """The runner's calls, named as the Runner methods that answer them."""
 
     STATE = "state"  # RunnerState: what the worker resolves versions from (a few times a second)
-    INFER = "infer"  # (feeds, deadline) -> Outcome: run crops on the exact versions the worker resolved
+    INFER = "infer"  # (feeds, deadline) -> Outcome: run crops (or a TensorCall's named tensors) on the
+    # exact versions the worker resolved
     SHADOW = "shadow"  # (key, rows, served top-1 labels) -> None: queue a shadow run, off the answer path
     POLL = "poll"  # () -> None: read the model repository again
     WEB = "web"  # (name, version) -> WebModel: the version's web copy, exported on first ask

@@ -4,6 +4,9 @@ infer): one input and one output, whatever the graph's tensors are called.
 - the input, `input` (or a SavedModel's own alias), is the model's input tensor, already cropped and
   normalised; or, per example, an encoded image: that whole image, resized as the model's crop is;
 - the output, `scores` (or the SavedModel's alias), is the graph's raw output rows (no softmax added).
+
+A SavedModel's signature with several named inputs or outputs, or one other than the served signature,
+goes through service/protocols/named_tensors.py instead.
 """
 
 from __future__ import annotations

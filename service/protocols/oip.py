@@ -1,7 +1,9 @@
 """The Open Inference Protocol (KServe v2) over Pinpoint's models, for REST (service/http/api/v2.py) and gRPC
 (service/grpc/server.py): health, model metadata and readiness, and inference with typed tensors.
 
-A Pinpoint model has one input, `input`, and one output, `scores`, as on the TF Serving routes (its tensors
+A SavedModel's signature takes its named inputs and gives its named outputs, any signature chosen by
+the request's `parameters.signature_name` (service/protocols/named_tensors.py). Any other Pinpoint
+model has one input, `input`, and one output, `scores`, as on the TF Serving routes (its tensors
 service/protocols/model_input.py, its shapes TF Serving's signature, service/protocols/tfserving/signatures.py);
 the model runs as every route's do (service/serving/model_run.py: the same manager, batching, deadlines, limits
 and retry):
@@ -18,7 +20,7 @@ import numpy as np
 
 from service.engine import Engine
 from service.errors import PinpointError
-from service.protocols import model_input
+from service.protocols import model_input, named_tensors
 from service.protocols.tfserving import signatures
 from service.protocols.tfserving.error_codes import TFServingError
 from service.serving import model_run
@@ -112,15 +114,25 @@ def check_outputs(version, wanted) -> None:
         raise OIPError(f"unknown output {unknown}: the model has {fetch!r}")
 
 
+def _tensor_metadata(tensors) -> list[dict]:
+    return [{"name": t.name, "datatype": "BYTES" if t.dtype == np.dtype(object) else NAMES.get(t.dtype.name, "FP32"),
+             "shape": list(t.shape or [-1])} for t in tensors]
+
+
 def metadata(engine: Engine, name: str, version: str | None) -> dict:
     try:
         with engine.manager.acquire([ref(name, version)]) as lease:
             held = lease.versions[0]
-            datatype, in_shape, out_shape = _shapes(held)
-            feed, fetch = signatures.aliases(held)
             versions = [str(v.version) for v in engine.manager.snapshot().get(name, [])
                         if v.state is State.AVAILABLE]
-            return {"name": name, "versions": versions, "platform": f"pinpoint_{held.backend or 'tensorflow'}",
+            platform = f"pinpoint_{held.backend or 'tensorflow'}"
+            if held.spec.tensors_only:  # its served signature's every input and output
+                served = signatures.signature(held)
+                return {"name": name, "versions": versions, "platform": platform,
+                        "inputs": _tensor_metadata(served.inputs), "outputs": _tensor_metadata(served.outputs)}
+            datatype, in_shape, out_shape = _shapes(held)
+            feed, fetch = signatures.aliases(held)
+            return {"name": name, "versions": versions, "platform": platform,
                     "inputs": [{"name": feed, "datatype": datatype, "shape": in_shape}],
                     "outputs": [{"name": fetch, "datatype": "FP32", "shape": out_shape}]}
     except (PinpointError, TFServingError) as error:
@@ -135,12 +147,26 @@ def _not_found(error: OIPError, name: str, version: str | None = None) -> OIPErr
     return error
 
 
+SIGNATURE_MISSING = "the model has no signature {name!r} (parameters.signature_name)"
+
+
 def infer(engine: Engine, name: str, version: str | None, inputs: list[Tensor], deadline_ms: float,
-          request_id: str = "", outputs=None) -> tuple[str, list[Tensor]]:
-    """Run the model on `inputs` (one tensor named "input", or a SavedModel's input alias); (the version
-    that ran, [scores]). `outputs`: the output names asked for (None: all)."""
+          request_id: str = "", outputs=None, signature_name: str = "") -> tuple[str, list[Tensor]]:
+    """Run the model on `inputs` (one tensor named "input", or a SavedModel's input alias; a SavedModel's
+    signature takes all its named inputs); (the version that ran, its outputs). `outputs`: the output
+    names asked for (None: all); `signature_name`: a SavedModel's signature ("": the served one)."""
     def run(models: model_run.Models) -> tuple[str, list[Tensor]]:
         held = models.version
+        chosen = named_tensors.find(held, signature_name, SIGNATURE_MISSING)
+        if named_tensors.wanted(held, chosen):
+            values = {}
+            for tensor in inputs:
+                if tensor.name in values:
+                    raise OIPError(f"input {tensor.name!r} is given twice")
+                values[tensor.name] = tensor.value
+            answered = named_tensors.run(models, chosen, values, sorted(outputs or ()))
+            return str(held.version), [Tensor(alias, NAMES.get(value.dtype.name, "BYTES"), list(value.shape), value)
+                                       for alias, value in sorted(answered.items())]
         feed, fetch = signatures.aliases(held)
         check_outputs(held, outputs)
         if len(inputs) != 1 or inputs[0].name != feed:

@@ -38,8 +38,11 @@ METADATA_ANSWER = {"type": "object", "required": ["name", "versions", "platform"
                        shape={"type": "array", "items": {"type": "integer"}}),
     "outputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE,
                         shape={"type": "array", "items": {"type": "integer"}})}}
+_REQUEST_PARAMETERS = {**PARAMETERS, "properties": {
+    "signature_name": {**_STRING, "description": "a SavedModel's signature (default: the served one)"},
+    "binary_data_output": _BOOLEAN}}
 INFER_REQUEST = {"type": "object", "required": ["inputs"], "properties": {
-    "id": _ID, "parameters": PARAMETERS,
+    "id": _ID, "parameters": _REQUEST_PARAMETERS,
     "inputs": _tensors("name", "datatype", "shape", name=_STRING, datatype=_DATATYPE, shape=_SHAPE,
                        parameters=PARAMETERS, data=_DATA),
     "outputs": {**_tensors("name", name=_STRING, parameters=PARAMETERS), "nullable": True,

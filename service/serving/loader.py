@@ -3,8 +3,9 @@
 Which backend executes it (docs/models.md, "Backends"), chosen per version on its loader thread:
 - `model.onnx`: ONNX Runtime, as exported. TensorFlow is not imported for it.
 - a SavedModel directory (saved_model.pb + variables/): as a frozen graph, its served signature frozen
-  first (service/serving/backends/saved_model.py); where it stays on TensorFlow, the signature's function runs
-  as saved.
+  first (service/serving/backends/saved_model.py), and its other signatures (or all of them, for a model
+  served as named tensors only) converted whole (service/serving/backends/signature_onnx.py); where it
+  stays on TensorFlow, the signatures' functions run as saved.
 - a frozen GraphDef with backend `tensorflow`, or one whose input is `encoded` (JPEG bytes in a string
   tensor, which ONNX has no decoder for): TensorFlow.
 - a frozen GraphDef with backend `auto` (the default) or `onnxruntime`: converted to ONNX with tf2onnx
@@ -26,6 +27,7 @@ import structlog
 from service.classify.preprocess import prepare
 from service.serving.repository import ModelConfigError, ModelSpec
 from service.serving.servable import LoadOptions, Servable, check_rows
+from service.serving.tensor_call import TensorCall, callable_signatures, example_inputs
 
 log = structlog.get_logger("pinpoint.loader")
 
@@ -58,8 +60,10 @@ def load_servable(spec: ModelSpec, options: LoadOptions) -> Servable:
 
 
 def _saved_model(spec: ModelSpec, options: LoadOptions) -> Servable:
-    """A SavedModel: its signature run by TensorFlow as saved, or (backend auto or onnxruntime) frozen,
-    converted by tf2onnx and verified against TensorFlow exactly as a frozen graph is."""
+    """A SavedModel: its signatures run by TensorFlow as saved, or (backend auto or onnxruntime) each
+    converted by tf2onnx and verified against TensorFlow: the served signature of a model that takes
+    one crop frozen, exactly as a frozen graph is; its other signatures, or every signature of a model
+    served as named tensors only, whole (service/serving/backends/signature_onnx.py)."""
     from service.serving.backends import saved_model
 
     chosen = spec.backend or options.backend
@@ -73,20 +77,30 @@ def _saved_model(spec: ModelSpec, options: LoadOptions) -> Servable:
     if chosen == "tensorflow":
         return tensorflow(f"backend = tensorflow ({where})")
     from service.serving import savedmodel
-    from service.serving.backends import onnx_conversion
+    from service.serving.backends import onnx_conversion, signature_onnx
 
-    view = savedmodel.frozen_view(spec)
+    named = [name for name in callable_signatures(spec.signatures)
+             if spec.tensors_only or name != spec.signature_name]
+    rows, reasons = None, []
     try:
-        servable = onnx_conversion.load_verified(view, lambda: saved_model.frozen_graph(spec), options,
+        if not spec.tensors_only:
+            view = savedmodel.frozen_view(spec)
+            rows = onnx_conversion.load_verified(view, lambda: saved_model.frozen_graph(spec), options,
                                                  check_rows(view), identity=savedmodel.identity(spec))
+            rows.spec = spec  # the version as the repository describes it (its aliases, its signatures)
+            reasons.append(f"a SavedModel ({signature}) frozen and {rows.reason}")
+        sessions = {}
+        if named:
+            sessions, converted = signature_onnx.load_verified(spec, named, options)
+            reasons.append(converted if rows is not None else f"a SavedModel: {converted}")
     except onnx_conversion.Unverified as refusal:
+        if rows is not None:
+            rows.close()
         if chosen == "onnxruntime":
             raise ModelConfigError(f"backend = onnxruntime ({where}), but {refusal}") from None
         log.warning("onnx_fallback", servable=spec.key, reason=str(refusal))
         return tensorflow(f"auto fell back to TensorFlow: {refusal}")
-    servable.spec = spec  # the version as the repository describes it (its aliases, its signatures)
-    servable.reason = f"a SavedModel ({signature}) frozen and {servable.reason}"
-    return servable
+    return signature_onnx.SavedModelOnnx(spec, rows, sessions, "; ".join(reasons))
 
 
 def _tensorflow(spec: ModelSpec, graph: bytes, options: LoadOptions, reason: str) -> Servable:
@@ -95,7 +109,10 @@ def _tensorflow(spec: ModelSpec, graph: bytes, options: LoadOptions, reason: str
     return tensorflow_graph.load(spec, graph, options.intra_op_threads, options.inter_op_threads, reason)
 
 
-def warm_up_rows(spec: ModelSpec) -> np.ndarray:
-    """One mid-grey crop, prepared as a request's would be: what warm-up runs."""
+def warm_up_rows(spec: ModelSpec) -> np.ndarray | TensorCall:
+    """One mid-grey crop, prepared as a request's would be: what warm-up runs (for a model served as
+    named tensors only, zeros for each input of its served signature)."""
+    if spec.tensors_only:
+        return TensorCall(spec.signature_name, example_inputs(spec.signature, 1))
     i = spec.input
     return prepare(i, np.full((1, i.height, i.width, i.channels), 128, np.uint8))

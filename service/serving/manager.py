@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from service.errors import ModelUnavailable, NotFound
+from service.errors import BadRequest, ModelUnavailable, NotFound
 from service.serving import decisions, repository
 from service.serving import version_policy as policy
 from service.serving.decisions import State
@@ -250,9 +250,14 @@ class Manager:
             if not refs:
                 # A SavedModel with no model.toml beside it is left out unless named (or alone): nothing
                 # says how to normalise a crop for it, and its labels are class numbers (docs/models.md).
-                names = sorted(self.versions)
+                # One served as named tensors only (several inputs...) is never in it: it takes no crop.
+                names = [name for name in sorted(self.versions) if not all(
+                    entry.spec is not None and entry.spec.tensors_only for entry in self.versions[name].values())]
                 regional = [name for name in names if any(
                     entry.spec is None or entry.spec.configured for entry in self.versions[name].values())]
+                if self.versions and not names:
+                    raise BadRequest("every model here takes named tensors, not an image crop: call them "
+                                     "with TF Serving's :predict or the Open Inference Protocol's infer")
                 refs = [ModelRef(name) for name in (regional or names)]
             chosen, errors, first = [], {}, None
             for ref in dict.fromkeys(refs):

@@ -6,7 +6,8 @@ and the Open Inference Protocol (service/protocols/oip.py) go through `run`:
     lease the versions the request names    none of them unloads until the answer is in
     -> work(models), the caller's part       inputs made from each version's spec (crop, layout, signature)
        -> models.infer(feeds)                 the runtime runs them, batched, by the deadline (partial answers)
-          or models.run(version, rows)        one version: its rows, or its failure raised
+          or models.run(version, rows)        one version: its rows, or its failure raised (a TensorCall,
+                                              a SavedModel signature's named tensors: its named outputs)
     -> probabilities(rows, softmax)          the scores a client is answered (:predict answers raw rows)
 
 The deadline starts with the attempt, so it covers the caller's decoding and cropping too. With a model

@@ -20,6 +20,10 @@ from service.serving.servable_id import Identified, ServableId
 CONFIG_NAME = "model.toml"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 INPUT_KINDS = ("image", "flat", "encoded")
+# A SavedModel without model.toml whose signature is not one image or flat input -> one output of scores
+# (several inputs, several outputs, other dtypes): served as named tensors only, not by /v1/classify.
+TENSORS = "tensors"
+REGION_KEYS = ("input", "output", "crop", "labels")  # what a model.toml says only for /v1/classify
 LAYOUTS = ("nhwc", "nchw")
 BACKENDS = ("auto", "tensorflow", "onnxruntime")
 GRAPH_FILES = ("frozen_graph.pb", "model.onnx")  # looked for in this order when model.toml names none
@@ -76,6 +80,11 @@ class ModelSpec(Identified):
     @property
     def signature(self) -> savedmodel.SignatureInfo | None:
         return dict(self.signatures).get(self.signature_name)
+
+    @property
+    def tensors_only(self) -> bool:
+        """Served as named tensors only (TF Serving's Predict, the OIP's infer): it cannot take one crop."""
+        return self.input.kind == TENSORS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +193,9 @@ def _read_config(config_path: Path, where: str) -> dict:
 def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Path) -> ModelSpec:
     """A SavedModel served as it is: its signature says what it takes and gives; a model.toml beside it
     (optional) adds what region classification needs (crop, labels, normalisation) or picks the
-    signature (`signature`) and tensors (input.tensor, output.tensor: the signature's aliases)."""
+    signature (`signature`) and tensors (input.tensor, output.tensor: the signature's aliases). One
+    whose signature cannot take one crop (several inputs or outputs ...) is served as named tensors only,
+    unless a model.toml asks for region classification ([input], [output], [crop], labels)."""
     config_path = version_dir / CONFIG_NAME
     configured = config_path.is_file()
     where = str(config_path) if configured else str(version_dir / savedmodel.SAVED_MODEL_FILE)
@@ -203,24 +214,23 @@ def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Pa
         signature = signatures[wanted]
         section_input = dict(config.get("input", {}))
         section_output = dict(config.get("output", {}))
-        tensor = _alias(signature.inputs, section_input.get("tensor"), "input", wanted)
-        output = _alias(signature.outputs, section_output.get("tensor"), "output", wanted)
-        if len(signature.inputs) != 1:
-            raise ValueError(f"signature {wanted!r} takes {len(signature.inputs)} inputs "
-                             f"({', '.join(t.key for t in signature.inputs)}); Pinpoint feeds one")
-        section_input["tensor"] = tensor.key
-        _describe_input(section_input, tensor, wanted)
-        input_spec = _input_spec(section_input)
-        labels_name = config.get("labels", name)
-        labels_path = labels_dir / f"{labels_name}.txt"
-        if "labels" in config or labels_path.is_file():
-            labels = read_labels(labels_path)
-        else:  # served as it is: class i is labelled "i"
-            width = output.shape[-1] if output.shape and output.shape[-1] > 0 else None
-            if width is None:
-                raise ValueError(f"output {output.key!r} has no known width {_dims(output.shape)}: give "
-                                 f"labels/{name}.txt or `labels` in a model.toml beside it")
-            labels = tuple(str(i) for i in range(width))
+        try:
+            tensor = _alias(signature.inputs, section_input.get("tensor"), "input", wanted)
+            output = _alias(signature.outputs, section_output.get("tensor"), "output", wanted)
+            if len(signature.inputs) != 1:
+                raise ValueError(f"signature {wanted!r} takes {len(signature.inputs)} inputs "
+                                 f"({', '.join(t.key for t in signature.inputs)}); Pinpoint feeds one")
+            section_input["tensor"] = tensor.key
+            _describe_input(section_input, tensor, wanted)
+            input_spec = _input_spec(section_input)
+            labels = _saved_model_labels(name, config, labels_dir, output)
+            output_key = output.key
+        except ValueError:
+            if any(key in config for key in REGION_KEYS):  # region classification asked for: say why not
+                raise
+            # Served as it is, as TF Serving would: its named tensors in, its named tensors out.
+            input_spec = InputSpec(tensor="", kind=TENSORS, height=1, width=1, channels=1, dtype="float32")
+            labels, output_key = (), ""
         crop = _crop_spec(config.get("crop", {}), input_spec)
         backend = config.get("backend")
         if backend is not None and backend not in BACKENDS:
@@ -228,13 +238,25 @@ def _saved_model_spec(name: str, version: int, version_dir: Path, labels_dir: Pa
         return ModelSpec(
             name=name, version=version, directory=version_dir,
             graph_path=version_dir / savedmodel.SAVED_MODEL_FILE, labels=labels, input=input_spec,
-            output_tensor=output.key, softmax=bool(section_output.get("softmax", False)), crop=crop,
+            output_tensor=output_key, softmax=bool(section_output.get("softmax", False)), crop=crop,
             backend=backend, signatures=tuple(sorted(signatures.items())), signature_name=wanted,
             configured=configured)
     except ModelConfigError:
         raise
     except (TypeError, ValueError) as error:
         raise ModelConfigError(f"{where}: {error}") from None
+
+
+def _saved_model_labels(name: str, config: dict, labels_dir: Path, output) -> tuple[str, ...]:
+    """The labels file model.toml names or the model's own, else class i labelled "i"."""
+    labels_path = labels_dir / f"{config.get('labels', name)}.txt"
+    if "labels" in config or labels_path.is_file():
+        return read_labels(labels_path)
+    width = output.shape[-1] if output.shape and output.shape[-1] > 0 else None
+    if width is None:
+        raise ValueError(f"output {output.key!r} has no known width {_dims(output.shape)}: give "
+                         f"labels/{name}.txt or `labels` in a model.toml beside it")
+    return tuple(str(i) for i in range(width))
 
 
 def _alias(tensors, named, what: str, signature: str):

@@ -3,7 +3,9 @@
 Servables (one version of one model each) are imported on a loader thread and handed to this thread,
 which warms them up and from then on runs every batch. Request threads hand work over with submit(),
 which returns a Job whose future resolves to an Outcome; the thread batches opportunistically
-(service/serving/batching.py). Work for a shadow version (submit_idle) runs only when no request is waiting.
+(service/serving/batching.py); a SavedModel's named tensors (TensorCall) share a run when
+service/serving/tensor_call.py says they can. Work for a shadow version (submit_idle) runs only when no
+request is waiting.
 The runtime knows servables by key ("color@2"); which versions exist and serve is the manager's
 business (service/serving/manager.py).
 """
@@ -26,9 +28,10 @@ import numpy as np
 import structlog
 
 from service.errors import ModelUnavailable, Overloaded, Timeout, first_line
-from service.serving import batching
+from service.serving import batching, tensor_call
 from service.serving.loader import LoadOptions, load_servable, warm_up_rows
 from service.serving.repository import ModelSpec
+from service.serving.tensor_call import TensorCall
 
 log = structlog.get_logger("pinpoint.runtime")
 
@@ -39,7 +42,8 @@ IDLE_QUEUE = 64  # shadow jobs waiting at most; beyond it they are skipped (and 
 
 @dataclasses.dataclass
 class Outcome:
-    outputs: dict[str, np.ndarray]  # servable key -> [N, classes] raw output rows, one per crop
+    # servable key -> [N, classes] raw output rows, one per crop; for a TensorCall, alias -> tensor
+    outputs: dict[str, np.ndarray | dict[str, np.ndarray]]
     errors: dict[str, str]  # servable key -> why it produced nothing
     queue_ms: float
     run_ms: float
@@ -58,7 +62,7 @@ class Loaded:
 class Job:
     """Work for the inference thread; results and errors fill in servable by servable as runs finish."""
 
-    feeds: dict[str, np.ndarray]  # servable key -> prepared inputs, N rows each
+    feeds: dict[str, np.ndarray | TensorCall]  # servable key -> prepared inputs (N rows), or named tensors
     deadline: float  # time.monotonic() after which nobody waits for the answer
     future: Future = dataclasses.field(default_factory=Future)
     queued_at: float = dataclasses.field(default_factory=time.monotonic)
@@ -231,9 +235,9 @@ class Runtime:
         the second measures the steady-state cost that orders the models of a batch."""
         blank = warm_up_rows(servable.spec)
         try:
-            servable.run(blank)
+            _run(servable, blank)
             started = time.perf_counter()
-            servable.run(blank)
+            _run(servable, blank)
         except Exception as error:
             servable.close()
             done.set_exception(RuntimeError(f"warm-up failed: {first_line(error)}"))
@@ -256,10 +260,18 @@ class Runtime:
             return
         started = time.perf_counter()
         feeds: dict[str, list[np.ndarray]] = {}
+        calls: dict[str, list[Job]] = {}  # a SavedModel signature's named tensors, beside rows or not
         for job in live:
             for key, rows in job.feeds.items():
-                feeds.setdefault(key, []).append(rows)
-        for key in batching.run_order(list(feeds), self._cost_ms):
+                if isinstance(rows, TensorCall):
+                    calls.setdefault(key, []).append(job)
+                else:
+                    feeds.setdefault(key, []).append(rows)
+        for key in batching.run_order(list(dict.fromkeys([*feeds, *calls])), self._cost_ms):
+            if key in calls:
+                self._run_calls(calls[key], key)
+            if key not in feeds:
+                continue
             run_started = time.perf_counter()
             output, error = self._try(key, np.concatenate(feeds[key]))
             _deliver(live, key, output, error)  # callers at their deadline take what has arrived
@@ -271,12 +283,30 @@ class Runtime:
         for job in live:
             job.future.set_result(Outcome(dict(job.results), dict(job.errors), (now - job.queued_at) * 1000, run_ms))
 
-    def _try(self, key: str, rows: np.ndarray) -> tuple[np.ndarray | None, str]:
+    def _run_calls(self, jobs: list[Job], key: str) -> None:
+        """Named tensors: the calls that can share a run concatenated (service/serving/tensor_call.py),
+        every other one alone; each job is handed its own examples' outputs."""
+        calls = [job.feeds[key] for job in jobs]
+        for group in tensor_call.groups(calls):
+            output, error = self._try(key, tensor_call.merge([calls[i] for i in group]))
+            parts = [None] * len(group)
+            if not error:
+                try:
+                    parts = tensor_call.split(output, [len(calls[i]) for i in group])
+                except ValueError as problem:
+                    error = f"inference failed: {problem}"
+            for index, part in zip(group, parts):
+                if error:
+                    jobs[index].errors[key] = error
+                else:
+                    jobs[index].results[key] = part
+
+    def _try(self, key: str, rows: np.ndarray | TensorCall) -> tuple[Any, str]:
         servable = self._servables.get(key)
         if servable is None:
             return None, f"{key} is not loaded"
         try:
-            return servable.run(rows), ""
+            return _run(servable, rows), ""
         except Exception as error:
             log.error("inference_failed", servable=key, error=first_line(error))
             return None, f"inference failed: {first_line(error)}"
@@ -293,12 +323,18 @@ class Runtime:
                 jobs.append(job)
 
 
+def _run(servable, feed: np.ndarray | TensorCall):
+    """Rows -> output rows; a TensorCall (a SavedModel's named tensors) -> its named outputs."""
+    return servable.run_tensors(feed) if isinstance(feed, TensorCall) else servable.run(feed)
+
+
 def _deliver(jobs: list[Job], key: str, output: np.ndarray | None, error: str) -> None:
-    """Hand each job its own rows of the batched output, in the order the jobs were batched."""
+    """Hand each job its own rows of the batched output, in the order the jobs were batched (a job
+    whose feed is a TensorCall is answered by Runtime._run_calls)."""
     start = 0
     for job in jobs:
         rows = job.feeds.get(key)
-        if rows is None:
+        if rows is None or isinstance(rows, TensorCall):
             continue
         if error:
             job.errors[key] = error

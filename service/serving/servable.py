@@ -37,6 +37,9 @@ class Servable(Protocol):
         """[N, ...] prepared inputs -> [N, classes] float32 outputs."""
         ...
 
+    # A SavedModel version's servable also runs any of its signatures on named tensors:
+    # run_tensors(call: TensorCall) -> {alias: array} (service/serving/tensor_call.py), one call per run.
+
     def close(self) -> None:
         """Let go of the backend's session, graph or function."""
         ...

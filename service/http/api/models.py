@@ -55,8 +55,7 @@ class Models:
             "backend": shown.backend or None,
             "backend_reason": public(shown.backend_reason),
             "labels": len(spec.labels) if spec else 0,
-            "input": ({"kind": spec.input.kind, "height": spec.input.height, "width": spec.input.width,
-                       "channels": spec.input.channels} if spec else None),
+            "input": _input(spec),
             "error": public(shown.error),
             "policy": model_policy.describe() if model_policy else "latest 1",
             "version_labels": dict(manager.labels.get(name, {})),
@@ -86,10 +85,21 @@ Models.default.operations = {("GET", "/v1/models"): Operation(answers=json_answe
                              **tfserving.OPERATIONS}
 
 
+def _input(spec) -> dict | None:
+    """What the version takes: its crop's size, or for named tensors only, the kind alone (no crop)."""
+    if spec is None:
+        return None
+    if spec.tensors_only:
+        return {"kind": spec.input.kind, "height": None, "width": None, "channels": None}
+    return {"kind": spec.input.kind, "height": spec.input.height, "width": spec.input.width,
+            "channels": spec.input.channels}
+
+
 def _for_the_browser(version: Version) -> bool:
     """Whether the page may ask for a web copy: a serving version whose input is not encoded JPEG bytes
     (one tf2onnx cannot convert is refused when asked, with the reason)."""
-    return version.state is State.AVAILABLE and version.spec is not None and version.spec.input.kind != "encoded"
+    spec = version.spec
+    return version.state is State.AVAILABLE and spec is not None and spec.input.kind not in ("encoded", "tensors")
 
 
 def _shadow(version: Version) -> dict:

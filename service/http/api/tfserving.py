@@ -18,7 +18,7 @@ from service.engine import Engine
 from service.errors import PinpointError
 from service.http.api.deadline import deadline_ms
 from service.http.api.schema import JSON, Operation, json_answer
-from service.protocols import model_input
+from service.protocols import model_input, named_tensors
 from service.protocols.tfserving import calls, json_examples, json_render, json_schema, json_tensor, routes, signatures
 from service.protocols.tfserving.error_codes import TFServingError
 from service.serving.manager import ModelRef
@@ -77,7 +77,10 @@ def predict(engine: Engine, ref: ModelRef, document: dict, deadline_ms: float) -
     body's form (row or columnar)."""
     def run(models) -> dict:
         version = models.version
-        request = json_tensor.parse_predict(document, signatures.signature(version))
+        chosen = named_tensors.find(version, json_tensor.signature_name(document), json_tensor.SIGNATURE_MISSING)
+        request = json_tensor.parse_predict(document, chosen)
+        if named_tensors.wanted(version, chosen):  # a SavedModel's named tensors, any of its signatures
+            return json_render.render_predict(named_tensors.run(models, chosen, request.inputs), request.format)
         feed, fetch = signatures.aliases(version)
         scores = model_input.predict(engine, models, request.inputs[feed], feed in request.images)
         return json_render.render_predict({fetch: scores}, request.format)

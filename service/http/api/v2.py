@@ -11,6 +11,7 @@ tritonclient sends by default) the header `Inference-Header-Content-Length: N` s
 are the JSON and the rest the inputs' raw data, in order, each input's size in its
 `parameters.binary_data_size`. Outputs come back as binary the same way when the request asks
 (`outputs[].parameters.binary_data`, or `parameters.binary_data_output` for all), else as JSON `data`.
+A SavedModel's other signatures are named by the request's `parameters.signature_name`.
 Errors are the protocol's {"error": message} (plus Pinpoint's machine `code`) with 4xx/5xx statuses.
 Auth, rate limits and the body limit are the API's (service/http/protection.py); X-Deadline-Ms as on /v1.
 """
@@ -156,7 +157,11 @@ class V2:
             deadline = deadline_ms(request.headers.get("X-Deadline-Ms"), self.engine.settings.deadline_ms)
         except BadRequest as error:
             raise oip.OIPError(error.message) from None
-        model_version, outputs = oip.infer(self.engine, name, version, inputs, deadline, outputs=wanted)
+        signature_name = (document.get("parameters") or {}).get("signature_name", "")
+        if not isinstance(signature_name, str):
+            raise oip.OIPError("parameters.signature_name is a string: a SavedModel's signature")
+        model_version, outputs = oip.infer(self.engine, name, version, inputs, deadline, outputs=wanted,
+                                           signature_name=signature_name)
         answer = {"model_name": name, "model_version": model_version, "outputs": []}
         if "id" in document:
             answer["id"] = document["id"]

@@ -18,6 +18,7 @@ from typing import TypeVar
 import numpy as np
 
 from service.classify import imaging
+from service.classify.pipeline import tensors_only
 from service.classify.preprocess import prepare
 from service.engine import Engine
 from service.errors import NotFound, public_text
@@ -92,6 +93,8 @@ def classify(engine: Engine, models: model_run.Models, examples: list[dict]) -> 
     """tf.Examples (feature name -> values: `image` bytes, optional `x`, `y`) -> every label with its
     probability, highest first, per example: the scores /v1/classify answers for the same crop."""
     version = models.version
+    if version.spec.tensors_only:
+        raise TFServingError(f"model {version.name!r} cannot classify an image crop: {tensors_only(version)}")
     crops = [_example_crop(engine, version, example) for example in examples]
     rows = models.run(version, prepare(version.spec.input, np.stack(crops)))
     mismatch = model_run.label_mismatch(version, rows)

@@ -90,14 +90,22 @@ def json_type(value: Any) -> str:
     return "Number"
 
 
-def requested_signature(document: Mapping[str, Any], missing: str, served: str = SERVING_DEFAULT) -> str:
-    """FillSignature plus the look-up: one signature is served (`served`; "" names serving_default)."""
-    if "signature_name" not in document:
-        return served
-    name = document["signature_name"]
+SIGNATURE_MISSING = 'Serving signature name: "{name}" not found in signature def'
+
+
+def signature_name(document: Mapping[str, Any]) -> str:
+    """FillSignature: the body's signature_name ("" when absent: the served one)."""
+    name = document.get("signature_name", "")
     if not isinstance(name, str):
         raise invalid(f"JSON Value: {debug_text(document)} not formatted correctly. "
                       "'signature_name' key must be a string value.")
+    return name
+
+
+def requested_signature(document: Mapping[str, Any], missing: str, served: str = SERVING_DEFAULT) -> str:
+    """FillSignature plus the look-up: `served` is the signature looked up (a request for another one,
+    or "" for the served default, was resolved to it by the caller: service/protocols/named_tensors.py)."""
+    name = signature_name(document)
     if name not in ("", SERVING_DEFAULT, served):
         raise invalid(missing.format(name=name))
     return served
@@ -421,8 +429,7 @@ def parse_predict(document: Mapping[str, Any], signature: Signature) -> PredictR
     """
     if not isinstance(document, Mapping):
         raise invalid(f"JSON Value: {debug_text(document)} Is not object")
-    signature_name = requested_signature(
-        document, 'Serving signature name: "{name}" not found in signature def', signature.name)
+    signature_name = requested_signature(document, SIGNATURE_MISSING, signature.name)
     if not signature.inputs:
         raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
     has_instances, has_inputs = "instances" in document, "inputs" in document

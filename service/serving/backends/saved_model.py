@@ -1,7 +1,9 @@
 """A SavedModel run by TensorFlow as it was saved: the signature's concrete function, called eagerly.
 
-Loaded on the version's loader thread (tf.saved_model.load), run only on the inference thread. Its
-input and output are the signature's aliases chosen by the repository (service/serving/repository.py)."""
+Loaded on the version's loader thread (tf.saved_model.load), run only on the inference thread. Rows
+(`run`) go to the served signature's input and come from its output, the aliases chosen by the
+repository (service/serving/repository.py); named tensors (`run_tensors`, a TensorCall) go to any of its
+signatures, called with keyword tensors, and every output asked for comes back by its alias."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import tensorflow as tf
 from service.errors import first_line
 from service.serving.repository import ModelConfigError, ModelSpec
 from service.serving.servable import Servable, output_rows, row_shape
+from service.serving.tensor_call import TensorCall, callable_signatures
 
 BACKEND = "tensorflow"
 
@@ -27,20 +30,32 @@ class SavedModelServable(Servable):
         result = self.function(**{self.spec.input.tensor: tf.constant(rows)})
         return output_rows(result[self.spec.output_tensor].numpy(), len(rows))
 
+    def run_tensors(self, call: TensorCall) -> dict[str, np.ndarray]:
+        """A signature's named inputs -> its named outputs (those asked for). Inference thread only."""
+        return call_signature(self.loaded.signatures[call.signature], call)
+
     def close(self) -> None:
         self.function = self.loaded = None  # TensorFlow frees the variables with their last reference
 
 
+def call_signature(function, call: TensorCall) -> dict[str, np.ndarray]:
+    """The signature's function on the call's tensors, as TF Serving's Predict runs it."""
+    result = function(**{alias: tf.constant(value) for alias, value in call.inputs.items()})
+    return {alias: tensor.numpy() for alias, tensor in result.items() if not call.outputs or alias in call.outputs}
+
+
 def load(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int, reason: str = "") -> SavedModelServable:
     _threads(intra_op_threads, inter_op_threads)
-    try:
-        loaded = tf.saved_model.load(str(spec.directory))
-    except Exception as error:  # a SavedModel TensorFlow cannot restore (missing variables, unknown ops ...)
-        raise ModelConfigError(
-            f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
+    loaded = restore(spec)
+    missing = sorted(set(callable_signatures(spec.signatures)) - set(loaded.signatures))
+    if missing:
+        raise ModelConfigError(f"{spec.directory}: TensorFlow restores no function for signature "
+                               f"{', '.join(map(repr, missing))}")
     function = loaded.signatures.get(spec.signature_name)
     if function is None:
         raise ModelConfigError(f"{spec.directory}: the SavedModel has no signature {spec.signature_name!r}")
+    if spec.tensors_only:  # named tensors only: nothing to check against a model.toml's crop
+        return SavedModelServable(spec, loaded, function, reason)
     feed = function.structured_input_signature[1].get(spec.input.tensor)
     if feed is None:
         raise ModelConfigError(f"{spec.directory}: signature {spec.signature_name!r} has no input "
@@ -60,6 +75,14 @@ def load(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int, reason: 
         raise ModelConfigError(
             f"{spec.name}: the output has {classes} classes but the labels file has {len(spec.labels)} lines")
     return SavedModelServable(spec, loaded, function, reason)
+
+
+def restore(spec: ModelSpec):
+    try:
+        return tf.saved_model.load(str(spec.directory))
+    except Exception as error:  # a SavedModel TensorFlow cannot restore (missing variables, unknown ops ...)
+        raise ModelConfigError(
+            f"{spec.directory}: TensorFlow cannot load the SavedModel ({first_line(error)})") from None
 
 
 _threads_set = False

@@ -34,6 +34,8 @@ def export(spec: ModelSpec, options: LoadOptions) -> WebModel:
     """Write the version's float32 and float16 web copies (content-addressed) and describe them."""
     if spec.input.kind == "encoded":
         raise NotForTheBrowser("its input is encoded JPEG bytes, which ONNX has no decoder for")
+    if spec.tensors_only:
+        raise NotForTheBrowser("it takes named tensors, not one image crop")
     described = spec  # what the ONNX model's tensors are called: a SavedModel's frozen view
     if spec.is_onnx:
         model, source = spec.graph_path.read_bytes(), "model.onnx, as exported"
