@@ -52,6 +52,16 @@ class TwoSignatures(tf.Module):
         return {"prob": self.model({"a": a, "b": b})["prob"]}
 
 
+class NonNegative(tf.Module):
+    """A signature whose input has no known rank and whose graph refuses a negative value when it runs:
+    what no check before the run can see."""
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="x")])
+    def serve(self, x):
+        with tf.control_dependencies([tf.debugging.assert_non_negative(x, message="x must be >= 0")]):
+            return {"y": x * 2.0}
+
+
 def examples(n: int = 3) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(11)
     return rng.uniform(-1, 1, (n, 3)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32)
@@ -79,6 +89,9 @@ def saved(tmp_path_factory):
     shutil.copytree(root / "two", models / "pair_tf" / "1")
     (models / "pair_tf" / "1" / "model.toml").write_text('backend = "tensorflow"\n')
     shutil.copytree(root / "exported", models / "exported" / "1")
+    guarded = NonNegative()
+    tf.saved_model.save(guarded, str(models / "guarded" / "1"), signatures={"serving_default": guarded.serve})
+    (models / "guarded" / "1" / "model.toml").write_text('backend = "tensorflow"\n')
     return model, models, labels
 
 
@@ -267,6 +280,25 @@ def test_bad_inputs_are_tf_servings_400s(served, name):
     assert signature.json()["error"] == 'Serving signature name: "nope" not found in signature def'
     init = _post(served, {"signature_name": "__saved_model_init_op", "inputs": {"a": a.tolist()}}, name)
     assert init.status_code == 400  # listed by /metadata, but not a function
+
+
+def test_what_the_graph_refuses_when_it_runs_is_the_callers_400_not_a_500(served):
+    fine = _post(served, {"inputs": {"x": [[1.0, 2.0]]}}, "guarded")
+    assert fine.status_code == 200 and fine.json()["outputs"] == [[2.0, 4.0]]
+    refused = _post(served, {"inputs": {"x": [[-1.0, 2.0]]}}, "guarded")
+    assert refused.status_code == 400, refused.text
+    assert "the model could not run on these inputs" in refused.json()["error"]
+    assert "x must be >= 0" in refused.json()["error"]
+    with grpc.insecure_channel(served.grpc) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "guarded"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([-3.0], np.float32)))
+        with pytest.raises(grpc.RpcError) as failed:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    oip = requests.post(f"{served.url}/v2/models/guarded/infer", timeout=30, json={
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [-1.0]}]})
+    assert oip.status_code == 400 and "x must be >= 0" in oip.json()["error"]
 
 
 def test_bad_grpc_inputs_are_invalid_argument(served):

@@ -26,7 +26,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from service.errors import PinpointError, Timeout
+from service.errors import BadRequest, PinpointError, Timeout
+from service.serving import tensor_call
 from service.serving.manager import Manager, ModelRef, StaleVersions, Version
 from service.serving.runtime import Outcome
 
@@ -61,10 +62,13 @@ class Models:
 
     def run(self, version: Version, rows) -> np.ndarray:
         """One version's raw output rows for these input rows, or its failure raised (Timeout when the
-        deadline left it behind, else ModelFailed)."""
+        deadline left it behind; BadRequest when a signature could not run on a TensorCall's tensors;
+        else ModelFailed)."""
         outcome = self.infer({version.key: rows})
         if version.key in outcome.errors:
             error = outcome.errors[version.key]
+            if error.startswith(tensor_call.REFUSED):
+                raise BadRequest(error)
             raise (Timeout if _MISSED_DEADLINE in error else ModelFailed)(error)
         return outcome.outputs[version.key]
 

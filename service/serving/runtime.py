@@ -285,7 +285,8 @@ class Runtime:
 
     def _run_calls(self, jobs: list[Job], key: str) -> None:
         """Named tensors: the calls that can share a run concatenated (service/serving/tensor_call.py),
-        every other one alone; each job is handed its own examples' outputs."""
+        every other one alone; each job is handed its own examples' outputs. A shared run that fails is
+        run again call by call, so one call's bad inputs fail that call alone."""
         calls = [job.feeds[key] for job in jobs]
         for group in tensor_call.groups(calls):
             output, error = self._try(key, tensor_call.merge([calls[i] for i in group]))
@@ -295,9 +296,15 @@ class Runtime:
                     parts = tensor_call.split(output, [len(calls[i]) for i in group])
                 except ValueError as problem:
                     error = f"inference failed: {problem}"
+            if error and len(group) > 1:
+                for index in group:
+                    self._run_calls([jobs[index]], key)
+                continue
             for index, part in zip(group, parts):
                 if error:
-                    jobs[index].errors[key] = error
+                    # The signature could not run on these tensors: what the protocols could not check
+                    # beforehand (an input of unknown rank, a value the graph refuses) is the caller's.
+                    jobs[index].errors[key] = tensor_call.REFUSED + error.removeprefix("inference failed: ")
                 else:
                     jobs[index].results[key] = part
 

@@ -20,6 +20,10 @@ import numpy as np
 
 from service.serving.savedmodel import SignatureInfo
 
+# How the runtime words a call the signature could not run on (service/serving/model_run.py answers it
+# as the request's fault, as TF Serving answers the graph's INVALID_ARGUMENT).
+REFUSED = "the model could not run on these inputs: "
+
 
 @dataclasses.dataclass(frozen=True)
 class TensorCall:

@@ -39,9 +39,24 @@ class SavedModelServable(Servable):
 
 
 def call_signature(function, call: TensorCall) -> dict[str, np.ndarray]:
-    """The signature's function on the call's tensors, as TF Serving's Predict runs it."""
-    result = function(**{alias: tf.constant(value) for alias, value in call.inputs.items()})
+    """The signature's function on the call's tensors, as TF Serving's Predict runs it. An op's failure
+    is raised with the op's own words (TF Serving's answer), not eager TensorFlow's first line ("Graph
+    execution error:") and the Python stack it then prints."""
+    try:
+        result = function(**{alias: tf.constant(value) for alias, value in call.inputs.items()})
+    except tf.errors.OpError as error:
+        raise ValueError(_op_message(error.message)) from None
     return {alias: tensor.numpy() for alias, tensor in result.items() if not call.outputs or alias in call.outputs}
+
+
+def _op_message(message: str) -> str:
+    """The op's own words in eager TensorFlow's message: the line before the failing node's name
+    ("\t [[{{node ...}}]]"), past the header and the Python stack where the op was defined."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    for before, line in zip(lines, lines[1:]):
+        if line.lstrip().startswith("[[{{node"):
+            return before
+    return lines[-1] if lines else "the graph failed"
 
 
 def load(spec: ModelSpec, intra_op_threads: int, inter_op_threads: int, reason: str = "") -> SavedModelServable:
