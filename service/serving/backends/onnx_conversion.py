@@ -28,7 +28,7 @@ from service.serving.repository import ModelSpec
 
 log = structlog.get_logger("pinpoint.onnx")
 OPSET = 17  # ONNX Runtime 1.16+ runs it; tf2onnx 1.17 converts to it (its highest is 18)
-_converting = threading.Lock()  # one conversion at a time: tf2onnx and grappler want the cores anyway
+converting = threading.Lock()  # one conversion at a time: tf2onnx and grappler want the cores anyway
 conversions = 0  # tf2onnx runs in this process (tests check that a warm cache makes none)
 
 
@@ -77,7 +77,7 @@ def load_verified(spec: ModelSpec, graph, options, rows: np.ndarray, use_cached_
         raise Unverified(f"ONNX Runtime's answers differ from TensorFlow's by {difference:.3g} "
                          f"(tolerance {options.onnx_tolerance:g}) on {len(rows)} check inputs")
     from_cache = ", from the cache" if cached else ""
-    servable.reason = (f"converted by tf2onnx {_version('tf2onnx')} (opset {OPSET}{from_cache})"
+    servable.reason = (f"converted by tf2onnx {tf2onnx_version()} (opset {OPSET}{from_cache})"
                        f", verified against TensorFlow on {len(rows)} inputs: largest difference {difference:.2g}"
                        f" (tolerance {options.onnx_tolerance:g})")
     log.info("onnx_verified", servable=spec.key, cached=cached, difference=float(difference))
@@ -102,7 +102,7 @@ def _bytes(graph) -> bytes:
 
 def conversion_key(spec: ModelSpec, graph: bytes) -> str:
     digest = hashlib.sha256(graph)
-    digest.update(f"\0{spec.input.tensor}\0{spec.output_tensor}\0tf2onnx {_version('tf2onnx')}\0opset {OPSET}".encode())
+    digest.update(f"\0{spec.input.tensor}\0{spec.output_tensor}\0tf2onnx {tf2onnx_version()}\0opset {OPSET}".encode())
     return digest.hexdigest()[:40]
 
 
@@ -111,7 +111,7 @@ def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
     from service.serving.backends.tensorflow_graph import parse_graph_def, tensor_name
 
     graph_def = parse_graph_def(spec, _bytes(graph))  # not a GraphDef: the version fails, it does not fall back
-    with _converting:
+    with converting:
         import logging
 
         import tensorflow as tf
@@ -120,7 +120,7 @@ def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it reports each step at INFO
         tf.get_logger().setLevel(logging.ERROR)  # and TF its TF1-API deprecation notices
         conversions += 1
-        log.info("onnx_converting", servable=spec.key, tf2onnx=_version("tf2onnx"), opset=OPSET)
+        log.info("onnx_converting", servable=spec.key, tf2onnx=tf2onnx_version(), opset=OPSET)
         try:
             with tf.Graph().as_default():
                 proto, _ = tf2onnx.convert.from_graph_def(
@@ -130,7 +130,7 @@ def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
             reason = first_line(error)
             cache.write(f"{key}.refused", reason.encode())
             raise Unverified(f"tf2onnx cannot convert it: {reason}") from None
-    missing = _unconverted_ops(proto)
+    missing = unconverted_ops(proto)
     if missing:
         # tf2onnx leaves an op it has no handler for in the graph as it was; ONNX Runtime would refuse it.
         reason = f"no ONNX conversion for the op{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
@@ -141,7 +141,7 @@ def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
     return model
 
 
-def _unconverted_ops(proto) -> list[str]:
+def unconverted_ops(proto) -> list[str]:
     import onnx
 
     known_domains = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
@@ -153,7 +153,7 @@ def _unconverted_ops(proto) -> list[str]:
 def _reference(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, cache: Cache, key: str) -> np.ndarray:
     """TensorFlow's outputs on the check inputs: from the cache, else run here (a session of its own on
     this loader thread, closed at once: this graph is not serving, so the inference thread's rule holds)."""
-    check = hashlib.sha256(rows.tobytes() + str(rows.shape).encode() + _tensorflow_version().encode()).hexdigest()[:16]
+    check = hashlib.sha256(rows.tobytes() + str(rows.shape).encode() + tensorflow_version().encode()).hexdigest()[:16]
     name = f"{key}.{check}.npy"
     stored = cache.read(name)
     if stored is not None:
@@ -181,10 +181,10 @@ def _difference(servable, rows: np.ndarray, reference: np.ndarray) -> float:
                          f"({first_line(error, 200)})") from None
     if batch.shape != reference.shape:
         raise Unverified(f"the converted model answers {batch.shape[1:]} per input, TensorFlow {reference.shape[1:]}")
-    return max(_largest(batch, reference), _largest(single, reference[:1]))
+    return max(largest(batch, reference), largest(single, reference[:1]))
 
 
-def _largest(have: np.ndarray, want: np.ndarray) -> float:
+def largest(have: np.ndarray, want: np.ndarray) -> float:
     both_nan = np.isnan(have) & np.isnan(want)
     return float(np.max(np.where(both_nan, 0.0, np.abs(have.astype(np.float64) - want))))
 
@@ -203,17 +203,21 @@ def _load_npy(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
 
 
-def _version(distribution: str) -> str:
+def distribution_version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return "unknown"
 
 
-def _tensorflow_version() -> str:
+def tf2onnx_version() -> str:
+    return distribution_version("tf2onnx")
+
+
+def tensorflow_version() -> str:
     """TensorFlow's version without importing it (the reference outputs are its answers)."""
     for distribution in ("tensorflow-cpu", "tensorflow", "tensorflow-intel", "tf-nightly"):
-        found = _version(distribution)
+        found = distribution_version(distribution)
         if found != "unknown":
             return found
     return "unknown"

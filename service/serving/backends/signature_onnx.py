@@ -86,7 +86,7 @@ def load_verified(spec: ModelSpec, names: list[str], options) -> tuple[dict, str
         sessions[name] = session
     from_cache = ", from the cache" if cached_all else ""
     reason = (f"signature{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))} converted by tf2onnx "
-              f"{onnx_conversion._version('tf2onnx')} (opset {OPSET}{from_cache}), verified against TensorFlow "
+              f"{onnx_conversion.tf2onnx_version()} (opset {OPSET}{from_cache}), verified against TensorFlow "
               f"on {CHECK_BATCH} inputs: largest difference {largest:.2g} (tolerance {options.onnx_tolerance:g})")
     log.info("onnx_signatures_verified", servable=spec.key, signatures=names, difference=largest)
     return sessions, reason
@@ -94,7 +94,7 @@ def load_verified(spec: ModelSpec, names: list[str], options) -> tuple[dict, str
 
 def _key(spec: ModelSpec, name: str) -> str:
     digest = hashlib.sha256(savedmodel.identity(spec))
-    digest.update(f"\0signature {name}\0tf2onnx {onnx_conversion._version('tf2onnx')}\0opset {OPSET}".encode())
+    digest.update(f"\0signature {name}\0tf2onnx {onnx_conversion.tf2onnx_version()}\0opset {OPSET}".encode())
     return digest.hexdigest()[:40]
 
 
@@ -115,7 +115,7 @@ class _TensorFlow:
 
 def _convert(spec: ModelSpec, name: str, tensorflow: _TensorFlow, cache: Cache, key: str) -> bytes:
     function = tensorflow.signature(name)
-    with onnx_conversion._converting:
+    with onnx_conversion.converting:
         import logging
 
         import tensorflow as tf
@@ -123,7 +123,7 @@ def _convert(spec: ModelSpec, name: str, tensorflow: _TensorFlow, cache: Cache, 
 
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
         onnx_conversion.conversions += 1
-        log.info("onnx_converting", servable=spec.key, signature=name, tf2onnx=onnx_conversion._version("tf2onnx"))
+        log.info("onnx_converting", servable=spec.key, signature=name, tf2onnx=onnx_conversion.tf2onnx_version())
         feeds = function.structured_input_signature[1]
         aliases = sorted(feeds)
         specs = [tf.TensorSpec(feeds[alias].shape, feeds[alias].dtype, name=alias) for alias in aliases]
@@ -138,7 +138,7 @@ def _convert(spec: ModelSpec, name: str, tensorflow: _TensorFlow, cache: Cache, 
             reason = first_line(error)
             cache.write(f"{key}.refused", reason.encode())
             raise Unverified(f"tf2onnx cannot convert signature {name!r}: {reason}") from None
-    missing = onnx_conversion._unconverted_ops(proto)
+    missing = onnx_conversion.unconverted_ops(proto)
     if missing:
         reason = f"no ONNX conversion for the op{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
         cache.write(f"{key}.refused", reason.encode())
@@ -179,13 +179,13 @@ def _verify(spec: ModelSpec, name: str, info, session, tensorflow: _TensorFlow, 
 
 def _difference(have: np.ndarray, want: np.ndarray) -> float:
     if want.dtype.kind in "fc":
-        return onnx_conversion._largest(have, want)
+        return onnx_conversion.largest(have, want)
     return 0.0 if np.array_equal(have, want) else float("inf")
 
 
 def _reference(call: TensorCall, tensorflow: _TensorFlow, cache: Cache, key: str) -> dict[str, np.ndarray]:
     """TensorFlow's outputs on the check inputs: from the cache, else computed here and stored."""
-    digest = hashlib.sha256(onnx_conversion._tensorflow_version().encode())
+    digest = hashlib.sha256(onnx_conversion.tensorflow_version().encode())
     for alias, value in sorted(call.inputs.items()):
         digest.update(f"\0{alias}\0{value.dtype}\0{value.shape}\0".encode() + value.tobytes())
     name = f"{key}.{digest.hexdigest()[:16]}.npz"
