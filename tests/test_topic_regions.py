@@ -112,15 +112,17 @@ def test_the_topics_version_1_missed_have_regions_on_several_photos():
 
 
 def test_files_match_their_hashes_when_the_wheels_are_cached():
-    """Needs the wheels: runs only when training has already downloaded them (no network in tests)."""
+    """Needs the wheels: checks the photos whose wheel training has already downloaded (no network in
+    tests; the DICOM, FITS and NIfTI scans' wheels are never fetched, as training skips them)."""
     table = _table()
     folder = wheels.cache_dir()
     cached = {re.sub(r"[-_.]+", "_", p.name.split("-")[0]).lower() + "==" + p.name.split("-")[1]
               for p in folder.glob("*.whl")} if folder.exists() else set()
-    wanted = {photo["wheel"] for photo in table["photos"].values()}
-    normal = {w: re.sub(r"[-_.]+", "_", w.split("==")[0]).lower() + "==" + w.split("==")[1] for w in wanted}
-    if not all(n in cached for n in normal.values()):
-        pytest.skip("the photos' wheels are not in the training cache (no download in tests)")
+    checked = 0
     for photo in table["photos"].values():
-        data = wheels.read(photo["wheel"], photo["file"])
-        assert hashlib.sha256(data).hexdigest() == photo["sha256"]
+        name, version = photo["wheel"].split("==")
+        if re.sub(r"[-_.]+", "_", name).lower() + "==" + version in cached:
+            assert hashlib.sha256(wheels.read(photo["wheel"], photo["file"])).hexdigest() == photo["sha256"], photo
+            checked += 1
+    if not checked:
+        pytest.skip("none of the photos' wheels is in the training cache (no download in tests)")
