@@ -127,9 +127,11 @@ def click(page, fraction: tuple[float, float], exact: bool = True) -> dict:
 def answer(page, action) -> dict:
     """Do what makes the page answer (a click; ticking float16 answers the same point again) and wait
     for the answer: -> {"at": its point, "cards": the cards on screen}."""
-    before = page.locator("#history button").count()
+    # A new answer is a new history entry on screen; asking again for a point already in the history
+    # (ticking float16) replaces its entry where it stands, so the list's length is no sign of it.
+    page.evaluate("window.benchBefore = state.history[state.shown]")
     action()
-    page.wait_for_function(f"document.querySelectorAll('#history button').length > {before} || "
+    page.wait_for_function("(state.shown >= 0 && state.history[state.shown] !== window.benchBefore) || "
                            "document.querySelector('#status.error')", timeout=300_000)
     if page.locator("#status.error").count():
         raise RuntimeError(f"the page failed: {page.locator('#status').inner_text()}")
