@@ -125,10 +125,8 @@ def click(page, fraction: tuple[float, float], exact: bool = True) -> dict:
 
 
 def answer(page, action) -> dict:
-    """Do what makes the page answer (a click; ticking float16 answers the same point again) and wait
-    for the answer: -> {"at": its point, "cards": the cards on screen}."""
-    # A new answer is a new history entry on screen; asking again for a point already in the history
-    # (ticking float16) replaces its entry where it stands, so the list's length is no sign of it.
+    """Do what makes the page answer (a click; ticking float16 answers the same point again, replacing
+    its history entry) and wait for a new entry on screen: -> {"at": its point, "cards": the cards}."""
     page.evaluate("window.benchBefore = state.history[state.shown]")
     action()
     page.wait_for_function("(state.shown >= 0 && state.history[state.shown] !== window.benchBefore) || "
