@@ -61,6 +61,13 @@ def test_a_huge_integer_in_json_or_query_is_refused_as_out_of_range(server):
     assert_error(response, 400, "bad_request")
 
 
+@pytest.mark.parametrize("query", ["x=1_0&y=1", "x=1&y=%D9%A1%D9%A2", "x=1&y=1&top_k=1_0", "x=1&y=1&top_k=%D9%A3"])
+def test_numbers_in_a_query_are_plain_digits_not_underscored_or_another_scripts(server, query):
+    # Python's float() and int() read "1_0" as 10 and Arabic-Indic digits as ours; no client means them.
+    response = server.post(f"/v1/classify?{query}", data=split_image(), headers={"Content-Type": "image/png"})
+    assert_error(response, 400, "bad_request")
+
+
 def test_a_5000_digit_number_to_predict_is_a_400(server):
     response = post_json(server, "/v1/models/tint:predict", '{"instances": [1%s]}' % ("0" * 5000))
     assert response.status_code == 400, response.text

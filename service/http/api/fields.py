@@ -92,12 +92,20 @@ def classify_args(fields: Mapping[str, Any], typed: bool = False) -> dict[str, A
     return args
 
 
+def _plain(text: str) -> bool:
+    """Digits as a person types them: Python's float() and int() also take "1_000" and other scripts'
+    digits ("١٢"), which no client means and the schema's number does not describe."""
+    return text.isascii() and "_" not in text
+
+
 def _number(name: str, value: Any, typed: bool = False) -> float:
     if isinstance(value, str) and typed:
         raise BadRequest(f"{name} must be a JSON number, not the string {value[:20]!r}")
     if isinstance(value, str):
         if len(value) > MAX_NUMBER_CHARS:
             raise BadRequest(f"{name} must be a number of at most {MAX_NUMBER_CHARS} characters")
+        if not _plain(value):
+            raise BadRequest(f"{name} must be a number")
         try:
             value = float(value.strip())
         except ValueError:
@@ -117,7 +125,7 @@ def _integer(name: str, value: Any, typed: bool = False) -> int:
     if isinstance(value, str) and typed:
         raise BadRequest(f"{name} must be a JSON integer, not the string {value[:20]!r}")
     if isinstance(value, str):
-        if len(value) > MAX_NUMBER_CHARS or not value.strip().isascii():
+        if len(value) > MAX_NUMBER_CHARS or not _plain(value):
             raise BadRequest(f"{name} must be an integer")
         try:
             return int(value.strip())
