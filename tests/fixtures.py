@@ -128,6 +128,15 @@ def start_server(tmp: Path, models: Path, labels: Path, *args: str, env: dict | 
     return Server(url, process, log_path)
 
 
+def start_grpc_server(tmp: Path, models: Path, labels: Path, env: dict | None = None) -> Server:
+    """start_server with gRPC on a free port too (`server.grpc` is its "127.0.0.1:PORT") and no rate limit."""
+    grpc_port = free_port()
+    server = start_server(tmp, models, labels, env={"PINPOINT_GRPC_PORT": str(grpc_port),
+                                                    "PINPOINT_RATE_LIMIT_PER_S": "0", **(env or {})})
+    server.grpc = f"127.0.0.1:{grpc_port}"
+    return server
+
+
 def stop_server(server: Server) -> None:
     server.process.send_signal(signal.SIGTERM)
     try:

@@ -32,7 +32,7 @@ from tensorflow_serving.apis import (
 from tritonclient.utils import InferenceServerException
 
 import graphs
-from fixtures import free_port, split_image, start_server, stop_server
+from fixtures import split_image, start_grpc_server, stop_server
 
 KEY = "grpc-s3cret"
 
@@ -40,11 +40,7 @@ KEY = "grpc-s3cret"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     models, labels = graphs.write_repository(tmp_path_factory.mktemp("repo"), names=("tint", "bright", "jpeg", "slow"))
-    grpc_port = free_port()
-    server = start_server(tmp_path_factory.mktemp("grpc"), models, labels,
-                          env={"PINPOINT_WORKERS": "0", "PINPOINT_GRPC_PORT": str(grpc_port),
-                               "PINPOINT_RATE_LIMIT_PER_S": "0"})
-    server.grpc = f"127.0.0.1:{grpc_port}"
+    server = start_grpc_server(tmp_path_factory.mktemp("grpc"), models, labels, env={"PINPOINT_WORKERS": "0"})
     yield server
     stop_server(server)
 
@@ -296,12 +292,8 @@ def test_concurrent_grpc_calls_are_batched_with_rest_ones(served):
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory, repository):
     models, labels = repository
-    grpc_port = free_port()
-    server = start_server(tmp_path_factory.mktemp("grpc-workers"), models, labels,
-                          env={"PINPOINT_WORKERS": "2", "PINPOINT_GRPC_PORT": str(grpc_port),
-                               "PINPOINT_RATE_LIMIT_PER_S": "0",
-                               "PINPOINT_API_KEYS": json.dumps({"tester": hashlib.sha256(KEY.encode()).hexdigest()})})
-    server.grpc = f"127.0.0.1:{grpc_port}"
+    server = start_grpc_server(tmp_path_factory.mktemp("grpc-workers"), models, labels, env={
+        "PINPOINT_WORKERS": "2", "PINPOINT_API_KEYS": json.dumps({"tester": hashlib.sha256(KEY.encode()).hexdigest()})})
     yield server
     stop_server(server)
 

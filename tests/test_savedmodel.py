@@ -18,7 +18,7 @@ import tensorflow as tf
 import tritonclient.http as triton_http
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from fixtures import RED, free_port, split_image, start_server, stop_server
+from fixtures import RED, split_image, start_grpc_server, stop_server
 from service.serving import repository, savedmodel
 
 CLASSES = 4
@@ -61,11 +61,7 @@ def saved(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(saved, tmp_path_factory):
     _, models, labels = saved
-    grpc_port = free_port()
-    server = start_server(tmp_path_factory.mktemp("server"), models, labels,
-                          env={"PINPOINT_GRPC_PORT": str(grpc_port), "PINPOINT_RATE_LIMIT_PER_S": "0",
-                               "PINPOINT_WORKERS": "2"})
-    server.grpc = f"127.0.0.1:{grpc_port}"
+    server = start_grpc_server(tmp_path_factory.mktemp("server"), models, labels, env={"PINPOINT_WORKERS": "2"})
     yield server
     stop_server(server)
 

@@ -130,12 +130,18 @@ def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
             reason = first_line(error)
             cache.write(f"{key}.refused", reason.encode())
             raise Unverified(f"tf2onnx cannot convert it: {reason}") from None
+    return keep_converted(proto, cache, key, "it")
+
+
+def keep_converted(proto, cache: Cache, key: str, what: str) -> bytes:
+    """tf2onnx's model, cached as `<key>.onnx`, once every op in it was converted; else the refusal
+    cached as `<key>.refused` and raised (Unverified: "tf2onnx cannot convert <what>: ...")."""
     missing = unconverted_ops(proto)
     if missing:
         # tf2onnx leaves an op it has no handler for in the graph as it was; ONNX Runtime would refuse it.
         reason = f"no ONNX conversion for the op{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
         cache.write(f"{key}.refused", reason.encode())
-        raise Unverified(f"tf2onnx cannot convert it: {reason}")
+        raise Unverified(f"tf2onnx cannot convert {what}: {reason}")
     model = proto.SerializeToString()
     cache.write(f"{key}.onnx", model)
     return model

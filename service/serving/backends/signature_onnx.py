@@ -138,14 +138,7 @@ def _convert(spec: ModelSpec, name: str, tensorflow: _TensorFlow, cache: Cache, 
             reason = first_line(error)
             cache.write(f"{key}.refused", reason.encode())
             raise Unverified(f"tf2onnx cannot convert signature {name!r}: {reason}") from None
-    missing = onnx_conversion.unconverted_ops(proto)
-    if missing:
-        reason = f"no ONNX conversion for the op{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-        cache.write(f"{key}.refused", reason.encode())
-        raise Unverified(f"tf2onnx cannot convert signature {name!r}: {reason}")
-    model = proto.SerializeToString()
-    cache.write(f"{key}.onnx", model)
-    return model
+    return onnx_conversion.keep_converted(proto, cache, key, f"signature {name!r}")
 
 
 def _verify(spec: ModelSpec, name: str, info, session, tensorflow: _TensorFlow, cache: Cache, key: str,
