@@ -58,6 +58,16 @@ def saved(tmp_path_factory):
     return model, models, labels
 
 
+def grpc_predict(served, x: np.ndarray, signature_name: str):
+    """tensorflow-serving-api's Predict of the `exported` model's `pixels` input, by that signature."""
+    with grpc.insecure_channel(served.grpc) as channel:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "exported"
+        request.model_spec.signature_name = signature_name
+        request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(x))
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+
+
 @pytest.fixture(scope="module")
 def served(saved, tmp_path_factory):
     _, models, labels = saved
@@ -113,12 +123,7 @@ def test_signature_name_chooses_any_of_its_signatures(saved, served):
                            json={"signature_name": "serve", "inputs": {"pixels": x.tolist()}})
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(np.array(answer.json()["outputs"], np.float32), expected, rtol=1e-5, atol=1e-6)
-    with grpc.insecure_channel(served.grpc) as channel:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "exported"
-        request.model_spec.signature_name = "serve"
-        request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(x))
-        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    response = grpc_predict(served, x, "serve")
     assert response.model_spec.signature_name == "serve"
     np.testing.assert_allclose(tf.make_ndarray(response.outputs[alias]), expected, rtol=1e-5, atol=1e-6)
     http = triton_http.InferenceServerClient(served.url.removeprefix("http://"))
@@ -153,12 +158,7 @@ def test_grpc_predict_and_oip_answer_what_keras_does(saved, served):
     x = batch(2)
     expected = model(x).numpy()
     alias = savedmodel.read_signatures(models / "exported" / "1")["serving_default"].outputs[0].key
-    with grpc.insecure_channel(served.grpc) as channel:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = "exported"
-        request.model_spec.signature_name = "serving_default"
-        request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(x))
-        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+    response = grpc_predict(served, x, "serving_default")
     assert response.model_spec.signature_name == "serving_default"
     np.testing.assert_allclose(tf.make_ndarray(response.outputs[alias]), expected, rtol=1e-5, atol=1e-6)
 
