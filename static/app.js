@@ -185,14 +185,16 @@ async function loadModels() {
   $("models").replaceChildren(...body.models.map((model) => {
     const item = document.createElement("li");
     item.className = `state-${model.state}`;
-    const what = model.state === "AVAILABLE" ? `${model.labels} labels` : model.state.toLowerCase();
+    const what = model.state !== "AVAILABLE" ? model.state.toLowerCase()
+      : takesTensors(model) ? "named tensors: :predict or /v2 infer, not a point" : `${model.labels} labels`;
     item.textContent = `${model.name} v${model.version} · ${what}`;
     item.title = model.error || model.state;
     return item;
   }));
   if (!body.models.length) $("models").innerHTML = '<li class="muted">no models are served</li>';
   const ticked = new Map([...document.querySelectorAll("#model-boxes input")].map((box) => [box.value, box.checked]));
-  $("model-boxes").replaceChildren(...body.models.map((model) => {
+  const classifiable = body.models.filter((model) => !takesTensors(model));
+  $("model-boxes").replaceChildren(...classifiable.map((model) => {
     const label = document.createElement("label");
     const box = Object.assign(document.createElement("input"), {
       type: "checkbox", value: model.name, checked: ticked.get(model.name) ?? true });
@@ -200,7 +202,12 @@ async function loadModels() {
     label.append(box, model.name);
     return label;
   }));
-  $("model-choice").hidden = body.models.length < 2;
+  $("model-choice").hidden = classifiable.length < 2;
+}
+
+// A SavedModel served as named tensors (several inputs or outputs) takes no crop: /v1/classify refuses it.
+function takesTensors(model) {
+  return model.input?.kind === "tensors";
 }
 
 // The fields every classify request carries, or null (and the reason on screen) when they are wrong.

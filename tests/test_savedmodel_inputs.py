@@ -19,7 +19,9 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from fixtures import split_image, start_grpc_server, stop_server
+import graphs
+from browser_page import needs_chromium, open_page
+from fixtures import split_image, start_grpc_server, start_server, stop_server
 from service.serving import repository
 
 # "pair" is converted to ONNX (backend auto); "pair_tf" is the same SavedModel with a model.toml that
@@ -361,6 +363,23 @@ def test_classify_leaves_it_out_and_refuses_it_by_name(served):
                           files={"image": ("split.png", image, "image/png")})
     assert alone.status_code == 400, alone.text  # no model here takes a crop
     assert "every model here takes named tensors" in alone.json()["error"]
+
+
+@needs_chromium
+def test_the_page_and_its_config_offer_only_the_models_classify_can_run(saved, browser, tmp_path):
+    own_models, own_labels = graphs.write_repository(tmp_path, names=("tint",))
+    shutil.copytree(saved[1] / "pair" / "1", own_models / "pair" / "1")
+    server = start_server(tmp_path, own_models, own_labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0"})
+    try:
+        assert set(requests.get(f"{server.url}/v1/config", timeout=30).json()["models"]) == {"tint"}
+        page = open_page(browser, server)
+        page.wait_for_selector("#models li.state-AVAILABLE")
+        chips = page.locator("#models li").all_inner_texts()
+        assert any(chip.startswith("pair v1") and "named tensors" in chip for chip in chips), chips
+        assert [box.get_attribute("value") for box in page.locator("#model-boxes input").all()] == ["tint"]
+        page.close()
+    finally:
+        stop_server(server)
 
 
 def test_metadata_is_unchanged_the_real_signature_defs(served):

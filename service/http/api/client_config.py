@@ -1,7 +1,8 @@
 """GET /v1/config: what a client (the test page) needs to know to speak to this server.
 
 Whether an image root is configured (never where it is), whether API keys are required, the limits a
-request must keep, and each model's crop window (per version: versions may cut differently), so a
+request must keep, and each model's crop window (the models /v1/classify can run: not those served as
+named tensors only) (per version: versions may cut differently), so a
 client can draw the region a model saw exactly as service.classify.imaging.crop_box cuts it.
 """
 
@@ -38,6 +39,10 @@ class Config:
         manager = self.engine.manager
         models = {}
         for name, versions in manager.snapshot().items():
+            # Only what /v1/classify can run: a SavedModel served as named tensors takes no crop.
+            versions = [entry for entry in versions if entry.spec and not entry.spec.tensors_only]
+            if not versions:
+                continue
             crops = {str(entry.version): describe_crop(entry.spec.crop) for entry in versions if entry.spec}
             serving = manager.default_version(name)
             default = serving.version if serving else next((entry.version for entry in versions if entry.spec), None)
