@@ -295,16 +295,19 @@ class Runtime:
                 try:
                     parts = tensor_call.split(output, [len(calls[i]) for i in group])
                 except ValueError as problem:
-                    error = f"inference failed: {problem}"
+                    error = f"{_FAILED}{problem}"
             if error and len(group) > 1:
                 for index in group:
                     self._run_calls([jobs[index]], key)
                 continue
+            if error.startswith(_FAILED):
+                # The signature raised on these tensors: what the protocols could not check beforehand (an
+                # input of unknown rank, a value the graph refuses) is the caller's. A servable that is not
+                # loaded is not.
+                error = tensor_call.REFUSED + error.removeprefix(_FAILED)
             for index, part in zip(group, parts):
                 if error:
-                    # The signature could not run on these tensors: what the protocols could not check
-                    # beforehand (an input of unknown rank, a value the graph refuses) is the caller's.
-                    jobs[index].errors[key] = tensor_call.REFUSED + error.removeprefix("inference failed: ")
+                    jobs[index].errors[key] = error
                 else:
                     jobs[index].results[key] = part
 
@@ -316,7 +319,7 @@ class Runtime:
             return _run(servable, rows), ""
         except Exception as error:
             log.error("inference_failed", servable=key, error=first_line(error))
-            return None, f"inference failed: {first_line(error)}"
+            return None, f"{_FAILED}{first_line(error)}"
 
     def _drain_all(self) -> list[Job]:
         jobs = [self._carry] if isinstance(self._carry, Job) else []
@@ -328,6 +331,9 @@ class Runtime:
                 return jobs
             if isinstance(job, Job):
                 jobs.append(job)
+
+
+_FAILED = "inference failed: "  # what _try says when the servable raised
 
 
 def _run(servable, feed: np.ndarray | TensorCall):
