@@ -14,6 +14,7 @@ never read half a file. A cache that cannot be written is only slower (each load
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -106,11 +107,11 @@ def conversion_key(spec: ModelSpec, graph: bytes) -> str:
     return digest.hexdigest()[:40]
 
 
-def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
+@contextlib.contextmanager
+def conversion(spec: ModelSpec, **said):
+    """One tf2onnx conversion at a time, counted and logged (`said`: more to log), with tf2onnx's and
+    TensorFlow's chatter quieted; yields the two modules."""
     global conversions
-    from service.serving.backends.tensorflow_graph import parse_graph_def, tensor_name
-
-    graph_def = parse_graph_def(spec, _bytes(graph))  # not a GraphDef: the version fails, it does not fall back
     with converting:
         import logging
 
@@ -120,7 +121,15 @@ def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it reports each step at INFO
         tf.get_logger().setLevel(logging.ERROR)  # and TF its TF1-API deprecation notices
         conversions += 1
-        log.info("onnx_converting", servable=spec.key, tf2onnx=tf2onnx_version(), opset=OPSET)
+        log.info("onnx_converting", servable=spec.key, **said, tf2onnx=tf2onnx_version(), opset=OPSET)
+        yield tf, tf2onnx
+
+
+def _convert(spec: ModelSpec, graph: bytes, cache: Cache, key: str) -> bytes:
+    from service.serving.backends.tensorflow_graph import parse_graph_def, tensor_name
+
+    graph_def = parse_graph_def(spec, _bytes(graph))  # not a GraphDef: the version fails, it does not fall back
+    with conversion(spec) as (tf, tf2onnx):
         try:
             with tf.Graph().as_default():
                 proto, _ = tf2onnx.convert.from_graph_def(

@@ -59,13 +59,17 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
     return options
 
 
+def open_session(model: bytes | str, intra_op_threads: int) -> ort.InferenceSession:
+    """A session on the CPU with Pinpoint's options: every ONNX model served is opened here."""
+    return ort.InferenceSession(model, session_options(intra_op_threads), providers=["CPUExecutionProvider"])
+
+
 def load(spec: ModelSpec, model: bytes | Path, intra_op_threads: int, source: str,
          reason: str = "") -> OnnxServable:
     """Open a session on `model` (bytes or a file; `source` names it in errors) and check that its
     input and output fit model.toml, as the TensorFlow loader checks a graph's tensors."""
     try:
-        session = ort.InferenceSession(str(model) if isinstance(model, Path) else model,
-                                       session_options(intra_op_threads), providers=["CPUExecutionProvider"])
+        session = open_session(str(model) if isinstance(model, Path) else model, intra_op_threads)
     except Exception as error:  # ONNX Runtime's Fail, InvalidGraph, InvalidProtobuf, NoSuchFile ...
         raise Unreadable(f"{source}: ONNX Runtime cannot load it ({first_line(error)})") from None
     where = f"{spec.directory}/model.toml"

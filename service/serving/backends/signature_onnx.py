@@ -16,7 +16,6 @@ import hashlib
 import io
 
 import numpy as np
-import onnxruntime as ort
 import structlog
 
 from service.errors import first_line
@@ -78,8 +77,7 @@ def load_verified(spec: ModelSpec, names: list[str], options) -> tuple[dict, str
         if model is None:
             model = _convert(spec, name, tensorflow, cache, key)
         try:
-            session = ort.InferenceSession(model, onnx_runtime.session_options(options.intra_op_threads),
-                                           providers=["CPUExecutionProvider"])
+            session = onnx_runtime.open_session(model, options.intra_op_threads)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime's own error classes
             raise Unverified(f"ONNX Runtime cannot run signature {name!r} converted ({first_line(error)})") from None
         largest = max(largest, _verify(spec, name, signatures[name], session, tensorflow, cache, key, options))
@@ -115,15 +113,7 @@ class _TensorFlow:
 
 def _convert(spec: ModelSpec, name: str, tensorflow: _TensorFlow, cache: Cache, key: str) -> bytes:
     function = tensorflow.signature(name)
-    with onnx_conversion.converting:
-        import logging
-
-        import tensorflow as tf
-        import tf2onnx
-
-        logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-        onnx_conversion.conversions += 1
-        log.info("onnx_converting", servable=spec.key, signature=name, tf2onnx=onnx_conversion.tf2onnx_version())
+    with onnx_conversion.conversion(spec, signature=name) as (tf, tf2onnx):
         feeds = function.structured_input_signature[1]
         aliases = sorted(feeds)
         specs = [tf.TensorSpec(feeds[alias].shape, feeds[alias].dtype, name=alias) for alias in aliases]
