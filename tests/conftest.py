@@ -41,6 +41,14 @@ def repository(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def onnx_repository(tmp_path_factory) -> tuple[Path, Path]:
+    """`tint` and `bright` alone: both run on ONNX Runtime, so a server of them starts without importing
+    TensorFlow (the `jpeg` graph's DecodeJpeg keeps it on TensorFlow: ~3 s more per server started). For
+    the process tests that never ask the jpeg model."""
+    return graphs.write_repository(tmp_path_factory.mktemp("onnx-repo"), names=("tint", "bright"))
+
+
+@pytest.fixture(scope="session")
 def image_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("images")
     (root / "split.png").write_bytes(split_image())

@@ -8,6 +8,7 @@ code for a couple of steps on a tiny generated set.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
@@ -37,9 +38,14 @@ def pattern():
 
 @pytest.fixture(scope="module")
 def engine():
+    """The demo models as served, converted into the session's ONNX cache (tests/conftest.py), so the
+    servers of later tests find them there instead of importing TensorFlow to convert them again."""
+    from service.config import load_settings
     from service.engine import Engine
 
-    with Engine.open(models_dir=MODELS, labels_dir=LABELS) as running:
+    settings = load_settings(environ={}, overrides={"models": str(MODELS), "labels": str(LABELS),
+                                                    "onnx_cache": os.environ["PINPOINT_ONNX_CACHE"]})
+    with Engine.open(settings=settings) as running:
         yield running
 
 

@@ -211,8 +211,8 @@ def test_twenty_threads_classifying_and_giving_feedback_lose_no_rows(served):
 
 
 # ---- restarts, a full queue, feedback off ----
-def test_a_restart_keeps_everything_and_a_full_queue_is_counted_while_classify_answers(tmp_path, repository):
-    models, labels = repository
+def test_a_restart_keeps_everything_and_a_full_queue_is_counted_while_classify_answers(tmp_path, onnx_repository):
+    models, labels = onnx_repository
     db = tmp_path / "feedback.db"
     first = start_server(tmp_path, models, labels, env={"PINPOINT_RATE_LIMIT_PER_S": "0"})
     try:

@@ -24,10 +24,10 @@ def database():
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory, repository, database):
+def replicas(tmp_path_factory, onnx_repository, database):
     """Two Pinpoint servers on one database: one with API workers (each its own writer and pool), one
     in a single process."""
-    models, labels = repository
+    models, labels = onnx_repository
     # replica_secret: each knows the other's answer ids, so feedback sent to the other one waits for the log
     env = {"PINPOINT_FEEDBACK_DB": database.url, "PINPOINT_RATE_LIMIT_PER_S": "0",
            "PINPOINT_REPLICA_SECRET": "shared by the two replicas"}
@@ -68,8 +68,8 @@ def test_feedback_errors_and_replacing_on_postgres(replicas):
     assert_error(give(second, request_id, "tint", "red", point=3), 400, "bad_request")
 
 
-def test_a_restarted_replica_reports_everything_it_reported_before(replicas, tmp_path, repository, database):
-    models, labels = repository
+def test_a_restarted_replica_reports_everything_it_reported_before(replicas, tmp_path, onnx_repository, database):
+    models, labels = onnx_repository
     before = replicas[1].get("/v1/report").json()
     stop_server(replicas[1])
     replicas[1] = start_server(tmp_path, models, labels, env={"PINPOINT_FEEDBACK_DB": database.url,

@@ -290,8 +290,8 @@ def test_concurrent_grpc_calls_are_batched_with_rest_ones(served):
 # ---- API workers: every worker serves gRPC on the shared port; keys as metadata ----
 
 @pytest.fixture(scope="module")
-def workers(tmp_path_factory, repository):
-    models, labels = repository
+def workers(tmp_path_factory, onnx_repository):
+    models, labels = onnx_repository
     server = start_grpc_server(tmp_path_factory.mktemp("grpc-workers"), models, labels, env={
         "PINPOINT_WORKERS": "2", "PINPOINT_API_KEYS": json.dumps({"tester": hashlib.sha256(KEY.encode()).hexdigest()})})
     yield server

@@ -28,8 +28,8 @@ LEAKS = (b"Traceback", b"site-packages", b"File \"", str(Path(__file__).resolve(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, repository):
-    models, labels = repository
+def server(tmp_path_factory, onnx_repository):
+    models, labels = onnx_repository
     tmp = tmp_path_factory.mktemp("hostile")
     running = start_server(tmp, models, labels, env={
         "PINPOINT_WORKERS": "1", "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
@@ -384,9 +384,9 @@ class KeptAlive(threading.Thread):
                 connection = None
 
 
-def test_sigterm_drains_without_resetting_anything_and_in_time(tmp_path_factory, repository):
+def test_sigterm_drains_without_resetting_anything_and_in_time(tmp_path_factory, onnx_repository):
     drain_timeout = 2
-    models, labels = repository
+    models, labels = onnx_repository
     tmp = tmp_path_factory.mktemp("drain")
     running = start_server(tmp, models, labels, env={
         "PINPOINT_WORKERS": "1", "PINPOINT_RATE_LIMIT_PER_S": "0", "PINPOINT_DRAIN_TIMEOUT_S": str(drain_timeout),

@@ -419,8 +419,9 @@ def build(engine: Engine, settings: Settings, guard, metrics, reuse_port: bool) 
 
 
 def subscribe(bus, engine: Engine, settings: Settings, guard, metrics) -> None:
-    """Serve gRPC while the bus runs: start after the engine (priority 70), stop beside the HTTP server,
-    letting calls in flight finish within drain_timeout_s."""
+    """Serve gRPC while the bus runs: start after the engine (priority 70) and before the HTTP server (75),
+    so a process that answers /readyz is listening for gRPC too; stop beside the HTTP server, letting
+    calls in flight finish within drain_timeout_s."""
     reuse_port = processes.role() == "worker"
     state = {}
 
@@ -439,5 +440,5 @@ def subscribe(bus, engine: Engine, settings: Settings, guard, metrics) -> None:
     # The protos first, before the engine (70) starts loading models on other threads: in the process
     # that runs the models they import TensorFlow, which must not be imported by two threads at once.
     bus.subscribe("start", lambda: (protos.tfserving(), protos.oip()), priority=68)
-    bus.subscribe("start", start, priority=75)
+    bus.subscribe("start", start, priority=74)
     bus.subscribe("stop", stop, priority=26)
