@@ -325,7 +325,15 @@ def test_workers_never_import_tensorflow_for_the_protos(workers):
 
     worker_pids = [pid for role, pid in children(workers.process.pid) if role == "worker"]
     assert len(worker_pids) == 2
-    serving = [json.loads(line) for line in workers.log().splitlines() if '"grpc_serving"' in line]
+
+    def serving() -> list[dict]:
+        return [json.loads(line) for line in workers.log().splitlines() if '"grpc_serving"' in line]
+
+    # Ready means a worker answered /readyz; the other may still be starting (it binds the port when it is up).
+    deadline = time.monotonic() + 30
+    while len(serving()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    serving = serving()
     assert sorted(entry["pid"] for entry in serving) == sorted(worker_pids)  # each on the shared port
     assert all(entry["reuse_port"] for entry in serving)
     for pid in worker_pids:
