@@ -54,7 +54,6 @@ resize = "box"
 """,
     "slow": """
 graph = "frozen_graph.pb"
-backend = "tensorflow"  # its cost is calibrated on TensorFlow (ONNX Runtime runs its matmuls at another speed)
 [input]
 tensor = "input:0"
 kind = "image"

@@ -192,6 +192,10 @@ def test_readiness_is_503_while_draining_and_work_still_completes(slow_server):
 
 def test_readiness_is_503_until_the_models_are_warm(tmp_path):
     models, labels = graphs.write_repository(tmp_path, names=("tint", "slow"))
+    # On TensorFlow, whose import alone takes seconds: a load long enough to be seen from outside.
+    config = models / "slow" / "1" / "model.toml"
+    config.write_text(config.read_text().replace('graph = "frozen_graph.pb"\n',
+                                                 'graph = "frozen_graph.pb"\nbackend = "tensorflow"\n', 1))
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port), "--models",
                                 str(models), "--labels", str(labels)], stderr=subprocess.DEVNULL,
