@@ -39,7 +39,7 @@ from service.serving.freezing import INPUT_NAME, OUTPUT_NAME, ConvertError, Sour
 from service.tools import model_toml, publish
 from service.tools.conversion_check import compare
 from service.tools.float16 import halve_weights
-from service.tools.model_source import load_source
+from service.tools.model_source import check_source, load_source
 
 __all__ = ["ConvertError", "ConvertReport", "Source", "convert", "freeze", "main"]
 DEFAULT_SCALE = 1 / 255
@@ -268,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_source(args.model)  # a mistyped path is said at once, not after TensorFlow's seconds of import
+    except ConvertError as error:
+        print(f"pinpoint convert: {error}", file=sys.stderr)
+        return 2
     from service.quiet import import_tensorflow
 
     import_tensorflow()  # without its C++ notices

@@ -16,17 +16,25 @@ from service.errors import first_line
 from service.serving.freezing import ConvertError, Source
 
 
-def load_source(path: str | Path, output_key: str | None = None) -> Source:
+def check_source(path: str | Path) -> Path:
+    """The path, if it can hold a model to convert (a SavedModel directory, a .keras or .h5 file); else
+    ConvertError. No TensorFlow here: `pinpoint convert` says a mistyped path before its import."""
     path = Path(path)
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise ConvertError(f"{path} is a directory without saved_model.pb: not a SavedModel")
-        return _saved_model(path, output_key)
+        return path
     if not path.is_file():
         raise ConvertError(f"{path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
+    if path.suffix.lower() not in (".keras", ".h5", ".hdf5"):
         raise ConvertError(f"{path}: expected a .keras or .h5 file, or a SavedModel directory")
+    return path
+
+
+def load_source(path: str | Path, output_key: str | None = None) -> Source:
+    path = check_source(path)
+    if path.is_dir():
+        return _saved_model(path, output_key)
     import keras
     import tensorflow as tf
 
@@ -47,7 +55,7 @@ def load_source(path: str | Path, output_key: str | None = None) -> Source:
             break
         if layer.weights:   # a layer that learns: the model's own preprocessing, if any, came before it
             break
-    return Source(path=path, format="h5" if suffix != ".keras" else "keras",
+    return Source(path=path, format="h5" if path.suffix.lower() != ".keras" else "keras",
                   call=lambda x: model(x, training=False), input_shape=(None, *tuple(inputs[0].shape)[1:]),
                   input_dtype=tf.as_dtype(inputs[0].dtype).name, rescales=bool(rescaling), rescaling=rescaling)
 
