@@ -16,7 +16,7 @@ import requests
 
 from service.config import load_settings
 from service.engine import Engine
-from service.tools.bench import inputs, wrk
+from service.tools.bench import floor, inputs, wrk
 from service.tools.bench.peers import driver, exported_models, table, venv
 from service.tools.bench.peers.servers import PeerProcess
 from service.tools.bench.profile import read_raw
@@ -67,7 +67,7 @@ def _run(server, image, c, ok_per_s, requests=1000, non2xx=0):
     seconds = (requests - non2xx) / ok_per_s
     result = wrk.Result(requests=requests, seconds=seconds, non2xx=non2xx, socket_errors=0, p50=5.0, p90=7.0,
                         p99=9.0, mean=5.5)
-    return {"models": "demo", "server": server, "image": image, "c": c, "result": result, "cpu_ms": 4.0,
+    return {"models": "color, pattern", "server": server, "image": image, "c": c, "result": result, "cpu_ms": 4.0,
             "ok_per_s": ok_per_s}
 
 
@@ -76,11 +76,13 @@ def test_the_section_gives_pinpoint_over_peer_ratios_and_marks_losses_and_short_
     found = {"runs": [_run("pinpoint", small, 1, 300.0), _run("litserve", small, 1, 200.0),
                       _run("pinpoint", small, 8, 400.0), _run("litserve", small, 8, 500.0),
                       _run("pinpoint", large, 32, 20.0, requests=10), _run("litserve", large, 32, 5.0, requests=40)],
-             "checks": {"litserve": {small: {"top1": {"color": "red"}, "same_top1": True, "same_top5": True,
-                                             "largest_score_difference": 0.0}}},
-             "rss_mb": {"demo": {"pinpoint": 500.0, "litserve": 900.0}},
-             "idle_cores": {"demo": {"pinpoint": 0.0, "litserve": 0.2}},
-             "versions": {"litserve": "0.2.19"}, "names": ["color", "pattern"], "load_before": (1.0, 1.0, 1.0),
+             "checks": {"color, pattern": {"litserve": {small: {"top1": {"color": "red"}, "same_top1": True,
+                                                                "same_top5": True, "largest_score_difference": 0.0}}}},
+             "rss_mb": {"color, pattern": {"pinpoint": 500.0, "litserve": 900.0}},
+             "idle_cores": {"color, pattern": {"pinpoint": 0.0, "litserve": 0.2}},
+             "floors": {"color, pattern": {small: floor.Floor(decode_ms=1.0, crops_ms=0.5, infer_ms={"color": 0.5},
+                                                              infer_single_ms={"color": 0.75})}},
+             "versions": {"litserve": "0.2.19"}, "sets": ["color, pattern"], "load_before": (1.0, 1.0, 1.0),
              "load_after": (2.0, 2.0, 2.0), "seconds": 3}
     text = "\n".join(table.lines(found))
     row = next(line for line in text.splitlines() if line.startswith("| LitServe 0.2.19"))
@@ -89,6 +91,10 @@ def test_the_section_gives_pinpoint_over_peer_ratios_and_marks_losses_and_short_
     assert cells[2] == "**0.80×** (500)"  # a loss, in bold
     assert cells[6] == "(5†)"  # Pinpoint answered 10 at c=32: too short for a ratio
     assert "litserve 900 MB" in text and "same top-1" in text and "litserve 0.20" in text
+    # CPU per request over the work itself: 4.0 CPU-ms over a floor of 1.0 + 0.5 + 0.5 = 2.0
+    assert "decode 1.00 + crops 0.50 + inference at 8 crops a run (color 0.50) = **2.00 CPU-ms**" in text
+    row = next(line for line in text.splitlines() if line.startswith("| pinpoint |"))
+    assert [cell.strip() for cell in row.strip("|").split("|")][1:3] == ["2.00× (4.0)", "2.00× (4.0)"]
 
 
 def test_py_spy_raw_stacks_give_own_and_total_shares(tmp_path: Path):
@@ -101,3 +107,17 @@ def test_py_spy_raw_stacks_give_own_and_total_shares(tmp_path: Path):
     assert own == {"decode (c.py)": 30, "serve (b.py)": 10, "write (d.py)": 60}
     assert total["serve (b.py)"] == 100 and total["main (a.py)"] == 100  # a recursion counts once per sample
     assert total["decode (c.py)"] == 30
+
+
+def test_the_floor_is_decode_plus_crops_plus_each_models_inference_in_process(onnx_repository, tmp_path: Path):
+    models, labels = onnx_repository
+    settings = load_settings(environ={}, overrides={"models": str(models), "labels": str(labels),
+                                                    "onnx_cache": str(tmp_path / "cache")})
+    image = inputs.photo((640, 360))
+    with Engine.open(settings=settings) as engine:
+        work = floor.measure(engine, image, (320, 180), ["tint", "bright"])
+    assert set(work.infer_ms) == set(work.infer_single_ms) == {"tint", "bright"}
+    assert work.decode_ms > 0 and work.crops_ms >= 0 and all(ms > 0 for ms in work.infer_ms.values())
+    assert work.total_ms == work.decode_ms + work.crops_ms + sum(work.infer_ms.values())
+    assert floor.describe(work).startswith(f"decode {work.decode_ms:.2f} + crops {work.crops_ms:.2f} + inference")
+

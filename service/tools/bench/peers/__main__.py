@@ -19,8 +19,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"make and fill {venv.VENV} from PyPI first, if it is missing or stale")
     parser.add_argument("--setup-only", action="store_true", help=f"make and fill {venv.VENV}, measure nothing")
     parser.add_argument("--peers", default=",".join(driver.PEERS), help="which peers (comma-separated)")
-    parser.add_argument("--models", default=",".join(driver.DEMO_MODELS),
-                        help="the models compared (comma-separated); `all`: every model Pinpoint serves")
+    parser.add_argument("--models", default=";".join(",".join(names) if names else "all"
+                                                  for names in driver.MODEL_SETS),
+                        help="the sets of models compared, each in turn (sets separated by ';', models by ','); "
+                             "`all`: every model Pinpoint serves")
     parser.add_argument("--no-pinpoint", action="store_true", help="the peers alone, no ratios")
     parser.add_argument("--no-tiny", action="store_true", help="skip the tiny-MLP comparison")
     parser.add_argument("--out", type=Path, help="also write the section to this file")
@@ -40,11 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     from service.config import load_settings
 
     settings = load_settings(None)
-    names = None if args.models == "all" else [name for name in args.models.split(",") if name]
+    model_sets = [None if text.strip() == "all" else [name for name in text.split(",") if name]
+                  for text in args.models.split(";") if text.strip()]
     peers = [name for name in args.peers.split(",") if name]
     with tempfile.TemporaryDirectory(prefix="pinpoint-peers-") as tmp:
         work = Path(tmp)
-        found = driver.measure(work, inputs.write_images(work), args.duration, settings, names, peers,
+        found = driver.measure(work, inputs.write_images(work), args.duration, settings, model_sets, peers,
                                pinpoint=not args.no_pinpoint, tiny=not args.no_tiny)
     text = "\n".join(table.lines(found))
     print(text)

@@ -26,6 +26,9 @@ GRID = [(SMALL, 1), (SMALL, 8), (SMALL, 32), (LARGE, 1), (LARGE, 8), (LARGE, 32)
 TINY_GRID = [(SMALL, 1), (SMALL, 8)]
 PEERS = ("litserve", "bentoml", "fastapi")
 DEMO_MODELS = ("color", "pattern")  # the two demo models the comparison was first made on (issue #25)
+# Each set measured in turn: the first comparison's two small models, then every model the project ships
+# (None), where the topic network is most of a request's work.
+MODEL_SETS = (DEMO_MODELS, None)
 
 
 def _say(text: str) -> None:
@@ -45,9 +48,12 @@ def bodies(images: dict, names: list[str] | None) -> dict:
     return found
 
 
-def reference(settings, images: dict, names: list[str] | None, models_dir=None, labels_dir=None) -> dict:
-    """Pinpoint's in-process answer at each image's benchmark point: image -> model -> [(label, score)]."""
+def reference(settings, images: dict, names: list[str] | None, models_dir=None, labels_dir=None,
+              floors: dict | None = None) -> dict:
+    """Pinpoint's in-process answer at each image's benchmark point: image -> model -> [(label, score)].
+    With `floors`, also what that request's work costs in-process (floor.py): image -> Floor."""
     from service.engine import Engine
+    from service.tools.bench import floor
 
     if models_dir is not None:
         settings = settings.model_copy(update={"models": Path(models_dir), "labels": Path(labels_dir)})
@@ -57,6 +63,9 @@ def reference(settings, images: dict, names: list[str] | None, models_dir=None, 
             result = engine.classify_image(data, inputs.points(size, 1), models=names or ())
             found[name] = {model: [(label.label, label.score) for label in labels]
                            for model, labels in result.predictions[0].results.items()}
+            if floors is not None:
+                (point,) = inputs.points(size, 1)
+                floors[name] = floor.measure(engine, data, tuple(point), names)
     return found
 
 
@@ -110,42 +119,61 @@ def _measure_grid(servers: dict, requests_by: dict, grid: list, seconds: float, 
                  f"non-2xx {result.non2xx}")
 
 
-def measure(work: Path, images: dict, seconds: float, settings, names=DEMO_MODELS, peers=PEERS,
+def served_names(settings) -> list[str]:
+    """Every model Pinpoint serves from its repository (what a set of None stands for)."""
+    from service.serving import repository
+
+    return sorted({spec.name for spec in repository.scan(settings.models, settings.labels).specs
+                   if not spec.tensors_only})
+
+
+def measure(work: Path, images: dict, seconds: float, settings, model_sets=MODEL_SETS, peers=PEERS,
             pinpoint: bool = True, tiny: bool = True) -> dict:
-    """Every server up, checked, measured. `names`: the models compared (None: every model Pinpoint serves);
-    `pinpoint`: measure Pinpoint too (its ratios in the report); `tiny`: the tiny-MLP comparison too."""
+    """Every server up, checked, measured, for each set of models in turn (a set of None: every model
+    Pinpoint serves). `pinpoint`: measure Pinpoint too (its ratios in the report); `tiny`: the tiny-MLP
+    comparison too. Runs are labelled by their set ("color, pattern"), and each set has its in-process
+    floor (floor.py) per image."""
     why = venv.missing()
     if why:
         raise RuntimeError(why)
-    names = list(names) if names else None
-    found = {"runs": [], "checks": {}, "rss_mb": {}, "idle_cores": {}, "versions": venv.versions(), "names": names,
-             "load_before": os.getloadavg(), "seconds": seconds}
-    _say("peers: the models as ONNX, Pinpoint's in-process answers ...")
-    manifest = peer_models.write_manifest(work / "peer-models", settings.models, settings.labels, settings, names)
-    want = reference(settings, images, names)
-    requests_by = bodies(images, names)
+    found = {"runs": [], "checks": {}, "rss_mb": {}, "idle_cores": {}, "versions": venv.versions(), "sets": [],
+             "floors": {}, "load_before": os.getloadavg(), "seconds": seconds}
     with contextlib.ExitStack() as stack:
-        servers = {}
-        if pinpoint:
-            servers["pinpoint"] = stack.enter_context(ServerProcess(work, {}, []))
-        for name in peers:
-            _say(f"peers: starting {name} ...")
-            servers[name] = stack.enter_context(PeerProcess(name, work, manifest))
-        for name, server in servers.items():
-            request = requests_by[(SMALL, "pinpoint" if name == "pinpoint" else "peer")]
-            found["checks"][name] = {image: check(server, requests_by[(image, "pinpoint" if name == "pinpoint"
-                                                                        else "peer")], want[image])
-                                     for image in images}
-            wrk.run(server.url, *request, 8, 1)  # warm every worker
-        for name, server in servers.items():
-            time.sleep(1)  # the warm-up's last requests
-            found["idle_cores"].setdefault("demo", {})[name] = cpu_rate(server, 2.0)
-        _measure_grid(servers, requests_by, GRID, seconds, found, "demo")
-        found["rss_mb"]["demo"] = {name: server.rss_mb() for name, server in servers.items()}
+        server = stack.enter_context(ServerProcess(work, {}, [])) if pinpoint else None
+        for index, names in enumerate(model_sets):
+            names = list(names) if names else served_names(settings)
+            label = ", ".join(names)
+            found["sets"].append(label)
+            _say(f"peers ({label}): the models as ONNX, Pinpoint's in-process answers and floor ...")
+            manifest = peer_models.write_manifest(work / f"peer-models-{index}", settings.models, settings.labels,
+                                                  settings, names)
+            found["floors"][label] = {}
+            want = reference(settings, images, names, floors=found["floors"][label])
+            _measure_set(work, images, seconds, found, label, names, manifest, want, server, peers)
     if tiny and "fastapi" in peers:
         _tiny(work, images, seconds, settings, pinpoint, found)
     found["load_after"] = os.getloadavg()
     return found
+
+
+def _measure_set(work: Path, images: dict, seconds: float, found: dict, label: str, names: list[str],
+                 manifest: Path, want: dict, pinpoint, peers) -> None:
+    requests_by = bodies(images, names)
+    with contextlib.ExitStack() as stack:
+        servers = {"pinpoint": pinpoint} if pinpoint is not None else {}
+        for name in peers:
+            _say(f"peers ({label}): starting {name} ...")
+            servers[name] = stack.enter_context(PeerProcess(name, work, manifest))
+        checks = found["checks"].setdefault(label, {})
+        for name, server in servers.items():
+            kind = "pinpoint" if name == "pinpoint" else "peer"
+            checks[name] = {image: check(server, requests_by[(image, kind)], want[image]) for image in images}
+            wrk.run(server.url, *requests_by[(SMALL, kind)], 8, 1)  # warm every worker
+        for name, server in servers.items():
+            time.sleep(1)  # the warm-up's last requests
+            found["idle_cores"].setdefault(label, {})[name] = cpu_rate(server, 2.0)
+        _measure_grid(servers, requests_by, GRID, seconds, found, label)
+        found["rss_mb"][label] = {name: server.rss_mb() for name, server in servers.items()}
 
 
 def _tiny(work: Path, images: dict, seconds: float, settings, pinpoint: bool, found: dict) -> None:
@@ -165,9 +193,9 @@ def _tiny(work: Path, images: dict, seconds: float, settings, pinpoint: bool, fo
                 ServerProcess(work, {}, ["--models", str(tiny_models), "--labels", str(tiny_labels)]))
         servers["fastapi"] = stack.enter_context(PeerProcess("fastapi", work, manifest))
         for name, server in servers.items():
-            found["checks"][f"{name}, tiny MLP"] = {SMALL: check(server, requests_by[(SMALL, "pinpoint" if name ==
-                                                                                       "pinpoint" else "peer")],
-                                                                 want[SMALL])}
+            kind = "pinpoint" if name == "pinpoint" else "peer"
+            found["checks"].setdefault("tiny MLP", {})[name] = {SMALL: check(server, requests_by[(SMALL, kind)],
+                                                                             want[SMALL])}
             wrk.run(server.url, *requests_by[(SMALL, "peer")], 8, 1)
         for name, server in servers.items():
             time.sleep(1)

@@ -72,24 +72,56 @@ def ratio_table(found: dict, models: str, grid: list) -> list[str]:
     return lines
 
 
+def floor_table(found: dict, models: str, grid: list) -> list[str]:
+    """Each server's CPU-ms per request ÷ the in-process floor of the same request (floor.py): what it
+    spends above the work itself."""
+    floors, runs = found.get("floors", {}).get(models), found["runs"]
+    if not floors:
+        return []
+    servers = list(dict.fromkeys(r["server"] for r in runs if r["models"] == models))
+    header = " | ".join(f"{_image(image)} c={c}" for image, c in grid)
+    out = [f"| CPU-ms per request ÷ the floor (server's CPU-ms) | {header} |", "|---" * (len(grid) + 1) + "|"]
+    for server in servers:
+        cells = []
+        for image, c in grid:
+            run = _run(runs, models, server, image, c)
+            cells.append(f"{run['cpu_ms'] / floors[image].total_ms:.2f}× ({run['cpu_ms']:.1f})"
+                         if run and image in floors and not _short(run) else "–")
+        out.append(f"| {server} | {' | '.join(cells)} |")
+    return out
+
+
+def floor_lines(found: dict, models: str) -> list[str]:
+    from service.tools.bench import floor
+
+    floors = found.get("floors", {}).get(models, {})
+    return [f"- In-process floor, {_image(image)}: {floor.describe(value)}" for image, value in floors.items()]
+
+
 def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
     versions = found["versions"]
-    names = found["names"]
-    models = ", ".join(names) if names else "every model Pinpoint serves"
+    sets = found["sets"]
     out = [title, "",
            f"One run, every server up at once and measured in turn: wrk, {found['seconds']:g} s per figure, the "
-           f"multipart upload of one point (`image`, `x`, `y`); the same ONNX models ({models}), converted from "
-           "Pinpoint's frozen graphs by Pinpoint's loader, with Pinpoint's ONNX Runtime session options, and the same "
-           "crops (the peers call Pinpoint's own imaging and preprocessing; they decode the whole image, Pinpoint "
-           "decodes a large JPEG at reduced scale). Peers from .bench-venv "
+           f"multipart upload of one point (`image`, `x`, `y`); the same ONNX models (in turn: "
+           f"{'; '.join(sets)}), converted from Pinpoint's frozen graphs by Pinpoint's loader, with Pinpoint's ONNX "
+           "Runtime session options, and the same crops (the peers call Pinpoint's own imaging and preprocessing; "
+           "they decode the whole image, Pinpoint decodes a large JPEG at reduced scale). Peers from .bench-venv "
            f"({', '.join(f'{k} {v}' for k, v in sorted(versions.items()))}). "
            f"CPU: {_cpu_model()}, {os.cpu_count()} cores, flags {cpu_flags()}. Load average (1, 5, 15 min) "
            f"{_load(found['load_before'])} before the run, {_load(found.get('load_after'))} after.", ""]
     has_pinpoint = any(r["server"] == "pinpoint" for r in found["runs"])
-    if has_pinpoint:
-        out += [*ratio_table(found, "demo", driver.GRID), "",
-                "Answers (2xx) per second; in **bold** where Pinpoint answered fewer than the peer.", ""]
-    out += ["| models | server | image | c | req/s (2xx) | p50 ms | p99 ms | server CPU-ms/request | non-2xx | "
+    for models in sets:
+        out += [f"### {models}", ""]
+        if has_pinpoint:
+            out += [*ratio_table(found, models, driver.GRID), "",
+                    "Answers (2xx) per second; in **bold** where Pinpoint answered fewer than the peer.", ""]
+        if found.get("floors", {}).get(models):
+            out += ["The work itself, measured in-process with Pinpoint's code (service/tools/bench/floor.py), and "
+                    "each server's CPU per request over it:", "", *floor_lines(found, models), "",
+                    *floor_table(found, models, driver.GRID), ""]
+    out += ["### Every run", "",
+            "| models | server | image | c | req/s (2xx) | p50 ms | p99 ms | server CPU-ms/request | non-2xx | "
             "socket errors |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in found["runs"]:
         result = run["result"]
@@ -109,12 +141,14 @@ def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
     for model_set, memory in found["rss_mb"].items():
         out.append(f"- RSS after the {model_set} runs (every process of the server): "
                    + ", ".join(f"{name} {mb:.0f} MB" for name, mb in memory.items()))
-    for name, by_image in found["checks"].items():
-        answers = "; ".join(f"{_image(image)}: top-1 {', '.join(f'{m} {label}' for m, label in check['top1'].items())} "
-                            f"({'same top-1' if check['same_top1'] else '**top-1 differs**'} as Pinpoint in-process, "
-                            f"{'same' if check['same_top5'] else 'other'} top-5 order, scores within "
-                            f"{check['largest_score_difference']:.1g})" for image, check in by_image.items())
-        out.append(f"- {name}: {answers}")
+    for model_set, by_server in found["checks"].items():
+        for name, by_image in by_server.items():
+            answers = "; ".join(
+                f"{_image(image)}: top-1 {', '.join(f'{m} {label}' for m, label in check['top1'].items())} "
+                f"({'same top-1' if check['same_top1'] else '**top-1 differs**'} as Pinpoint in-process, "
+                f"{'same' if check['same_top5'] else 'other'} top-5 order, scores within "
+                f"{check['largest_score_difference']:.1g})" for image, check in by_image.items())
+            out.append(f"- {name} ({model_set}): {answers}")
     return out + [""]
 
 
