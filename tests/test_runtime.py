@@ -27,10 +27,11 @@ def repository_specs(models, labels):
     return found.specs
 
 
-def running(specs, max_batch=32, backend="tensorflow"):
+def running(specs, max_batch=32, backend="tensorflow", threads=1):
     """A started runtime with these servables loaded and warm, as the manager would leave it.
     TensorFlow by default: these tests watch its Session.run (the ONNX backend: tests/test_backends.py)."""
-    runtime = Runtime(max_batch=max_batch, queue_size=64, intra_op_threads=2, inter_op_threads=1, backend=backend)
+    runtime = Runtime(max_batch=max_batch, queue_size=64, intra_op_threads=2, inter_op_threads=1, backend=backend,
+                      threads=threads)
     runtime.start()
     for spec in specs:
         runtime.load(spec).result(60)
@@ -140,3 +141,57 @@ def test_an_unloaded_servable_is_reported_and_the_others_answer(specs):
     runtime.stop()
     assert outcome.outputs["tint@1"].shape == (3, 3)
     assert outcome.errors == {"bright@1": "bright@1 is not loaded"}
+
+
+def test_two_inference_threads_run_two_batches_side_by_side_and_each_gets_its_rows(specs):
+    tint = [s for s in specs if s.name == "tint"]
+    runtime = running(tint, max_batch=1, threads=2)  # one job a batch: the second job is the other thread's
+    both_inside = threading.Barrier(2)
+    ran_on = []
+    original_run_batch = runtime._run_batch
+
+    def side_by_side(batch):
+        ran_on.append(threading.get_ident())
+        both_inside.wait(10)  # broken (and the test failed) unless the other thread runs a batch meanwhile
+        original_run_batch(batch)
+
+    runtime._run_batch = side_by_side
+    jobs = [runtime.submit(feeds_for(tint, colour), time.monotonic() + 20) for colour in [(200, 10, 10), (10, 10, 200)]]
+    outcomes = [job.future.result(20) for job in jobs]
+    runtime._run_batch = original_run_batch
+    with ThreadPoolExecutor(8) as pool:  # and under load, every caller gets its own rows
+        colours = [(200, 10, 10), (10, 200, 10), (10, 10, 200)]
+        futures = [pool.submit(lambda i=i: runtime.submit(feeds_for(tint, colours[i % 3], count=2),
+                                                          time.monotonic() + 10).future.result(10)) for i in range(60)]
+        loaded = [future.result() for future in futures]
+    runtime.stop()
+    assert [int(np.argmax(o.outputs["tint@1"][0])) for o in outcomes] == [0, 2]
+    assert set(ran_on) == runtime.thread_idents and len(runtime.thread_idents) == 2
+    assert all(list(np.argmax(o.outputs["tint@1"], axis=1)) == [i % 3] * 2 for i, o in enumerate(loaded))
+
+
+def test_with_two_inference_threads_a_drop_waits_for_the_running_batch_and_runs_alone(specs):
+    batched = [s for s in specs if s.name in ("tint", "bright")]
+    runtime = running(batched, threads=2)
+    inside, release = threading.Event(), threading.Event()
+    original_run_batch = runtime._run_batch
+
+    def held(batch):
+        inside.set()
+        release.wait(10)
+        original_run_batch(batch)
+
+    runtime._run_batch = held
+    running_job = runtime.submit(feeds_for(batched, (200, 10, 10)), time.monotonic() + 20)
+    assert inside.wait(10)
+    dropped = runtime.unload("bright@1")
+    time.sleep(0.3)
+    assert not dropped.done()  # bright is in use by the batch still running
+    release.set()
+    dropped.result(10)
+    runtime._run_batch = original_run_batch
+    assert set(running_job.future.result(10).outputs) == {"tint@1", "bright@1"}  # it ran whole
+    after = runtime.submit(feeds_for(batched, (200, 10, 10)), time.monotonic() + 10).future.result(10)
+    runtime.stop()
+    assert "bright@1" in after.errors and "tint@1" in after.outputs
+

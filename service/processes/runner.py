@@ -72,7 +72,8 @@ class LocalRunner:
 
     def __init__(self, settings: Settings):
         self.runtime = Runtime(max_batch=settings.max_batch, queue_size=settings.queue_size,
-                               intra_op_threads=settings.intra_op_threads, inter_op_threads=settings.inter_op_threads)
+                               intra_op_threads=settings.intra_op_threads, inter_op_threads=settings.inter_op_threads,
+                               threads=settings.inference_threads)
         self.manager = Manager(settings.models, settings.labels, self.runtime)
         self.web_models = WebModels(self.manager, lambda: self.runtime.load_options)
 

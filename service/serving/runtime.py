@@ -6,6 +6,12 @@ which returns a Job whose future resolves to an Outcome; the thread batches oppo
 (service/serving/batching.py); a SavedModel's named tensors (TensorCall) share a run when
 service/serving/tensor_call.py says they can. Work for a shadow version (submit_idle) runs only when no
 request is waiting.
+
+With `threads` > 1 (the `inference_threads` setting) that many threads take batches from the one queue
+and run them side by side, each batch whole on one thread: with a model that costs milliseconds a crop
+on several cores, one thread's runs one after another leave cores idle (docs/benchmarks.md). Control
+work (a warm-up, a drop) runs alone, while no batch runs, so no run meets a servable being closed.
+
 The runtime knows servables by key ("color@2"); which versions exist and serve is the manager's
 business (service/serving/manager.py).
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import queue
@@ -76,33 +83,54 @@ class Job:
 
 class Runtime:
     def __init__(self, *, max_batch: int, queue_size: int, intra_op_threads: int, inter_op_threads: int,
-                 backend: str = "auto", onnx_tolerance: float = 1e-4, onnx_cache: Path | None = None):
+                 backend: str = "auto", onnx_tolerance: float = 1e-4, onnx_cache: Path | None = None,
+                 threads: int = 1):
         self.max_batch = max_batch
+        self.threads = max(1, threads)
         # Read at each load (the engine replaces it on reload); the thread pools' sizes stay as started.
         self.load_options = LoadOptions(intra_op_threads, inter_op_threads, backend, onnx_tolerance, onnx_cache)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._idle: collections.deque[Job] = collections.deque(maxlen=IDLE_QUEUE)
         self._control: collections.deque[Callable[[], None]] = collections.deque()
-        self._servables: dict[str, Any] = {}  # key -> loader.Servable, touched on the inference thread only
+        self._servables: dict[str, Any] = {}  # key -> loader.Servable, changed only while no batch runs
         self._cost_ms: dict[str, float] = {}
         self._running = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._carry: Any = None
+        self._thread: threading.Thread | None = None  # the first inference thread (the only one by default)
+        self._threads: list[threading.Thread] = []
+        # Batches running now, and whether control work (a warm-up, a drop) waits for them to end: it runs
+        # alone, so no thread runs a servable while it is closed or the table of servables changes.
+        self._gate = threading.Condition()
+        self._batches_running = 0
+        self._control_waiting = 0  # threads waiting to run control work, or running it
         self.on_batch = None  # optional callable(crops, run_ms), e.g. for metrics
-        self.thread_ident: int | None = None
+        self.thread_ident: int | None = None  # the first inference thread's
+        self.thread_idents: set[int] = set()
 
     # ---- lifecycle ----
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._main, name="pinpoint-runtime", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._main, name="pinpoint-runtime" + (f"-{n + 1}" if n else ""),
+                                          daemon=True) for n in range(self.threads)]
+        for thread in self._threads:
+            thread.start()
+        self._thread = self._threads[0]
         self._running.wait(60)
 
     def stop(self, timeout: float = 30.0) -> None:
         if self._thread is None:
             return
-        self._queue.put(_STOP)  # blocks only while the queue is full; the thread is draining it
-        self._thread.join(timeout)
-        self._thread = None
+        for _ in self._threads:
+            self._queue.put(_STOP)  # blocks only while the queue is full; the threads are draining it
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stopped = not any(thread.is_alive() for thread in self._threads)
+        self._thread, self._threads = None, []
+        for job in self._drain_all():
+            job.future.cancel()
+        if stopped:  # a thread still in a run keeps its servable open
+            for servable in self._servables.values():
+                servable.close()
+            self._servables.clear()
 
     @property
     def queue_depth(self) -> int:
@@ -183,38 +211,52 @@ class Runtime:
 
     # ---- the inference thread ----
     def _main(self) -> None:
-        self.thread_ident = threading.get_ident()
+        if threading.current_thread() is self._threads[0]:
+            self.thread_ident = threading.get_ident()
+        self.thread_idents.add(threading.get_ident())
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self._running.set()
+        carry = None  # what the last batch could not take: this thread's first item next time
         try:
             while True:
                 self._run_control()
-                first = self._next()
+                first, carry = (carry, None) if carry is not None else (self._next(), None)
                 if first is _STOP:
                     break
                 if first is _WAKE:
                     continue
-                batch, self._carry = batching.take_batch(self._queue, first, self.max_batch,
-                                                         lambda job: job.crops, lambda item: isinstance(item, Job))
-                self._run_batch(batch)
+                batch, carry = batching.take_batch(self._queue, first, self.max_batch,
+                                                   lambda job: job.crops, lambda item: isinstance(item, Job))
+                with self._batch_running():
+                    self._run_batch(batch)
         finally:
-            for job in self._drain_all():
-                job.future.cancel()
-            for servable in self._servables.values():
-                servable.close()
-            self._servables.clear()
+            if isinstance(carry, Job):
+                carry.future.cancel()
 
     def _next(self) -> Any:
-        if self._carry is not None:
-            item, self._carry = self._carry, None
-            return item
         try:
             return self._queue.get_nowait()
         except queue.Empty:
             pass
         if self._idle:  # nothing is waiting for an answer: now is the time for shadow work
-            return self._idle.popleft()
+            try:
+                return self._idle.popleft()
+            except IndexError:  # another inference thread took it
+                pass
         return self._queue.get()
+
+    @contextlib.contextmanager
+    def _batch_running(self):
+        """Counts the batch as running; waits first while control work waits or runs."""
+        with self._gate:
+            self._gate.wait_for(lambda: self._control_waiting == 0)
+            self._batches_running += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._batches_running -= 1
+                self._gate.notify_all()
 
     def _call_on_thread(self, work: Callable[[], None]) -> None:
         self._control.append(work)
@@ -227,8 +269,17 @@ class Runtime:
             pass  # the thread is busy and looks at control work between batches anyway
 
     def _run_control(self) -> None:
-        while self._control:
-            self._control.popleft()()
+        if not self._control:
+            return
+        with self._gate:  # alone: no batch runs meanwhile (and none starts until it is done)
+            self._control_waiting += 1
+            try:
+                self._gate.wait_for(lambda: self._batches_running == 0)
+                while self._control:
+                    self._control.popleft()()
+            finally:
+                self._control_waiting -= 1
+                self._gate.notify_all()
 
     def _warm_up(self, servable, done: Future) -> None:
         """Two real runs before the servable is offered: the first pays the backend's lazy set-up,
@@ -322,8 +373,7 @@ class Runtime:
             return None, f"{_FAILED}{first_line(error)}"
 
     def _drain_all(self) -> list[Job]:
-        jobs = [self._carry] if isinstance(self._carry, Job) else []
-        jobs += list(self._idle)
+        jobs = list(self._idle)
         while True:
             try:
                 job = self._queue.get_nowait()
