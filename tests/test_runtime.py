@@ -155,22 +155,29 @@ def test_two_inference_threads_run_two_batches_side_by_side_and_each_gets_its_ro
         both_inside.wait(10)  # broken (and the test failed) unless the other thread runs a batch meanwhile
         original_run_batch(batch)
 
-    runtime._run_batch = side_by_side
-    jobs = [runtime.submit(feeds_for(tint, colour), time.monotonic() + 20) for colour in [(200, 10, 10), (10, 10, 200)]]
-    outcomes = [job.future.result(20) for job in jobs]
-    runtime._run_batch = original_run_batch
-    with ThreadPoolExecutor(8) as pool:  # and under load, every caller gets its own rows
-        colours = [(200, 10, 10), (10, 200, 10), (10, 10, 200)]
-        futures = [pool.submit(lambda i=i: runtime.submit(feeds_for(tint, colours[i % 3], count=2),
-                                                          time.monotonic() + 10).future.result(10)) for i in range(60)]
-        loaded = [future.result() for future in futures]
-    runtime.stop()
+    try:
+        runtime._run_batch = side_by_side
+        jobs = [runtime.submit(feeds_for(tint, colour), time.monotonic() + 20)
+                for colour in [(200, 10, 10), (10, 10, 200)]]
+        outcomes = [job.future.result(20) for job in jobs]
+        runtime._run_batch = original_run_batch
+        runtime.max_batch = 8  # under load: several jobs a batch, on either thread, each given its own rows
+        with ThreadPoolExecutor(8) as pool:
+            colours = [(200, 10, 10), (10, 200, 10), (10, 10, 200)]
+            futures = [pool.submit(lambda i=i: runtime.submit(feeds_for(tint, colours[i % 3], count=2),
+                                                              time.monotonic() + 10).future.result(10))
+                       for i in range(60)]
+            loaded = [future.result() for future in futures]
+    finally:
+        runtime.stop()
     assert [int(np.argmax(o.outputs["tint@1"][0])) for o in outcomes] == [0, 2]
     assert set(ran_on) == runtime.thread_idents and len(runtime.thread_idents) == 2
     assert all(list(np.argmax(o.outputs["tint@1"], axis=1)) == [i % 3] * 2 for i, o in enumerate(loaded))
 
 
-def test_with_two_inference_threads_a_drop_waits_for_the_running_batch_and_runs_alone(specs):
+def test_with_two_inference_threads_control_work_runs_alone(specs):
+    """A drop waits for the batch running; and no batch starts while control work runs (the other thread
+    is free, and would take it)."""
     batched = [s for s in specs if s.name in ("tint", "bright")]
     runtime = running(batched, threads=2)
     inside, release = threading.Event(), threading.Event()
@@ -181,17 +188,47 @@ def test_with_two_inference_threads_a_drop_waits_for_the_running_batch_and_runs_
         release.wait(10)
         original_run_batch(batch)
 
-    runtime._run_batch = held
-    running_job = runtime.submit(feeds_for(batched, (200, 10, 10)), time.monotonic() + 20)
-    assert inside.wait(10)
-    dropped = runtime.unload("bright@1")
-    time.sleep(0.3)
-    assert not dropped.done()  # bright is in use by the batch still running
-    release.set()
-    dropped.result(10)
-    runtime._run_batch = original_run_batch
-    assert set(running_job.future.result(10).outputs) == {"tint@1", "bright@1"}  # it ran whole
-    after = runtime.submit(feeds_for(batched, (200, 10, 10)), time.monotonic() + 10).future.result(10)
-    runtime.stop()
+    try:
+        runtime._run_batch = held
+        running_job = runtime.submit(feeds_for(batched, (200, 10, 10)), time.monotonic() + 20)
+        assert inside.wait(10)
+        dropped = runtime.unload("bright@1")
+        time.sleep(0.3)
+        assert not dropped.done()  # bright is in use by the batch still running
+        release.set()
+        dropped.result(10)
+        runtime._run_batch = original_run_batch
+        assert set(running_job.future.result(10).outputs) == {"tint@1", "bright@1"}  # it ran whole
+
+        controlling, done_controlling = threading.Event(), threading.Event()
+        runtime._call_on_thread(lambda: (controlling.set(), done_controlling.wait(10)))
+        assert controlling.wait(10)
+        waiting = runtime.submit(feeds_for(batched, (200, 10, 10)), time.monotonic() + 20)
+        time.sleep(0.3)
+        assert not waiting.future.done()  # the free thread did not start it meanwhile
+        done_controlling.set()
+        after = waiting.future.result(10)
+    finally:
+        release.set()
+        runtime.stop()
     assert "bright@1" in after.errors and "tint@1" in after.outputs
 
+
+def test_a_stop_that_times_out_still_ends_the_thread_and_closes_its_servables(specs):
+    tint = [s for s in specs if s.name == "tint"]
+    runtime = running(tint)
+    inside, release = threading.Event(), threading.Event()
+    original_run_batch = runtime._run_batch
+    runtime._run_batch = lambda batch: (inside.set(), release.wait(10), original_run_batch(batch))
+    (thread,) = runtime._threads
+    closed = []
+    servable = runtime._servables["tint@1"]
+    original_close = servable.close
+    servable.close = lambda: (closed.append(True), original_close())
+    job = runtime.submit(feeds_for(tint, (200, 10, 10)), time.monotonic() + 20)
+    assert inside.wait(10)
+    runtime.stop(timeout=0.2)  # the batch still runs
+    release.set()
+    assert job.future.result(10).outputs["tint@1"].shape == (1, 3)
+    thread.join(10)
+    assert not thread.is_alive() and closed == [True]

@@ -101,6 +101,7 @@ class Runtime:
         # alone, so no thread runs a servable while it is closed or the table of servables changes.
         self._gate = threading.Condition()
         self._batches_running = 0
+        self._threads_alive = 0  # the last inference thread to end cancels what waits and closes servables
         self._control_waiting = 0  # threads waiting to run control work, or running it
         self.on_batch = None  # optional callable(crops, run_ms), e.g. for metrics
         self.thread_ident: int | None = None  # the first inference thread's
@@ -110,6 +111,7 @@ class Runtime:
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._main, name="pinpoint-runtime" + (f"-{n + 1}" if n else ""),
                                           daemon=True) for n in range(self.threads)]
+        self._threads_alive = len(self._threads)
         for thread in self._threads:
             thread.start()
         self._thread = self._threads[0]
@@ -123,14 +125,7 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        stopped = not any(thread.is_alive() for thread in self._threads)
-        self._thread, self._threads = None, []
-        for job in self._drain_all():
-            job.future.cancel()
-        if stopped:  # a thread still in a run keeps its servable open
-            for servable in self._servables.values():
-                servable.close()
-            self._servables.clear()
+        self._thread, self._threads = None, []  # one still in a run ends after it, and cleans up then
 
     @property
     def queue_depth(self) -> int:
@@ -232,6 +227,15 @@ class Runtime:
         finally:
             if isinstance(carry, Job):
                 carry.future.cancel()
+            with self._gate:
+                self._threads_alive -= 1
+                last = self._threads_alive == 0
+            if last:  # stopped (or crashed): nobody runs what still waits, nor these servables again
+                for job in self._drain_all():
+                    job.future.cancel()
+                for servable in self._servables.values():
+                    servable.close()
+                self._servables.clear()
 
     def _next(self) -> Any:
         try:
