@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fixtures import scrape, split_image, value
 
 
@@ -11,8 +13,14 @@ def test_counters_match_the_requests_sent(server):
         server.post("/v1/classify?x=1&y=1&models=tint", data=split_image(), headers={"Content-Type": "image/png"})
     for _ in range(3):
         server.post("/v1/classify?x=999&y=1", data=split_image(), headers={"Content-Type": "image/png"})
-    after = scrape(server)
     ok = dict(name="pinpoint_requests_total", route="/v1/classify", method="POST")
+    # A request is counted as it ends, just after its answer went out: read once the last one has ended.
+    deadline = time.monotonic() + 5
+    while True:
+        after = scrape(server)
+        if value(after, **ok, status="400") - value(before, **ok, status="400") >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert value(after, **ok, status="200") - value(before, **ok, status="200") == 7
     assert value(after, **ok, status="400") - value(before, **ok, status="400") == 3
     count = "pinpoint_request_duration_seconds_count"
