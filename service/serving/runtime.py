@@ -95,8 +95,7 @@ class Runtime:
         self._servables: dict[str, Any] = {}  # key -> loader.Servable, changed only while no batch runs
         self._cost_ms: dict[str, float] = {}
         self._running = threading.Event()
-        self._thread: threading.Thread | None = None  # the first inference thread (the only one by default)
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # the inference threads while running; none when stopped
         # Batches running now, and whether control work (a warm-up, a drop) waits for them to end: it runs
         # alone, so no thread runs a servable while it is closed or the table of servables changes.
         self._gate = threading.Condition()
@@ -114,18 +113,17 @@ class Runtime:
         self._threads_alive = len(self._threads)
         for thread in self._threads:
             thread.start()
-        self._thread = self._threads[0]
         self._running.wait(60)
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self._thread is None:
+        if not self._threads:
             return
         for _ in self._threads:
             self._queue.put(_STOP)  # blocks only while the queue is full; the threads are draining it
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._thread, self._threads = None, []  # one still in a run ends after it, and cleans up then
+        self._threads = []  # one still in a run ends after it, and cleans up then
 
     @property
     def queue_depth(self) -> int:
@@ -164,7 +162,7 @@ class Runtime:
     # ---- request threads ----
     def submit(self, feeds: dict[str, np.ndarray], deadline: float) -> Job:
         """Queue the work; job.future resolves to an Outcome once every servable has answered."""
-        if self._thread is None:
+        if not self._threads:
             raise ModelUnavailable("the runtime is not running", retry_after=1)
         job = Job(feeds, deadline)
         try:
@@ -197,7 +195,7 @@ class Runtime:
 
     def submit_idle(self, feeds: dict[str, np.ndarray]) -> Job | None:
         """Work nobody waits for (a shadow version): run when no request is waiting, or never."""
-        if self._thread is None or len(self._idle) == self._idle.maxlen:
+        if not self._threads or len(self._idle) == self._idle.maxlen:
             return None
         job = Job(feeds, deadline=float("inf"))
         self._idle.append(job)
