@@ -15,6 +15,7 @@ import os
 import time
 
 from service.classify.pipeline import Pipeline
+from service.classify.request import Upload
 from service.serving import model_run
 from service.serving.manager import ModelRef
 
@@ -39,7 +40,8 @@ class Floor:
         return self.decode_ms + self.crops_ms + sum(self.infer_single_ms.values())
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
+    """CPU time this process has used: every thread, user and system."""
     times = os.times()
     return times.user + times.system
 
@@ -50,10 +52,10 @@ def _cpu_ms(work, repeats: int, rounds: int = 5) -> float:
     work()  # warm
     best = float("inf")
     for _ in range(rounds):
-        before = _cpu()
+        before = cpu_seconds()
         for _ in range(repeats):
             work()
-        best = min(best, (_cpu() - before) * 1000 / repeats)
+        best = min(best, (cpu_seconds() - before) * 1000 / repeats)
     return best
 
 
@@ -78,7 +80,7 @@ def measure(engine, image: bytes, point: tuple[int, int], names: list[str] | Non
         crops = [version.spec.crop for version in versions]
 
         def decode():
-            return pipeline._decode_bytes(image, crops)
+            return pipeline.decode(Upload(image), crops)
 
         decoded = decode()
         decode_ms = _cpu_ms(decode, _repeats(decode))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 from service.classify import imaging
 from service.engine import Engine
 from service.serving import repository
-from service.tools.bench import inputs, wrk
+from service.tools.bench import floor, inputs, wrk
 from service.tools.bench.server import ServerProcess
 
 SMALL, LARGE = "640x360.jpg", "12mp.jpg"
@@ -37,18 +36,13 @@ def in_process(engine: Engine, image: bytes, where: list, concurrency: int,
 
     engine.classify_image(image, where)  # warm
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    cpu_before, started = _cpu_seconds(), time.perf_counter()
+    cpu_before, started = floor.cpu_seconds(), time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, statistics.median(latencies), 100 * (_cpu_seconds() - cpu_before) / elapsed
-
-
-def _cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
+    return len(latencies) / elapsed, statistics.median(latencies), 100 * (floor.cpu_seconds() - cpu_before) / elapsed
 
 
 def decode_costs(image: bytes, settings) -> tuple[float, float, int]:

@@ -35,6 +35,11 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _kind(server_name: str) -> str:
+    """Which of `bodies`' requests a server is sent: Pinpoint's (naming the models) or the peers'."""
+    return "pinpoint" if server_name == "pinpoint" else "peer"
+
+
 def bodies(images: dict, names: list[str] | None) -> dict:
     """(image, server kind) -> (path, body, content type): the same upload of one point for every server;
     Pinpoint's also names the models when only some of those it serves are compared."""
@@ -107,7 +112,7 @@ def _measure_grid(servers: dict, requests_by: dict, grid: list, seconds: float, 
     runs, idle = found["runs"], found["idle_cores"][model_set]
     for image, connections in grid:
         for name, server in servers.items():
-            request = requests_by[(image, "pinpoint" if name == "pinpoint" else "peer")]
+            request = requests_by[(image, _kind(name))]
             settle(server, idle[name])
             cpu_before = server.cpu_seconds()
             result = wrk.run(server.url, *request, connections, seconds)
@@ -166,7 +171,7 @@ def _measure_set(work: Path, images: dict, seconds: float, found: dict, label: s
             servers[name] = stack.enter_context(PeerProcess(name, work, manifest))
         checks = found["checks"].setdefault(label, {})
         for name, server in servers.items():
-            kind = "pinpoint" if name == "pinpoint" else "peer"
+            kind = _kind(name)
             checks[name] = {image: check(server, requests_by[(image, kind)], want[image]) for image in images}
             wrk.run(server.url, *requests_by[(SMALL, kind)], 8, 1)  # warm every worker
         for name, server in servers.items():
@@ -193,7 +198,7 @@ def _tiny(work: Path, images: dict, seconds: float, settings, pinpoint: bool, fo
                 ServerProcess(work, {}, ["--models", str(tiny_models), "--labels", str(tiny_labels)]))
         servers["fastapi"] = stack.enter_context(PeerProcess("fastapi", work, manifest))
         for name, server in servers.items():
-            kind = "pinpoint" if name == "pinpoint" else "peer"
+            kind = _kind(name)
             found["checks"].setdefault("tiny MLP", {})[name] = {SMALL: check(server, requests_by[(SMALL, kind)],
                                                                              want[SMALL])}
             wrk.run(server.url, *requests_by[(SMALL, "peer")], 8, 1)

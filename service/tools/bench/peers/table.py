@@ -8,6 +8,7 @@ import os
 import platform
 from pathlib import Path
 
+from service.tools.bench import floor
 from service.tools.bench.peers import driver
 
 SETUPS = {
@@ -92,8 +93,6 @@ def floor_table(found: dict, models: str, grid: list) -> list[str]:
 
 
 def floor_lines(found: dict, models: str) -> list[str]:
-    from service.tools.bench import floor
-
     floors = found.get("floors", {}).get(models, {})
     return [f"- In-process floor, {_image(image)}: {floor.describe(value)}" for image, value in floors.items()]
 
