@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import graphs  # noqa: E402
 from browser_page import browser, page  # noqa: E402,F401 (fixtures of the page tests)
-from fixtures import Server, split_image, start_server, stop_server  # noqa: E402
+from fixtures import Server, split_image, start_grpc_server, start_server, stop_server  # noqa: E402
 from inprocess import InProcessServer, stop_running  # noqa: E402
 
 
@@ -82,3 +82,14 @@ def process_server(tmp_path_factory, repository, image_root) -> Server:
     running = start_server(tmp, models, labels, "--image-root", str(image_root), env=SHARED_ENV)
     yield running
     stop_server(running)
+
+
+@pytest.fixture(scope="module")
+def served(saved, tmp_path_factory) -> Server:
+    """For a test module whose `saved` fixture writes a SavedModel repository (the model, models/, labels/):
+    `pinpoint serve` of it with 2 API workers and gRPC on a free port (a module's own `served` wins)."""
+    _, models, labels = saved
+    server = start_grpc_server(tmp_path_factory.mktemp("server"), models, labels, env={"PINPOINT_WORKERS": "2"})
+    yield server
+    stop_server(server)
+

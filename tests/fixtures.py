@@ -145,6 +145,28 @@ def stop_server(server: Server) -> None:
         kill(server.process)
 
 
+def api_worker_maps(server: Server) -> dict[int, str]:
+    """Each API worker's /proc/<pid>/maps (the shared libraries it has loaded), by pid: what shows that
+    the workers never load TensorFlow or ONNX Runtime."""
+    from service.processes.roles import children
+
+    return {pid: Path(f"/proc/{pid}/maps").read_text() for role, pid in children(server.process.pid)
+            if role == "worker"}
+
+
+def demo_engine():
+    """An in-process Engine of the shipped demo models (models/, labels/), as `pinpoint serve` runs them,
+    their ONNX conversions in the session's cache (tests/conftest.py): converted once per test session,
+    and found there by the servers later tests start, not once more into the checkout's var/."""
+    from service.config import load_settings
+    from service.engine import Engine
+
+    repo = Path(__file__).resolve().parents[1]
+    settings = load_settings(environ={}, overrides={"models": str(repo / "models"), "labels": str(repo / "labels"),
+                                                    "onnx_cache": os.environ["PINPOINT_ONNX_CACHE"]})
+    return Engine.open(settings=settings)
+
+
 def kill(process: subprocess.Popen) -> None:
     """SIGKILL a server and its model runner and API workers (they would outlive a killed supervisor)."""
     from service.processes.roles import children

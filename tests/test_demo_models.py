@@ -8,7 +8,6 @@ code for a couple of steps on a tiny generated set.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
+from fixtures import demo_engine
 from service.tools.train import demos, realcheck, run_frozen
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,14 +38,7 @@ def pattern():
 
 @pytest.fixture(scope="module")
 def engine():
-    """The demo models as served, converted into the session's ONNX cache (tests/conftest.py), so the
-    servers of later tests find them there instead of importing TensorFlow to convert them again."""
-    from service.config import load_settings
-    from service.engine import Engine
-
-    settings = load_settings(environ={}, overrides={"models": str(MODELS), "labels": str(LABELS),
-                                                    "onnx_cache": os.environ["PINPOINT_ONNX_CACHE"]})
-    with Engine.open(settings=settings) as running:
+    with demo_engine() as running:
         yield running
 
 

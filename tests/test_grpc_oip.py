@@ -12,7 +12,6 @@ import json
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -32,7 +31,7 @@ from tensorflow_serving.apis import (
 from tritonclient.utils import InferenceServerException
 
 import graphs
-from fixtures import split_image, start_grpc_server, stop_server
+from fixtures import api_worker_maps, split_image, start_grpc_server, stop_server
 
 KEY = "grpc-s3cret"
 
@@ -321,10 +320,8 @@ def test_workers_serve_grpc_with_api_keys_as_metadata(workers):
 
 
 def test_workers_never_import_tensorflow_for_the_protos(workers):
-    from service.processes.roles import children
-
-    worker_pids = [pid for role, pid in children(workers.process.pid) if role == "worker"]
-    assert len(worker_pids) == 2
+    maps = api_worker_maps(workers)
+    assert len(maps) == 2
 
     def serving() -> list[dict]:
         return [json.loads(line) for line in workers.log().splitlines() if '"grpc_serving"' in line]
@@ -334,9 +331,8 @@ def test_workers_never_import_tensorflow_for_the_protos(workers):
     while len(serving()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     serving = serving()
-    assert sorted(entry["pid"] for entry in serving) == sorted(worker_pids)  # each on the shared port
+    assert sorted(entry["pid"] for entry in serving) == sorted(maps)  # each on the shared port
     assert all(entry["reuse_port"] for entry in serving)
-    for pid in worker_pids:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-        assert "_pywrap_tensorflow" not in maps and "libtensorflow_framework" not in maps
+    for loaded in maps.values():
+        assert "_pywrap_tensorflow" not in loaded and "libtensorflow_framework" not in loaded
 

@@ -4,7 +4,6 @@ its first cURL line sends, gives the answer it shows (through the same pipeline 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,15 +21,10 @@ def test_the_readme_answer_is_what_its_photo_and_point_give(tmp_path):
     x, y = map(int, re.search(r"curl -F image=@photo\.jpg -F x=(\d+) -F y=(\d+) ", README).groups())
     shown = json.loads(re.search(r"The first one's answer.*?```json\n(.+?)```", README, re.S).group(1))
 
-    from service.config import load_settings
-    from service.engine import Engine
+    from fixtures import demo_engine
     from service.http.api.render import classify_document
 
-    # The demo models as `pinpoint serve` runs them, from the session's ONNX cache (tests/conftest.py):
-    # converted once per test session, not once more into the checkout's var/.
-    settings = load_settings(environ={}, overrides={"models": str(REPO / "models"), "labels": str(REPO / "labels"),
-                                                    "onnx_cache": os.environ["PINPOINT_ONNX_CACHE"]})
-    with Engine.open(settings=settings) as engine:
+    with demo_engine() as engine:
         answer = classify_document(engine.classify_image((tmp_path / "photo.jpg").read_bytes(), [(x, y)]))
 
     assert answer["image"] == shown["image"]

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tritonclient.http as triton_http
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from fixtures import RED, split_image, start_grpc_server, stop_server
+from fixtures import RED, api_worker_maps, split_image
 from service.serving import repository, savedmodel
 
 CLASSES = 4
@@ -66,14 +66,6 @@ def grpc_predict(served, x: np.ndarray, signature_name: str):
         request.model_spec.signature_name = signature_name
         request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(x))
         return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
-
-
-@pytest.fixture(scope="module")
-def served(saved, tmp_path_factory):
-    _, models, labels = saved
-    server = start_grpc_server(tmp_path_factory.mktemp("server"), models, labels, env={"PINPOINT_WORKERS": "2"})
-    yield server
-    stop_server(server)
 
 
 def test_the_repository_reads_the_signature_without_tensorflow(saved):
@@ -247,21 +239,16 @@ def test_its_web_copy_is_the_frozen_signature_converted_and_verified(saved, serv
 def test_classify_route_and_api_workers_free_of_tensorflow(served):
     """TF Serving's :classify on the model.toml'd SavedModel; and after all the above, the API workers
     (which answered the REST routes and read the signatures) hold no TensorFlow."""
-    from pathlib import Path
-
-    from test_workers import pids
-
     image = base64.b64encode(split_image(size=(64, 32))).decode()
     answer = requests.post(f"{served.url}/v1/models/regions:classify", timeout=30,
                            json={"examples": [{"image": {"b64": image}, "x": 10, "y": 16}]})
     assert answer.status_code == 200, answer.text
     (classes,) = answer.json()["results"]
     assert sorted(label for label, _ in classes) == ["east", "north", "south", "west"]
-    roles = pids(served)
-    assert len(roles["worker"]) == 2
-    for pid in roles["worker"]:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-        assert "tensorflow" not in maps and "onnxruntime" not in maps
+    maps = api_worker_maps(served)
+    assert len(maps) == 2
+    for loaded in maps.values():
+        assert "tensorflow" not in loaded and "onnxruntime" not in loaded
 
 
 def test_a_new_version_published_by_rename_takes_over(saved, served):

@@ -21,7 +21,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import graphs
 from browser_page import needs_chromium, open_page
-from fixtures import split_image, start_grpc_server, start_server, stop_server
+from fixtures import api_worker_maps, split_image, start_server, stop_server
 from service.serving import repository
 
 # "pair" is converted to ONNX (backend auto); "pair_tf" is the same SavedModel with a model.toml that
@@ -95,14 +95,6 @@ def saved(tmp_path_factory):
     tf.saved_model.save(guarded, str(models / "guarded" / "1"), signatures={"serving_default": guarded.serve})
     (models / "guarded" / "1" / "model.toml").write_text('backend = "tensorflow"\n')
     return model, models, labels
-
-
-@pytest.fixture(scope="module")
-def served(saved, tmp_path_factory):
-    _, models, labels = saved
-    server = start_grpc_server(tmp_path_factory.mktemp("server"), models, labels, env={"PINPOINT_WORKERS": "2"})
-    yield server
-    stop_server(server)
 
 
 def test_the_repository_serves_it_as_named_tensors(saved):
@@ -393,15 +385,10 @@ def test_metadata_is_unchanged_the_real_signature_defs(served):
 def test_api_workers_checked_named_tensors_without_tensorflow(served):
     """After every call above, the API workers (which read the signatures and checked the inputs) hold
     neither TensorFlow nor ONNX Runtime: the named tensors crossed the hop to the model runner."""
-    from pathlib import Path
-
-    from test_workers import pids
-
-    roles = pids(served)
-    assert len(roles["worker"]) == 2
-    for pid in roles["worker"]:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-        assert "tensorflow" not in maps and "onnxruntime" not in maps
+    maps = api_worker_maps(served)
+    assert len(maps) == 2
+    for loaded in maps.values():
+        assert "tensorflow" not in loaded and "onnxruntime" not in loaded
 
 
 def test_each_signature_is_converted_once_and_cached_by_content(saved, tmp_path):

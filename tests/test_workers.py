@@ -15,7 +15,7 @@ import pytest
 import requests
 
 import graphs
-from fixtures import Clients, assert_error, scrape, split_image, start_server, value, wait_until
+from fixtures import Clients, api_worker_maps, assert_error, scrape, split_image, start_server, value, wait_until
 from service import errors
 from service.config import load_settings
 from service.engine import Engine
@@ -85,9 +85,8 @@ def workers(tmp_path):
 def test_two_workers_and_one_runner_serve_and_workers_stay_small(workers):
     roles = pids(workers)
     assert len(roles["worker"]) == 2 and len(roles["runner"]) == 1
-    for pid in roles["worker"]:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-        assert "tensorflow" not in maps and "onnxruntime" not in maps  # workers never load a model runtime
+    for pid, loaded in api_worker_maps(workers).items():
+        assert "tensorflow" not in loaded and "onnxruntime" not in loaded  # workers never load a model runtime
         assert rss_mb(pid) < 150
     answers = [classify(workers.url) for _ in range(20)]
     assert all(a.status_code == 200 for a in answers)
