@@ -116,8 +116,9 @@ def established_connections(pid: int, port: int) -> int:
 
 
 def test_kept_alive_connections_spread_over_both_workers(workers):
-    """32 keep-alive clients (a product's connection pool, or wrk -c 32): each worker holds a fair share.
-    On one shared socket a single worker took 31 of 32; with a socket each the kernel spreads them."""
+    """32 keep-alive clients (a product's connection pool, or wrk -c 32): each worker holds half. Left to
+    the kernel, one shared socket gave a single worker 31 of 32, and a socket each (SO_REUSEPORT) split
+    wrk's 8 connections 7/1 in one run of five; the worker holding fewer takes the next one."""
     sessions = [requests.Session() for _ in range(32)]
     try:
         for session in sessions:
@@ -125,7 +126,7 @@ def test_kept_alive_connections_spread_over_both_workers(workers):
         port = int(workers.url.rsplit(":", 1)[1])
         held = [established_connections(pid, port) for pid in pids(workers)["worker"]]
         assert sum(held) >= 32  # and any the readiness probes left open
-        assert min(held) >= 6, held  # by address hash: a split this uneven has odds of about 1 in 25,000
+        assert max(held) - min(held) <= 2, held  # 16 and 16, give or take the probes' connections
     finally:
         for session in sessions:
             session.close()
@@ -190,7 +191,7 @@ def test_one_clients_rate_limit_holds_across_workers(tmp_path):
     server = start_server(tmp_path, models, labels, env={"PINPOINT_WORKERS": "2", "PINPOINT_RATE_LIMIT_PER_S": "0.01",
                                                           "PINPOINT_RATE_LIMIT_BURST": "5"})
     try:
-        # A connection per request, so the kernel spreads them over both workers.
+        # A connection per request, so both workers take some.
         statuses = [requests.get(server.url + "/v1/models", headers={"Connection": "close"}, timeout=10).status_code
                     for _ in range(12)]
         assert statuses.count(200) == 5 and statuses.count(429) == 7

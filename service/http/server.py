@@ -28,7 +28,9 @@ What Pinpoint adds to waitress, by concern:
   falls back after an upload storm.
 
 Workers of `pinpoint serve` with `workers = N` serve the socket the supervisor bound, passed as file
-descriptor 3 with LISTEN_PID set (service/processes/supervisor.py); otherwise this binds its own.
+descriptor 3 with LISTEN_PID set (service/processes/supervisor.py), and listen for new connections
+only while no other worker holds fewer (service/processes/connection_share.py); otherwise this binds
+its own.
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ from service.http import memory
 from service.http.api.error_responses import JSON, foreign, payload
 from service.http.connection import Connection
 from service.http.framing import MAX_HEADER_BYTES, REASONS
+from service.processes.connection_share import HELD_BACK_S, ConnectionShare
 
 log = structlog.get_logger("pinpoint.access")
-LISTEN_FD = 3  # systemd's first passed descriptor (service/processes/supervisor.py passes each worker's socket there)
+LISTEN_FD = 3  # systemd's first passed descriptor (service/processes/supervisor.py passes its socket there)
 MAX_CONNECTIONS = 4000  # open at once per process; beyond it new ones wait in the listen backlog
 TICK_S = 0.25  # the event loop wakes at least this often: deadlines, drain
 IDLE_GRACE_S = 0.3  # on drain, how long an idle kept-alive connection may still send a next request
@@ -63,12 +66,23 @@ IDLE_LINGER_S = 0.2  # closing an idle connection: how long a request that cross
 class _Server(TcpWSGIServer):
     channel_class = Connection
 
-    def __init__(self, application, owner: HTTPServer, **kwargs):
-        self.owner = owner
+    def __init__(self, application, owner: HTTPServer, share: ConnectionShare | None, **kwargs):
+        self.owner, self.share = owner, share
+        self.held_back = False  # another worker holds fewer connections: it takes the next one
         super().__init__(application, **kwargs)
 
     def maintenance(self, now):  # waitress calls it from the loop, every cleanup_interval
         self.owner.check_deadlines()
+
+    def readable(self):  # asked before every wait of the event loop: listen for new connections now?
+        listening = super().readable()
+        self.held_back = listening and self.share is not None and not self.share.may_accept(len(self.active_channels))
+        return listening and not self.held_back
+
+    def handle_accept(self):
+        super().handle_accept()
+        if self.share is not None:  # say so at once: the other workers are deciding too
+            self.held_back = not self.share.may_accept(len(self.active_channels))
 
 
 class HTTPServer:
@@ -123,13 +137,17 @@ class HTTPServer:
             expose_tracebacks=False, log_socket_errors=False, url_scheme="http")
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(adj.threads)
-        self._server = _Server(self.app, self, map=self._map, _sock=self.socket, dispatcher=dispatcher, adj=adj,
+        share = ConnectionShare.of_this_worker(settings.workers)
+        self._server = _Server(self.app, self, share, map=self._map, _sock=self.socket, dispatcher=dispatcher, adj=adj,
                                bind_socket=False, sockinfo=(self.socket.family, self.socket.type,
                                                             self.socket.proto, self.socket.getsockname()))
         self.ready = True
         try:
             while not self._stopped.is_set():
-                wasyncore.loop(timeout=TICK_S, map=self._map, use_poll=True, count=1)
+                # A worker held back looks again soon: it is the next to take a connection once the others
+                # have caught up, and nothing else may wake it (its own connections can be quiet).
+                tick = HELD_BACK_S if self._server.held_back else TICK_S
+                wasyncore.loop(timeout=tick, map=self._map, use_poll=True, count=1)
                 if self.draining and self._drain_step():
                     break
         except Exception:
@@ -183,6 +201,8 @@ class HTTPServer:
         server = self._server
         if server.accepting:
             server.accepting = False
+            if server.share is not None:
+                server.share.leave()
             self._take_backlog()
             server.del_channel()
             self.socket.close()  # our copy: other workers (and the supervisor) keep theirs

@@ -2,12 +2,12 @@
 
     pinpoint serve (supervisor: binds the port, starts and restarts the others, passes signals)
       ├─ model runner   the manager, the graphs, the inference thread, batching across every worker
-      └─ API worker × N HTTP on its own listening socket of the port, limits, auth, decoding, cropping, JSON
+      └─ API worker × N HTTP on the supervisor's listening socket, limits, auth, decoding, cropping, JSON
 
-The supervisor binds one listening socket per worker on the port (SO_REUSEPORT: worker_listeners) and
-hands each worker its own as file descriptor 3 with LISTEN_PID set: the systemd socket-activation
-convention, so a worker serves a socket it never bound and the kernel spreads connections evenly
-over the workers. Workers never import TensorFlow; they reach the runner over a Unix socket
+The supervisor binds the port once and hands every worker that socket as file descriptor 3 with
+LISTEN_PID set: the systemd socket-activation convention, so a worker serves a socket it never bound.
+Which worker takes a new connection is theirs to settle (service/processes/connection_share.py: the
+one holding the fewest). Workers never import TensorFlow; they reach the runner over a Unix socket
 (service/processes/hop.py). All three are CherryPy buses, so daemonizing, the pidfile and signals work
 as in one process: SIGHUP reloads everything, SIGTERM drains the workers, then stops the runner, then
 exits 0.
@@ -35,7 +35,7 @@ from cherrypy.process import plugins
 from service.config import Settings
 from service.processes import daemon
 from service.processes.hop import Client
-from service.processes.roles import ROLE_ENV, RUNNER_ENV, SECRET_ENV, SUPERVISOR_ENV, role
+from service.processes.roles import ROLE_ENV, RUNNER_ENV, SECRET_ENV, SUPERVISOR_ENV, WORKER_ENV, role
 from service.processes.runner_client import RemoteRunner
 
 log = structlog.get_logger("pinpoint.supervisor")
@@ -88,9 +88,9 @@ def _is_open(fd: int) -> bool:
 
 
 class Supervisor(plugins.SimplePlugin):
-    def __init__(self, bus, settings: Settings, listeners: list[socket.socket], argv: list[str], run_dir: Path):
+    def __init__(self, bus, settings: Settings, listener: socket.socket, argv: list[str], run_dir: Path):
         super().__init__(bus)
-        self.settings, self.listeners = settings, listeners
+        self.settings, self.listener = settings, listener
         self.run_dir, self.metrics_dir = run_dir, run_dir / "metrics"
         self.stopping = False
         base = {**os.environ, RUNNER_ENV: str(self.run_dir / "runner.sock"), SECRET_ENV: secrets.token_hex(32),
@@ -98,8 +98,8 @@ class Supervisor(plugins.SimplePlugin):
         command = [sys.executable, "-m", "service", *[a for a in argv if a != "--daemonize"]]
         self.runner = Child("runner", command, {**base, ROLE_ENV: "runner"})
         self.workers = [Child(f"worker-{i + 1}", command,
-                              {**base, ROLE_ENV: "worker", "LISTEN_PID": "1", "LISTEN_FDS": "1"},
-                              pass_fd=listeners[i].fileno())
+                              {**base, ROLE_ENV: "worker", WORKER_ENV: str(i), "LISTEN_PID": "1", "LISTEN_FDS": "1"},
+                              pass_fd=listener.fileno())
                         for i in range(settings.workers)]
         self.watch = plugins.Monitor(bus, self._check, frequency=0.2, name="supervise")
 
@@ -166,12 +166,11 @@ class Supervisor(plugins.SimplePlugin):
             return len(new)
 
         while self.runner.process and self.runner.process.poll() is None and time.monotonic() < deadline:
-            answered += sum(answer_backlog(listener) for listener in self.listeners)
+            answered += answer_backlog(self.listener)
             lingering[:] = _close_lingering(lingering, 0.02)  # the loop's pause
         _wait([self.runner.process] if self.runner.process else [], 0)
-        for listener in self.listeners:
-            answered += answer_backlog(listener, within_s=1.0)  # all of it: what is left is reset by close
-            listener.close()
+        answered += answer_backlog(self.listener, within_s=1.0)  # all of it: what is left is reset by close
+        self.listener.close()
         for conn in _close_lingering(lingering, 0.3):
             conn.close()
         if answered:
@@ -263,17 +262,14 @@ def _count_restart(name: str, pid: int) -> None:
     restarts().labels(name.split("-")[0]).inc()
 
 
-def listen(settings: Settings, port: int | None = None, reuse_port: bool = False) -> socket.socket:
+def listen(settings: Settings) -> socket.socket:
     """A listening socket set up as cheroot sets up its own (it skips that for a socket it inherits):
     above all TCP_NODELAY, which accepted connections inherit; without it every small answer waits
-    ~40 ms for Nagle and the client's delayed ACK. `reuse_port`: one of several sockets on the same port
-    (see worker_listeners)."""
-    family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port if port is None else port,
-                                                         type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    ~40 ms for Nagle and the client's delayed ACK."""
+    family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
+                                                         flags=socket.AI_PASSIVE)[0]
     listener = socket.socket(family, kind, proto)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if family == socket.AF_INET6 and settings.host in ("::", "::0", "::0.0.0.0"):
         listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack, as cheroot does
@@ -281,18 +277,6 @@ def listen(settings: Settings, port: int | None = None, reuse_port: bool = False
     listener.listen(512)
     listener.set_inheritable(True)
     return listener
-
-
-def worker_listeners(settings: Settings) -> list[socket.socket]:
-    """One listening socket per API worker, all on the port (SO_REUSEPORT), as nginx's `reuseport` and
-    gunicorn's `reuse_port` do. Workers sharing one socket do not share its connections: whichever event
-    loop wakes first takes them, and with 32 kept-alive connections `ss` showed 31 on one worker and 1 on
-    the other. With a socket each, the kernel spreads new connections over the workers by their address
-    hash. The supervisor holds every socket, so a worker that dies loses nothing: the connections sent to
-    its socket wait in the backlog for its replacement (and are answered 503 at shutdown)."""
-    first = listen(settings, reuse_port=True)
-    port = first.getsockname()[1]  # port 0 asks for any free port: every socket must share the first's
-    return [first, *(listen(settings, port=port, reuse_port=True) for _ in range(settings.workers - 1))]
 
 
 def supervise(settings: Settings, daemonize: bool) -> None:
@@ -304,13 +288,13 @@ def supervise(settings: Settings, daemonize: bool) -> None:
     from prometheus_client import values  # may already be imported (with in-memory values): switch it
 
     values.ValueClass = values.MultiProcessValue()
-    listeners = worker_listeners(settings)
+    listener = listen(settings)  # one for every worker; the supervisor's copy answers 503 once they have stopped
     bus = _bus()
     if daemonize:
         plugins.Daemonizer(bus, stdout=str(settings.log_file), stderr=str(settings.log_file)).subscribe()
         daemon.keep_umask(bus, Path(settings.log_file))
         plugins.PIDFile(bus, str(settings.pidfile)).subscribe()
-    supervisor = Supervisor(bus, settings, listeners, sys.argv[1:], run_dir)
+    supervisor = Supervisor(bus, settings, listener, sys.argv[1:], run_dir)
     supervisor.subscribe()
     from service.http.ready import announce_when_ready
 

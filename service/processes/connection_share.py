@@ -1,0 +1,79 @@
+"""Which API worker takes the next connection: one that holds no more than any other.
+
+The API workers accept from one listening socket, the supervisor's. Left alone, the kernel gives a new
+connection to whichever worker calls accept first, and the busiest event loop wakes most often: with 32
+kept-alive connections one worker held 31. One socket per worker (SO_REUSEPORT, nginx's `reuseport`)
+spreads them by a hash of the client's address, which is fair on average but not in any one pool: wrk's
+8 connections split 7/1 in one run of five, and connections hashed to a worker being restarted waited
+for it.
+
+So each worker writes, in a table every worker maps (a file in the server's run directory), how many
+connections it holds and when it last looked; it listens for new ones only while it holds no more than
+the fewest any other live worker holds. One always qualifies, so a connection never waits for a worker
+that cannot take it: a worker whose entry is older than STALE_S (stopped, killed, or stuck) no longer
+counts, and one that drains leaves the table. A worker held back looks again every HELD_BACK_S, so it
+takes its turn within that once the others have caught up, even when its own connections are quiet.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import time
+from pathlib import Path
+
+from service.processes.roles import RUNNER_ENV, WORKER_ENV
+
+ENTRY = struct.Struct("<qd")  # connections held, when written (CLOCK_MONOTONIC: one clock for the machine)
+MAX_WORKERS = 256  # the most the `workers` setting allows
+STALE_S = 1.0  # a live worker's event loop writes at least every 0.25 s (service/http/server.py's tick)
+HELD_BACK_S = 0.01
+
+
+class ConnectionShare:
+    """This worker's entry in the table, and whether it may accept now."""
+
+    def __init__(self, path: Path, index: int, workers: int, clock=time.monotonic):
+        if not 0 <= index < min(workers, MAX_WORKERS):
+            raise ValueError(f"worker {index} of {workers}")
+        self.index, self.workers, self._clock = index, workers, clock
+        size = MAX_WORKERS * ENTRY.size
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < size:
+                os.ftruncate(fd, size)  # zeros: every entry written at 0, long stale (several workers may do this)
+            self._map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def of_this_worker(cls, workers: int) -> ConnectionShare | None:
+        """The share of an API worker of `pinpoint serve`; None in a server of one process."""
+        index = os.environ.get(WORKER_ENV)
+        if index is None or RUNNER_ENV not in os.environ:
+            return None
+        return cls(Path(os.environ[RUNNER_ENV]).with_name("connections"), int(index), workers)
+
+    def may_accept(self, held: int) -> bool:
+        """Write that this worker holds `held` connections; True unless another live worker holds fewer."""
+        now = self._clock()
+        ENTRY.pack_into(self._map, self.index * ENTRY.size, held, now)
+        for other in range(self.workers):
+            if other != self.index:
+                count, written = ENTRY.unpack_from(self._map, other * ENTRY.size)
+                if count < held and now - written < STALE_S:
+                    return False
+        return True
+
+    def leave(self) -> None:
+        """Stop counting this worker (it drains): the others no longer wait for it to catch up."""
+        ENTRY.pack_into(self._map, self.index * ENTRY.size, 0, 0.0)
+
+    def held(self) -> list[int | None]:
+        """Connections each worker holds, None for one not counted (for logs and tests)."""
+        now, found = self._clock(), []
+        for index in range(self.workers):
+            count, written = ENTRY.unpack_from(self._map, index * ENTRY.size)
+            found.append(count if now - written < STALE_S else None)
+        return found
