@@ -63,18 +63,18 @@ def test_the_fastapi_peer_answers_what_pinpoint_answers_in_process(tmp_path: Pat
         assert peer.cpu_seconds() > 0 and peer.rss_mb() > 0
 
 
-def _run(server, image, c, ok_per_s, requests=1000, non2xx=0):
+def _run(server, image, c, ok_per_s, requests=1000, non2xx=0, per_worker=()):
     seconds = (requests - non2xx) / ok_per_s
     result = wrk.Result(requests=requests, seconds=seconds, non2xx=non2xx, socket_errors=0, p50=5.0, p90=7.0,
                         p99=9.0, mean=5.5)
     return {"models": "color, pattern", "server": server, "image": image, "c": c, "result": result, "cpu_ms": 4.0,
-            "ok_per_s": ok_per_s}
+            "ok_per_s": ok_per_s, "per_worker": list(per_worker)}
 
 
 def test_the_section_gives_pinpoint_over_peer_ratios_and_marks_losses_and_short_runs():
     small, large = driver.SMALL, driver.LARGE
     found = {"runs": [_run("pinpoint", small, 1, 300.0), _run("litserve", small, 1, 200.0),
-                      _run("pinpoint", small, 8, 400.0), _run("litserve", small, 8, 500.0),
+                      _run("pinpoint", small, 8, 400.0, per_worker=(4, 4)), _run("litserve", small, 8, 500.0),
                       _run("pinpoint", large, 32, 20.0, requests=10), _run("litserve", large, 32, 5.0, requests=40)],
              "checks": {"color, pattern": {"litserve": {small: {"top1": {"color": "red"}, "same_top1": True,
                                                                 "same_top5": True, "largest_score_difference": 0.0}}}},
@@ -91,6 +91,7 @@ def test_the_section_gives_pinpoint_over_peer_ratios_and_marks_losses_and_short_
     assert cells[2] == "**0.80×** (500)"  # a loss, in bold
     assert cells[6] == "(5†)"  # Pinpoint answered 10 at c=32: too short for a ratio
     assert "litserve 900 MB" in text and "same top-1" in text and "litserve 0.20" in text
+    assert "connections per API worker halfway through each run" in text and "640×360 c=8: 4 / 4." in text
     # CPU per request over the work itself: 4.0 CPU-ms over a floor of 1.0 + 0.5 + 0.5 = 2.0
     assert "decode 1.00 + crops 0.50 + inference at 8 crops a run (color 0.50) = **2.00 CPU-ms**" in text
     row = next(line for line in text.splitlines() if line.startswith("| pinpoint |"))

@@ -28,6 +28,7 @@ from service.processes.runner import Runner, serve
 from service.processes.runner_client import RemoteRunner
 from service.serving.manager import ManagerState, ModelRef, StaleVersions, State, Version
 from service.serving.web_model import NotForTheBrowser
+from service.tools.bench.server import established_connections
 
 
 def pids(server) -> dict[str, list[int]]:
@@ -96,40 +97,33 @@ def test_two_workers_and_one_runner_serve_and_workers_stay_small(workers):
     assert value(samples, "pinpoint_batch_crops_count") >= 20  # observed in the runner, read by a worker
 
 
-def established_connections(pid: int, port: int) -> int:
-    """Connections to `port` that process `pid` holds open, read from /proc as `ss -tnp` reads them."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
-            count += local_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
-    return count
-
-
-def test_kept_alive_connections_spread_over_both_workers(workers):
+def test_kept_alive_connections_are_shared_evenly_and_a_stuck_worker_holds_none_back(workers):
     """32 keep-alive clients (a product's connection pool, or wrk -c 32): each worker holds half. Left to
     the kernel, one shared socket gave a single worker 31 of 32, and a socket each (SO_REUSEPORT) split
-    wrk's 8 connections 7/1 in one run of five; the worker holding fewer takes the next one."""
+    wrk's 8 connections 7/1 in one run of five; the worker holding fewer takes the next one. A worker
+    that stops answering (SIGSTOP here; stuck, in production) stops counting within a second, and new
+    connections all go to the other instead of waiting for it."""
+    port = int(workers.url.rsplit(":", 1)[1])
     sessions = [requests.Session() for _ in range(32)]
     try:
         for session in sessions:
             assert classify(workers.url, session).status_code == 200
-        port = int(workers.url.rsplit(":", 1)[1])
         held = [established_connections(pid, port) for pid in pids(workers)["worker"]]
         assert sum(held) >= 32  # and any the readiness probes left open
         assert max(held) - min(held) <= 2, held  # 16 and 16, give or take the probes' connections
     finally:
         for session in sessions:
             session.close()
+    stuck, other = pids(workers)["worker"]
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        time.sleep(1.2)  # connection_share.STALE_S and a little
+        started = time.monotonic()
+        for _ in range(8):
+            assert requests.get(workers.url + "/v1/models", headers={"Connection": "close"}, timeout=5).ok
+        assert time.monotonic() - started < 2.0
+    finally:
+        os.kill(stuck, signal.SIGCONT)
 
 
 def test_a_killed_worker_is_replaced_and_other_requests_succeed(workers):

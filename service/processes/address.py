@@ -100,7 +100,7 @@ def _listening_inodes() -> dict[int, tuple[str, int]]:
     return found
 
 
-def _socket_inodes(pid: int) -> set[int]:
+def socket_inodes(pid: int) -> set[int]:
     inodes = set()
     try:
         for fd in os.scandir(f"/proc/{pid}/fd"):
@@ -118,7 +118,7 @@ def _socket_inodes(pid: int) -> set[int]:
 def listening_on(pid: int) -> list[tuple[str, int]]:
     """The (address, port) pairs process `pid` listens on (empty when /proc does not tell)."""
     listening = _listening_inodes()
-    return sorted({listening[inode] for inode in _socket_inodes(pid) if inode in listening})
+    return sorted({listening[inode] for inode in socket_inodes(pid) if inode in listening})
 
 
 def holder_of(port: int) -> int | None:
@@ -127,7 +127,7 @@ def holder_of(port: int) -> int | None:
     if not inodes:
         return None
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and _socket_inodes(int(entry.name)) & inodes:
+        if entry.name.isdigit() and socket_inodes(int(entry.name)) & inodes:
             return int(entry.name)
     return None
 

@@ -12,7 +12,23 @@ from pathlib import Path
 
 import requests
 
+from service.processes.address import socket_inodes
 from service.processes.roles import children
+
+
+def established_connections(pid: int, port: int) -> int:
+    """Connections to `port` that process `pid` holds open, read from /proc as `ss -tnp` reads them."""
+    inodes, count = socket_inodes(pid), 0
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], int(fields[9])
+            count += local_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
+    return count
 
 
 def free_port() -> int:
@@ -56,6 +72,11 @@ class ServerProcess:
         """pid -> supervisor, runner or worker (or `server` for a single process)."""
         found = dict((pid, role) for role, pid in children(self.process.pid))
         return {self.process.pid: "supervisor" if found else "server", **found}
+
+    def connections_per_worker(self) -> list[int]:
+        """Connections each API worker holds now (empty for a server of one process)."""
+        return [established_connections(pid, self.port) for role, pid in children(self.process.pid)
+                if role == "worker"]
 
     def rss_mb(self, field: str = "VmRSS", pid: int | None = None) -> float:
         """A process's resident memory; without a pid, the whole server's."""

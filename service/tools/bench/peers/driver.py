@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -115,13 +116,31 @@ def _measure_grid(servers: dict, requests_by: dict, grid: list, seconds: float, 
             request = requests_by[(image, _kind(name))]
             settle(server, idle[name])
             cpu_before = server.cpu_seconds()
-            result = wrk.run(server.url, *request, connections, seconds)
+            with _midway(server, seconds) as spread:
+                result = wrk.run(server.url, *request, connections, seconds)
             cpu = server.cpu_seconds() - cpu_before
             runs.append({"models": model_set, "server": name, "image": image, "c": connections, "result": result,
-                         "cpu_ms": 1000 * cpu / max(1, result.requests), "ok_per_s": ok_per_s(result)})
+                         "cpu_ms": 1000 * cpu / max(1, result.requests), "ok_per_s": ok_per_s(result),
+                         "per_worker": spread})
             _say(f"  {model_set:12s} {name:9s} {image:12s} c={connections:<3d} {ok_per_s(result):8.1f} req/s  "
                  f"p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms  {runs[-1]['cpu_ms']:.2f} CPU-ms/request  "
                  f"non-2xx {result.non2xx}")
+
+
+@contextlib.contextmanager
+def _midway(server, seconds: float):
+    """The connections each of Pinpoint's API workers holds halfway through a run (as `ss -tnp` would
+    count them), in the list yielded; empty for a peer."""
+    spread: list[int] = []
+    if not isinstance(server, ServerProcess):
+        yield spread
+        return
+    sampler = threading.Timer(seconds / 2, lambda: spread.extend(server.connections_per_worker()))
+    sampler.start()
+    try:
+        yield spread
+    finally:
+        sampler.join()
 
 
 def served_names(settings) -> list[str]:

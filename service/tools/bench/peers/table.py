@@ -73,6 +73,14 @@ def ratio_table(found: dict, models: str, grid: list) -> list[str]:
     return lines
 
 
+def spread_line(found: dict, models: str, grid: list) -> list[str]:
+    """How Pinpoint's connections sat on its API workers halfway through each run (c > 1)."""
+    cells = [f"{_image(image)} c={c}: {' / '.join(map(str, run['per_worker']))}" for image, c in grid
+             if c > 1 and (run := _run(found["runs"], models, "pinpoint", image, c)) and run.get("per_worker")]
+    return [f"Pinpoint's kept-alive connections per API worker halfway through each run (read from /proc as "
+            f"`ss -tnp` reads them): {'; '.join(cells)}.", ""] if cells else []
+
+
 def floor_table(found: dict, models: str, grid: list) -> list[str]:
     """Each server's CPU-ms per request ÷ the in-process floor of the same request (floor.py): what it
     spends above the work itself."""
@@ -114,7 +122,8 @@ def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
         out += [f"### {models}", ""]
         if has_pinpoint:
             out += [*ratio_table(found, models, driver.GRID), "",
-                    "Answers (2xx) per second; in **bold** where Pinpoint answered fewer than the peer.", ""]
+                    "Answers (2xx) per second; in **bold** where Pinpoint answered fewer than the peer.", "",
+                    *spread_line(found, models, driver.GRID)]
         if found.get("floors", {}).get(models):
             out += ["The work itself, measured in-process with Pinpoint's code (service/tools/bench/floor.py), and "
                     "each server's CPU per request over it:", "", *floor_lines(found, models), "",
