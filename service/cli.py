@@ -144,12 +144,13 @@ def _main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "predict":
         _check_point(parser.commands["predict"], args)
-        quiet.import_tensorflow()
     try:
         settings = _settings(args)
     except (ConfigError, OSError) as error:
         print(f"pinpoint: {error}", file=sys.stderr)
         return 2
+    if args.command == "predict" and _loads_tensorflow(settings):
+        quiet.import_tensorflow()  # here, quietly, rather than on a loader thread into the output
     from service.processes.address import AddressError
     from service.serving.repository import RepositoryMissing, check_repository
 
@@ -202,6 +203,21 @@ def _run(args, settings: Settings) -> int:
             os.environ["PINPOINT_LABELS"] = str(settings.labels)
         return bench(Path(args.out), settings, seconds=args.seconds, memory_requests=args.memory_requests)
     return 2
+
+
+def _loads_tensorflow(settings) -> bool:
+    """Whether loading the served models imports TensorFlow (~3 s): not when each is ONNX, or a frozen
+    graph whose conversion and check are already in the ONNX cache."""
+    from service.serving import loader, repository
+    from service.serving.servable import LoadOptions
+
+    options = LoadOptions(settings.intra_op_threads, settings.inter_op_threads, settings.backend,
+                          settings.onnx_tolerance, settings.onnx_cache)
+    try:
+        return any(loader.needs_tensorflow(spec, options)
+                   for spec in repository.scan(settings.models, settings.labels).specs)
+    except Exception:  # noqa: BLE001 - the load says what is wrong; meanwhile TensorFlow's notices stay out
+        return True
 
 
 def _predict(args, settings) -> int:

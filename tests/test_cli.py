@@ -36,13 +36,28 @@ def test_predict_prints_the_api_answer(repository, tmp_path):
     assert set(answer["models"]) == {"tint", "bright", "jpeg"}
 
 
-def test_predict_reports_errors_in_the_contract_shape(repository, tmp_path):
-    models, labels = repository
+def test_predict_reports_errors_in_the_contract_shape(onnx_repository, tmp_path):
+    models, labels = onnx_repository
     image = tmp_path / "split.png"
     image.write_bytes(split_image())
     done = pinpoint("predict", str(image), "--x", "500", "--y", "1", "--models", str(models), "--labels", str(labels))
     assert done.returncode == 1
     assert json.loads(done.stderr.strip().splitlines()[-1])["code"] == "point_out_of_bounds"
+
+
+def test_predict_on_models_already_converted_does_not_import_tensorflow(onnx_repository, tmp_path):
+    """Importing TensorFlow is ~3 s of a predict; it is skipped when every model runs on ONNX Runtime from
+    the conversion cache (graphs not converted yet, SavedModels and TensorFlow-only models still need it)."""
+    models, labels = onnx_repository
+    image = tmp_path / "split.png"
+    image.write_bytes(split_image())
+    args = ("predict", str(image), "--x", "10", "--y", "50", "--models", str(models), "--labels", str(labels))
+    assert pinpoint(*args).returncode == 0  # converts them into the run's cache, unless a test did already
+    done = pinpoint(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})  # each module imported, on stderr
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["predictions"][0]["results"]["tint"][0]["label"] == "red"
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and "tensorflow" not in imported
 
 
 def test_predict_prints_one_line_per_point_and_model_and_no_colour_codes_into_a_file(repository, tmp_path):

@@ -59,6 +59,18 @@ def load_servable(spec: ModelSpec, options: LoadOptions) -> Servable:
         return _tensorflow(spec, graph, options, f"auto fell back to TensorFlow: {refusal}")
 
 
+def needs_tensorflow(spec: ModelSpec, options: LoadOptions) -> bool:
+    """Whether loading this version imports TensorFlow (load_servable's choices, without loading): a
+    command imports it up front then, with its C++ notices kept out of the output (service/quiet.py)."""
+    if spec.is_onnx:
+        return False
+    if spec.is_saved_model or spec.input.kind == "encoded" or (spec.backend or options.backend) == "tensorflow":
+        return True
+    from service.serving.backends import onnx_conversion
+
+    return not onnx_conversion.verified_in_cache(spec, spec.graph_path.read_bytes(), options, check_rows(spec))
+
+
 def _saved_model(spec: ModelSpec, options: LoadOptions) -> Servable:
     """A SavedModel: its signatures run by TensorFlow as saved, or (backend auto or onnxruntime) each
     converted by tf2onnx and verified against TensorFlow: the served signature of a model that takes

@@ -168,8 +168,7 @@ def unconverted_ops(proto) -> list[str]:
 def _reference(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, cache: Cache, key: str) -> np.ndarray:
     """TensorFlow's outputs on the check inputs: from the cache, else run here (a session of its own on
     this loader thread, closed at once: this graph is not serving, so the inference thread's rule holds)."""
-    check = hashlib.sha256(rows.tobytes() + str(rows.shape).encode() + tensorflow_version().encode()).hexdigest()[:16]
-    name = f"{key}.{check}.npy"
+    name = _reference_name(key, rows)
     stored = cache.read(name)
     if stored is not None:
         try:
@@ -185,6 +184,19 @@ def _reference(spec: ModelSpec, graph: bytes, options, rows: np.ndarray, cache: 
         servable.close()
     cache.write(name, _npy(reference))
     return reference
+
+
+def _reference_name(key: str, rows: np.ndarray) -> str:
+    check = hashlib.sha256(rows.tobytes() + str(rows.shape).encode() + tensorflow_version().encode()).hexdigest()[:16]
+    return f"{key}.{check}.npy"
+
+
+def verified_in_cache(spec: ModelSpec, graph: bytes, options, rows: np.ndarray) -> bool:
+    """Whether load_verified would serve this graph without importing TensorFlow: its conversion and
+    TensorFlow's answers on `rows` are both in the cache."""
+    cache = Cache(options.onnx_cache)
+    key = conversion_key(spec, graph)
+    return cache.has(f"{key}.onnx") and cache.has(_reference_name(key, rows)) and not cache.has(f"{key}.refused")
 
 
 def _difference(servable, rows: np.ndarray, reference: np.ndarray) -> float:
@@ -249,6 +261,9 @@ class Cache:
             return (self.directory / name).read_bytes()
         except OSError:
             return None
+
+    def has(self, name: str) -> bool:
+        return self.directory is not None and (self.directory / name).is_file()
 
     def write(self, name: str, data: bytes) -> None:
         if self.directory is None:
