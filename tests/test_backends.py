@@ -23,6 +23,7 @@ from inprocess import InProcessServer
 from service.serving import loader, repository
 from service.serving.backends import onnx_conversion
 from service.serving.runtime import Runtime
+from service.serving.servable import LoadOptions
 
 tf1 = tf.compat.v1
 REPO = Path(__file__).resolve().parents[1]
@@ -390,7 +391,13 @@ def test_the_conversion_cache_is_reused_on_restart_without_tensorflow(tmp_path):
     cache = tmp_path / "cache"
     first = run_engine(tmp_path, models, labels, cache)
     assert first["conversions"] == 2 and "tensorflow" in first["imported"]
-    assert sorted(path.suffix for path in cache.iterdir()) == [".npy", ".npy", ".onnx", ".onnx"]
+    assert sorted(path.suffix for path in cache.iterdir()) == [".npy", ".npy", ".onnx", ".onnx", ".verified",
+                                                                 ".verified"]
+    # What `pinpoint predict` asks before loading: neither needs TensorFlow now, unless the tolerance in force
+    # is tighter than what the check found.
+    specs = repository.scan(models, labels).specs
+    assert not any(loader.needs_tensorflow(spec, LoadOptions(onnx_cache=cache)) for spec in specs)
+    assert all(loader.needs_tensorflow(spec, LoadOptions(onnx_cache=cache, onnx_tolerance=-1.0)) for spec in specs)
     again = run_engine(tmp_path, models, labels, cache)
     # No conversion, and TensorFlow's answers on the check inputs come from the cache too: not imported.
     assert again["conversions"] == 0 and again["imported"] == ["onnxruntime"]

@@ -68,4 +68,4 @@ def test_a_replacement_worker_takes_over_its_predecessors_entry(tmp_path):
 
 def test_a_server_of_one_process_has_no_share(monkeypatch):
     monkeypatch.delenv("PINPOINTD_WORKER", raising=False)
-    assert ConnectionShare.of_this_worker(1) is None
+    assert ConnectionShare.of_this_worker() is None

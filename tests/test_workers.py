@@ -114,16 +114,32 @@ def test_kept_alive_connections_are_shared_evenly_and_a_stuck_worker_holds_none_
     finally:
         for session in sessions:
             session.close()
-    stuck, other = pids(workers)["worker"]
+    # Both now hold nothing (their loops have seen the closes); one stops answering. The other takes the
+    # first new connection, then holds more than the stuck one's last word, so only its staleness lets
+    # it take the next: within STALE_S (1 s), not never.
+    deadline = time.monotonic() + 10
+    while any(established_connections(pid, port) for pid in pids(workers)["worker"]):
+        assert time.monotonic() < deadline, "the closed sessions' connections stayed open"
+        time.sleep(0.05)
+    time.sleep(0.5)  # both tables' entries say 0 (each event loop writes at least every 0.25 s)
+    stuck, live = pids(workers)["worker"]
     os.kill(stuck, signal.SIGSTOP)
+    deadline = time.monotonic() + 5  # kill() returns before every thread has stopped (one could still accept)
+    while not all((task / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+                  for task in Path(f"/proc/{stuck}/task").iterdir()):
+        assert time.monotonic() < deadline, "SIGSTOP did not stop the worker"
+        time.sleep(0.01)
+    sessions = [requests.Session() for _ in range(4)]
     try:
-        time.sleep(1.2)  # connection_share.STALE_S and a little
         started = time.monotonic()
-        for _ in range(8):
-            assert requests.get(workers.url + "/v1/models", headers={"Connection": "close"}, timeout=5).ok
-        assert time.monotonic() - started < 2.0
+        for session in sessions:
+            assert classify(workers.url, session, timeout=5).status_code == 200
+        assert time.monotonic() - started < 3.0
+        assert established_connections(live, port) == 4
     finally:
         os.kill(stuck, signal.SIGCONT)
+        for session in sessions:
+            session.close()
 
 
 def test_a_killed_worker_is_replaced_and_other_requests_succeed(workers):

@@ -11,8 +11,9 @@ message is `max_body_bytes`; and each call is counted in the HTTP metrics (route
 method `GRPC`, status the gRPC code).
 
 In one process (workers = 0) the server runs beside CherryPy; with API workers, every worker runs one
-on the same port with SO_REUSEPORT and the kernel spreads the connections, as the supervisor's sockets
-do for HTTP. Protos: service/grpc/protos.py.
+on the same port with SO_REUSEPORT and the kernel spreads the connections by a hash of the client's
+address (grpcio accepts in C: the HTTP workers' even share, service/processes/connection_share.py, is
+not consulted). Protos: service/grpc/protos.py.
 """
 
 from __future__ import annotations

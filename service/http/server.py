@@ -72,20 +72,35 @@ class _Server(TcpWSGIServer):
     def __init__(self, application, owner: HTTPServer, share: ConnectionShare | None, **kwargs):
         self.owner, self.share = owner, share
         self.held_back = False  # another worker holds fewer connections: it takes the next one
+        self.held_back_tick = HELD_BACK_S  # how long the event loop waits while held back (it doubles)
         super().__init__(application, **kwargs)
 
     def maintenance(self, now):  # waitress calls it from the loop, every cleanup_interval
         self.owner.check_deadlines()
 
     def readable(self):  # asked before every wait of the event loop: listen for new connections now?
-        listening = super().readable()
-        self.held_back = listening and self.share is not None and not self.share.may_accept(len(self.active_channels))
-        return listening and not self.held_back
+        return super().readable() and not self.held_back  # as next_wait() decided, just before
 
     def handle_accept(self):
         super().handle_accept()
         if self.share is not None:  # say so at once: the other workers are deciding too
-            self.held_back = not self.share.may_accept(len(self.active_channels))
+            self._count_connections()
+
+    def _count_connections(self) -> None:
+        held_back = self.accepting and not self.share.may_accept(len(self.active_channels))
+        if not held_back:
+            self.held_back_tick = HELD_BACK_S
+        self.held_back = held_back
+
+    def next_wait(self) -> float:
+        """Before each wait of the event loop: whether it listens for new connections this time, and how
+        long it may wait (a tick; less while held back, so it sees the others catch up)."""
+        if self.share is not None:
+            self._count_connections()
+        if not self.held_back:
+            return TICK_S
+        wait, self.held_back_tick = self.held_back_tick, min(TICK_S, 2 * self.held_back_tick)
+        return wait
 
 
 class HTTPServer:
@@ -140,7 +155,7 @@ class HTTPServer:
             expose_tracebacks=False, log_socket_errors=False, url_scheme="http")
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(adj.threads)
-        share = ConnectionShare.of_this_worker(settings.workers)
+        share = ConnectionShare.of_this_worker()
         self._server = _Server(self.app, self, share, map=self._map, _sock=self.socket, dispatcher=dispatcher, adj=adj,
                                bind_socket=False, sockinfo=(self.socket.family, self.socket.type,
                                                             self.socket.proto, self.socket.getsockname()))
@@ -149,8 +164,7 @@ class HTTPServer:
             while not self._stopped.is_set():
                 # A worker held back looks again soon: it is the next to take a connection once the others
                 # have caught up, and nothing else may wake it (its own connections can be quiet).
-                tick = HELD_BACK_S if self._server.held_back else TICK_S
-                wasyncore.loop(timeout=tick, map=self._map, use_poll=True, count=1)
+                wasyncore.loop(timeout=self._server.next_wait(), map=self._map, use_poll=True, count=1)
                 if self.draining and self._drain_step():
                     break
         except Exception:

@@ -9,10 +9,12 @@ for it.
 
 So each worker writes, in a table every worker maps (a file in the server's run directory), how many
 connections it holds and when it last looked; it listens for new ones only while it holds no more than
-the fewest any other live worker holds. One always qualifies, so a connection never waits for a worker
-that cannot take it: a worker whose entry is older than STALE_S (stopped, killed, or stuck) no longer
-counts, and one that drains leaves the table. A worker held back looks again every HELD_BACK_S, so it
-takes its turn within that once the others have caught up, even when its own connections are quiet.
+the fewest any other live worker holds. The one holding the fewest always qualifies. A worker whose
+entry is older than STALE_S (killed, stopped, stuck) no longer counts, and one that drains leaves the
+table, so a worker that cannot take connections holds the others back STALE_S at most. A worker held
+back looks again after HELD_BACK_S, then twice as long each time up to the event loop's tick: it takes
+its turn soon after the others have caught up, even when its own connections are quiet, without waking
+100 times a second while the split stays uneven (3 connections on 2 workers, for as long as they last).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import struct
 import time
 from pathlib import Path
 
-from service.processes.roles import RUNNER_ENV, WORKER_ENV
+from service.processes.roles import RUNNER_ENV, WORKER_ENV, WORKERS_ENV
 
 ENTRY = struct.Struct("<qd")  # connections held, when written (CLOCK_MONOTONIC: one clock for the machine)
 MAX_WORKERS = 256  # the most the `workers` setting allows
@@ -48,12 +50,13 @@ class ConnectionShare:
             os.close(fd)
 
     @classmethod
-    def of_this_worker(cls, workers: int) -> ConnectionShare | None:
-        """The share of an API worker of `pinpoint serve`; None in a server of one process."""
-        index = os.environ.get(WORKER_ENV)
-        if index is None or RUNNER_ENV not in os.environ:
+    def of_this_worker(cls) -> ConnectionShare | None:
+        """The share of an API worker of `pinpoint serve`, as its supervisor numbered it (not as the
+        settings say now: they may have been edited since); None in a server of one process."""
+        if WORKER_ENV not in os.environ or RUNNER_ENV not in os.environ:
             return None
-        return cls(Path(os.environ[RUNNER_ENV]).with_name("connections"), int(index), workers)
+        return cls(Path(os.environ[RUNNER_ENV]).with_name("connections"), int(os.environ[WORKER_ENV]),
+                   int(os.environ[WORKERS_ENV]))
 
     def may_accept(self, held: int) -> bool:
         """Write that this worker holds `held` connections; True unless another live worker holds fewer."""

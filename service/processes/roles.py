@@ -14,6 +14,7 @@ from pathlib import Path
 ROLE_ENV, RUNNER_ENV, SECRET_ENV = "PINPOINTD_ROLE", "PINPOINTD_RUNNER", "PINPOINTD_SECRET"
 SUPERVISOR_ENV = "PINPOINTD_SUPERVISOR"  # its pid: a child whose parent is another process is orphaned
 WORKER_ENV = "PINPOINTD_WORKER"  # an API worker's place, 0 to N-1 (its replacement takes the same)
+WORKERS_ENV = "PINPOINTD_WORKERS"  # N, as the supervisor started them
 
 
 def role() -> str | None:

@@ -35,7 +35,7 @@ from cherrypy.process import plugins
 from service.config import Settings
 from service.processes import daemon
 from service.processes.hop import Client
-from service.processes.roles import ROLE_ENV, RUNNER_ENV, SECRET_ENV, SUPERVISOR_ENV, WORKER_ENV, role
+from service.processes.roles import ROLE_ENV, RUNNER_ENV, SECRET_ENV, SUPERVISOR_ENV, WORKER_ENV, WORKERS_ENV, role
 from service.processes.runner_client import RemoteRunner
 
 log = structlog.get_logger("pinpoint.supervisor")
@@ -98,7 +98,8 @@ class Supervisor(plugins.SimplePlugin):
         command = [sys.executable, "-m", "service", *[a for a in argv if a != "--daemonize"]]
         self.runner = Child("runner", command, {**base, ROLE_ENV: "runner"})
         self.workers = [Child(f"worker-{i + 1}", command,
-                              {**base, ROLE_ENV: "worker", WORKER_ENV: str(i), "LISTEN_PID": "1", "LISTEN_FDS": "1"},
+                              {**base, ROLE_ENV: "worker", WORKER_ENV: str(i), WORKERS_ENV: str(settings.workers),
+                               "LISTEN_PID": "1", "LISTEN_FDS": "1"},
                               pass_fd=listener.fileno())
                         for i in range(settings.workers)]
         self.watch = plugins.Monitor(bus, self._check, frequency=0.2, name="supervise")

@@ -77,6 +77,7 @@ def load_verified(spec: ModelSpec, graph, options, rows: np.ndarray, use_cached_
         servable.close()
         raise Unverified(f"ONNX Runtime's answers differ from TensorFlow's by {difference:.3g} "
                          f"(tolerance {options.onnx_tolerance:g}) on {len(rows)} check inputs")
+    cache.write(_verdict_name(key, rows), repr(float(difference)).encode())  # what verified_in_cache reads
     from_cache = ", from the cache" if cached else ""
     servable.reason = (f"converted by tf2onnx {tf2onnx_version()} (opset {OPSET}{from_cache})"
                        f", verified against TensorFlow on {len(rows)} inputs: largest difference {difference:.2g}"
@@ -191,12 +192,23 @@ def _reference_name(key: str, rows: np.ndarray) -> str:
     return f"{key}.{check}.npy"
 
 
+def _verdict_name(key: str, rows: np.ndarray) -> str:
+    return _reference_name(key, rows).removesuffix(".npy") + ".verified"
+
+
 def verified_in_cache(spec: ModelSpec, graph: bytes, options, rows: np.ndarray) -> bool:
     """Whether load_verified would serve this graph without importing TensorFlow: its conversion and
-    TensorFlow's answers on `rows` are both in the cache."""
+    TensorFlow's answers on `rows` are in the cache, and a load passed its check within the tolerance
+    in force now."""
     cache = Cache(options.onnx_cache)
     key = conversion_key(spec, graph)
-    return cache.has(f"{key}.onnx") and cache.has(_reference_name(key, rows)) and not cache.has(f"{key}.refused")
+    verdict = cache.read(_verdict_name(key, rows))
+    try:
+        difference = float(verdict) if verdict is not None else float("inf")
+    except ValueError:
+        return False
+    return (difference <= options.onnx_tolerance and cache.has(f"{key}.onnx") and cache.has(_reference_name(key, rows))
+            and not cache.has(f"{key}.refused"))
 
 
 def _difference(servable, rows: np.ndarray, reference: np.ndarray) -> float:
