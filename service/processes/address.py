@@ -80,24 +80,28 @@ def who_holds(port: int, pidfile: Path | None) -> str:
 
 # ---- listening sockets, from /proc ----
 
-def _listening_inodes() -> dict[int, tuple[str, int]]:
-    """inode -> (address, port) of every listening TCP socket in this network namespace."""
-    found = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+def tcp_sockets(proc_net: str = "/proc/net"):
+    """(inode, local address, local port, state) of every TCP socket in this network namespace, as the
+    kernel lists them (state "0A": listening, "01": established)."""
+    for table in (f"{proc_net}/tcp", f"{proc_net}/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for row in rows:
             fields = row.split()
-            if len(fields) < 10 or fields[3] != "0A":  # 0A: LISTEN
+            if len(fields) < 10:
                 continue
             hex_address, hex_port = fields[1].split(":")
             raw = bytes.fromhex(hex_address)
             # The kernel prints each 32-bit word in host (little-endian) order.
             raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            found[int(fields[9])] = (str(ipaddress.ip_address(raw)), int(hex_port, 16))
-    return found
+            yield int(fields[9]), str(ipaddress.ip_address(raw)), int(hex_port, 16), fields[3]
+
+
+def _listening_inodes() -> dict[int, tuple[str, int]]:
+    """inode -> (address, port) of every listening TCP socket in this network namespace."""
+    return {inode: (address, port) for inode, address, port, state in tcp_sockets() if state == "0A"}
 
 
 def socket_inodes(pid: int) -> set[int]:

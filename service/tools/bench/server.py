@@ -12,23 +12,15 @@ from pathlib import Path
 
 import requests
 
-from service.processes.address import socket_inodes
+from service.processes.address import socket_inodes, tcp_sockets
 from service.processes.roles import children
 
 
 def established_connections(pid: int, port: int) -> int:
     """Connections to `port` that process `pid` holds open, read from /proc as `ss -tnp` reads them."""
-    inodes, count = socket_inodes(pid), 0
-    for table in ("tcp", "tcp6"):
-        try:
-            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], int(fields[9])
-            count += local_port == port and state == "01" and inode in inodes  # 01: ESTABLISHED
-    return count
+    held = socket_inodes(pid)
+    return sum(1 for inode, _, local_port, state in tcp_sockets(f"/proc/{pid}/net")
+               if local_port == port and state == "01" and inode in held)
 
 
 def free_port() -> int:
