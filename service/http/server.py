@@ -59,8 +59,9 @@ log = structlog.get_logger("pinpoint.access")
 LISTEN_FD = 3  # systemd's first passed descriptor (service/processes/supervisor.py passes its socket there)
 MAX_CONNECTIONS = 4000  # open at once per process; beyond it new ones wait in the listen backlog
 TICK_S = 0.25  # the event loop wakes at least this often: deadlines, drain
-# What one read takes from a connection. waitress's 8 KB made a 3 MB photo ~400 turns of the event loop
-# (each polling every connection, and appending to the spooled body); what has arrived is read at once.
+# What one read takes from a connection. waitress's 8 KB made the bench's 12 MP photo (1.5 MB) ~180 turns of
+# the event loop (each polling every connection, and appending to the spooled body); now what has arrived is
+# read at once.
 RECV_BYTES = 256 * 1024
 IDLE_GRACE_S = 0.3  # on drain, how long an idle kept-alive connection may still send a next request
 IDLE_LINGER_S = 0.2  # closing an idle connection: how long a request that crossed our FIN is read and dropped
