@@ -69,3 +69,10 @@ def test_a_replacement_worker_takes_over_its_predecessors_entry(tmp_path):
 def test_a_server_of_one_process_has_no_share(monkeypatch):
     monkeypatch.delenv("PINPOINTD_WORKER", raising=False)
     assert ConnectionShare.of_this_worker() is None
+
+
+def test_a_worker_that_stops_listening_wakes_the_others_at_once(tmp_path):
+    """The worker that now qualifies may be asleep, not listening: the poke wakes its event loop."""
+    first, second = pair(tmp_path, Clock())
+    second.wake_others()
+    assert first.wake_socket.recv(8) == b"!"

@@ -91,6 +91,8 @@ class _Server(TcpWSGIServer):
         held_back = self.accepting and not self.share.may_accept(len(self.active_channels))
         if not held_back:
             self.held_back_tick = HELD_BACK_S
+        elif not self.held_back:
+            self.share.wake_others()  # this worker stops listening: the one that may take the next, look now
         self.held_back = held_back
 
     def next_wait(self) -> float:
@@ -102,6 +104,24 @@ class _Server(TcpWSGIServer):
             return TICK_S
         wait, self.held_back_tick = self.held_back_tick, min(TICK_S, 2 * self.held_back_tick)
         return wait
+
+
+class _WakeUp(wasyncore.dispatcher):
+    """Another worker's poke (service/processes/connection_share.py): it wakes the event loop, which then
+    looks at the table again before it waits."""
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return False
+
+    def handle_read(self):
+        try:
+            while self.socket.recv(64):
+                pass
+        except OSError:
+            pass
 
 
 class HTTPServer:
@@ -157,6 +177,8 @@ class HTTPServer:
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(adj.threads)
         share = ConnectionShare.of_this_worker()
+        if share is not None:
+            _WakeUp(share.wake_socket, self._map)
         self._server = _Server(self.app, self, share, map=self._map, _sock=self.socket, dispatcher=dispatcher, adj=adj,
                                bind_socket=False, sockinfo=(self.socket.family, self.socket.type,
                                                             self.socket.proto, self.socket.getsockname()))

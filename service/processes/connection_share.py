@@ -11,16 +11,21 @@ So each worker writes, in a table every worker maps (a file in the server's run 
 connections it holds and when it last looked; it listens for new ones only while it holds no more than
 the fewest any other live worker holds. The one holding the fewest always qualifies. A worker whose
 entry is older than STALE_S (killed, stopped, stuck) no longer counts, and one that drains leaves the
-table, so a worker that cannot take connections holds the others back STALE_S at most. A worker held
-back looks again after HELD_BACK_S, then twice as long each time up to the event loop's tick: it takes
-its turn soon after the others have caught up, even when its own connections are quiet, without waking
-100 times a second while the split stays uneven (3 connections on 2 workers, for as long as they last).
+table, so a worker that cannot take connections holds the others back STALE_S at most.
+
+A worker held back is not listening, and its event loop may sleep: a worker that stops listening
+(it just took a connection and now holds more than another) pokes the others, a datagram to each one's
+wake-up socket in the run directory, so the one that now qualifies listens at once; a burst of new
+connections alternates between the workers without waiting. A held-back worker also looks again
+after HELD_BACK_S, then twice as long each time up to the event loop's tick (for a worker that went
+stale), without waking 100 times a second while the split stays uneven.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import socket
 import struct
 import time
 from pathlib import Path
@@ -48,6 +53,12 @@ class ConnectionShare:
             self._map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
+        self._wake_paths = [str(path.with_name(f"wake-{other}")) for other in range(workers) if other != index]
+        self.wake_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        mine = path.with_name(f"wake-{index}")
+        mine.unlink(missing_ok=True)  # a predecessor's, if this worker replaces one
+        self.wake_socket.bind(str(mine))
+        self.wake_socket.setblocking(False)
 
     @classmethod
     def of_this_worker(cls) -> ConnectionShare | None:
@@ -72,6 +83,15 @@ class ConnectionShare:
     def leave(self) -> None:
         """Stop counting this worker (it drains): the others no longer wait for it to catch up."""
         ENTRY.pack_into(self._map, self.index * ENTRY.size, 0, 0.0)
+        self.wake_others()
+
+    def wake_others(self) -> None:
+        """This worker stopped listening: the others look at the table again now (one of them qualifies)."""
+        for path in self._wake_paths:
+            try:
+                self.wake_socket.sendto(b"!", path)
+            except OSError:
+                pass  # not there (yet, or any more), or its queue is full: it is awake anyway
 
     def held(self) -> list[int | None]:
         """Connections each worker holds, None for one not counted (for logs and tests)."""
