@@ -85,9 +85,9 @@ class _Server(TcpWSGIServer):
     def handle_accept(self):
         super().handle_accept()
         if self.share is not None:  # say so at once: the other workers are deciding too
-            self._count_connections()
+            self._decide_listening()
 
-    def _count_connections(self) -> None:
+    def _decide_listening(self) -> None:
         held_back = self.accepting and not self.share.may_accept(len(self.active_channels))
         if not held_back:
             self.held_back_tick = HELD_BACK_S
@@ -99,7 +99,7 @@ class _Server(TcpWSGIServer):
         """Before each wait of the event loop: whether it listens for new connections this time, and how
         long it may wait (a tick; less while held back, so it sees the others catch up)."""
         if self.share is not None:
-            self._count_connections()
+            self._decide_listening()
         if not self.held_back:
             return TICK_S
         wait, self.held_back_tick = self.held_back_tick, min(TICK_S, 2 * self.held_back_tick)
@@ -185,8 +185,8 @@ class HTTPServer:
         self.ready = True
         try:
             while not self._stopped.is_set():
-                # A worker held back looks again soon: it is the next to take a connection once the others
-                # have caught up, and nothing else may wake it (its own connections can be quiet).
+                # Held back, a worker looks again soon (and at once when another worker pokes it): it is the
+                # next to take a connection once the others have caught up.
                 wasyncore.loop(timeout=self._server.next_wait(), map=self._map, use_poll=True, count=1)
                 if self.draining and self._drain_step():
                     break

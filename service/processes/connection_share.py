@@ -74,11 +74,14 @@ class ConnectionShare:
         now = self._clock()
         ENTRY.pack_into(self._map, self.index * ENTRY.size, held, now)
         for other in range(self.workers):
-            if other != self.index:
-                count, written = ENTRY.unpack_from(self._map, other * ENTRY.size)
-                if count < held and now - written < STALE_S:
-                    return False
+            if other != self.index and (count := self._live_count(other, now)) is not None and count < held:
+                return False
         return True
+
+    def _live_count(self, index: int, now: float) -> int | None:
+        """What worker `index` last wrote it holds; None once that is older than STALE_S (or it left)."""
+        count, written = ENTRY.unpack_from(self._map, index * ENTRY.size)
+        return count if now - written < STALE_S else None
 
     def leave(self) -> None:
         """Stop counting this worker (it drains): the others no longer wait for it to catch up."""
@@ -95,8 +98,5 @@ class ConnectionShare:
 
     def held(self) -> list[int | None]:
         """Connections each worker holds, None for one not counted (for logs and tests)."""
-        now, found = self._clock(), []
-        for index in range(self.workers):
-            count, written = ENTRY.unpack_from(self._map, index * ENTRY.size)
-            found.append(count if now - written < STALE_S else None)
-        return found
+        now = self._clock()
+        return [self._live_count(index, now) for index in range(self.workers)]
