@@ -97,3 +97,68 @@ def test_a_12_mp_photo_is_decoded_once_at_the_scale_the_shipped_models_allow_tog
     assert set(specs) == {"color", "theme", "pattern"}
     together = imaging.reduction(list(specs.values()), 4000, 3000)
     assert together == min(imaging.reduction([spec], 4000, 3000) for spec in specs.values()) == 4
+
+
+# ---- an upload's JPEG decoded only down to the lowest row its crops read (partial_decode.py) ----
+
+def _photo(size=(640, 360), **save) -> bytes:
+    """A grainy photograph (scikit-image's coffee) as a JPEG of `size`."""
+    from skimage import data
+    rng = np.random.default_rng(2)
+    photo = Image.fromarray(data.coffee()).resize(size, Image.Resampling.BICUBIC)
+    pixels = np.asarray(photo).astype(np.int16) + rng.integers(-10, 11, (size[1], size[0], 3))
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=88, **save)
+    return buffer.getvalue()
+
+
+SPECS = [COLOR_LIKE, THEME_LIKE,
+         *(imaging.CropSpec(width=48, height=40, fraction=0.2, resize=name) for name in imaging.RESIZE_FILTERS),
+         imaging.CropSpec(width=24, height=24, box=(200, 150), keep_aspect=False, resize="lanczos"),
+         imaging.CropSpec(width=28, height=28, channels=1, fraction=0.1)]
+
+
+@pytest.mark.parametrize("reduce", [1, 2])
+def test_the_top_rows_give_the_very_crops_a_whole_decode_gives(reduce):
+    photo = _photo()
+    whole = imaging.decode_header(imaging.probe(photo, LIMITS), reduce)
+    rng = np.random.default_rng(3)
+    for x, y in [(5, 1), (320, 180), (639, 359), *zip(rng.uniform(0, 640, 30), rng.uniform(0, 360, 30))]:
+        top = imaging.decode_header(imaging.probe(photo, LIMITS), reduce, (SPECS, [(x, y)]))
+        for spec in SPECS:
+            assert np.array_equal(imaging.crop(whole, spec, x, y), imaging.crop(top, spec, x, y)), (spec, x, y)
+
+
+def test_a_point_near_the_top_leaves_the_rest_of_the_photo_undecoded():
+    photo = _photo()
+    top = imaging.decode_header(imaging.probe(photo, LIMITS), 1, ([COLOR_LIKE], [(320, 20)]))
+    pixels = np.asarray(top.rgb)
+    assert pixels[:40].any() and not pixels[60:].any()  # the window ends at row 32: never decoded below ~35
+    assert (top.width, top.height, top.rgb.size) == (640, 360, (640, 360))  # coordinates as for a whole decode
+
+
+@pytest.mark.parametrize("photo", [
+    pytest.param(lambda: _photo(progressive=True), id="progressive: every scan before the first row"),
+    pytest.param(lambda: _with_exif_orientation(_photo(), 3), id="shown upside down: its bottom is stored first"),
+])
+def test_jpegs_that_cannot_stop_early_are_decoded_whole(photo):
+    data = photo()
+    decoded = imaging.decode_header(imaging.probe(data, LIMITS), 1, ([COLOR_LIKE], [(320, 20)]))
+    whole = imaging.decode(data, LIMITS)
+    assert np.asarray(decoded.rgb).any(axis=(1, 2)).all()  # every row decoded
+    assert np.array_equal(imaging.crop(decoded, COLOR_LIKE, 320, 20), imaging.crop(whole, COLOR_LIKE, 320, 20))
+
+
+def test_a_truncated_upload_is_refused_even_where_its_top_arrived_whole():
+    photo = _photo()
+    cut = photo[:len(photo) * 2 // 3]  # the top half of the rows and more, no end marker
+    with pytest.raises(imaging.InvalidImage, match="truncated"):
+        imaging.decode_header(imaging.probe(cut, LIMITS), 1, ([COLOR_LIKE], [(320, 20)]))
+
+
+def _with_exif_orientation(data: bytes, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(buffer, format="JPEG", exif=exif, quality=88)
+    return buffer.getvalue()

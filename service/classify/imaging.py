@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from service.classify import partial_decode
 from service.errors import ImageTooLarge, InvalidImage, UnsupportedMediaType, image_too_large
 
 RESIZE_FILTERS = {
@@ -41,6 +43,7 @@ class Header:
     width: int  # as displayed, after EXIF orientation
     height: int
     orientation: int = 1  # EXIF orientation, 1 = as stored
+    data: bytes = b""  # the file the image was opened on
 
     @property
     def reducible(self) -> bool:
@@ -79,6 +82,10 @@ class CropSpec:
     resize: str = "bilinear"
 
 
+# The crops a decode is for, and the points (displayed pixels) they will be cut at.
+CropsAt = tuple[Sequence[CropSpec], Sequence[tuple[float, float]]]
+
+
 def probe(data: bytes, limits: ImageLimits) -> Header:
     """Open the image and check it against the limits from its header alone (so bombs cost nothing)."""
     if not data:
@@ -108,7 +115,8 @@ def probe(data: bytes, limits: ImageLimits) -> Header:
     orientation = _orientation(image)
     if orientation in _TRANSPOSING:
         width, height = height, width
-    return Header(image=image, format=image.format, width=width, height=height, orientation=orientation)
+    return Header(image=image, format=image.format, width=width, height=height, orientation=orientation,
+                  data=data)
 
 
 def _header_size(data: bytes, formats: tuple[str, ...]) -> tuple[int, int] | None:
@@ -125,8 +133,10 @@ def _header_size(data: bytes, formats: tuple[str, ...]) -> tuple[int, int] | Non
     return None
 
 
-def decode_header(header: Header, reduce: int = 1) -> DecodedImage:
-    """Decode the pixels, at 1/reduce scale where the format allows it (JPEG), as RGB."""
+def decode_header(header: Header, reduce: int = 1, crops_at: CropsAt | None = None) -> DecodedImage:
+    """Decode the pixels, at 1/reduce scale where the format allows it (JPEG), as RGB. With `crops_at`
+    (the crops and the points they will be cut at) a JPEG may be decoded only down to the lowest row
+    they read (service/classify/partial_decode.py): those crops alone may then be cut from it."""
     image = header.image
     try:
         with warnings.catch_warnings():
@@ -134,7 +144,13 @@ def decode_header(header: Header, reduce: int = 1) -> DecodedImage:
             if reduce > 1 and header.reducible:
                 stored_w, stored_h = image.size
                 image.draft(None, (-(-stored_w // reduce), -(-stored_h // reduce)))
-            image.load()  # the first frame of animated files
+            rows = image.height
+            if crops_at is not None and partial_decode.possible(image, header.data, header.orientation):
+                rows = _rows_read(crops_at, header, image.height)
+            if rows < image.height:
+                partial_decode.load_top_rows(image, header.data, rows)
+            else:
+                image.load()  # the first frame of animated files
             image = _oriented(image, header.orientation)
             rgb = _to_rgb(image)
     except Image.DecompressionBombError:
@@ -143,6 +159,18 @@ def decode_header(header: Header, reduce: int = 1) -> DecodedImage:
         # Truncated or corrupt data surfaces here, as any of these from Pillow's decoders.
         raise InvalidImage("the image data is truncated or corrupt") from None
     return DecodedImage(rgb=rgb, format=header.format, width=header.width, height=header.height)
+
+
+def _rows_read(crops_at: CropsAt, header: Header, decoded_height: int) -> int:
+    """The decoded rows that cutting `crops_at` reads (the image stored as displayed)."""
+    specs, points = crops_at
+    scale = decoded_height / header.height
+    boxes = []
+    for spec in specs:
+        for x, y in points:
+            _, top, _, bottom = crop_box(spec, header.width, header.height, x, y)
+            boxes.append((top * scale, bottom * scale, spec.height, spec.resize))
+    return partial_decode.rows_needed(boxes, decoded_height)
 
 
 def decode(data: bytes, limits: ImageLimits, reduce: int = 1) -> DecodedImage:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import structlog
@@ -53,11 +53,11 @@ class Pipeline:
             if version.spec.tensors_only:
                 raise BadRequest(f"model {version.name!r} cannot take one image crop: {tensors_only(version)}")
         decode_started = time.perf_counter()
-        decoded = self.decode(request.source, [v.spec.crop for v in versions])
+        decoded = self.decode(request.source, [v.spec.crop for v in versions],
+                              lambda width, height: pixel_points(request, width, height))
         decode_ms = (time.perf_counter() - decode_started) * 1000
 
-        points = [_to_pixels(i, point, request.units, decoded.width, decoded.height)
-                  for i, point in enumerate(request.points)]
+        points = pixel_points(request, decoded.width, decoded.height)
         crop_started = time.perf_counter()
         feeds = self.feeds(decoded, points, versions)
         crop_ms = (time.perf_counter() - crop_started) * 1000
@@ -92,10 +92,15 @@ class Pipeline:
                         "total": round((time.perf_counter() - started) * 1000, 2)})
 
     # ---- steps ----
-    def decode(self, source: ImageSource, crops: list[imaging.CropSpec]) -> imaging.DecodedImage:
-        """The image's pixels, decoded no larger than the crops need, from the cache for server files."""
+    def decode(self, source: ImageSource, crops: list[imaging.CropSpec],
+               points: Callable[[int, int], list[tuple[float, float]]]) -> imaging.DecodedImage:
+        """The image's pixels, decoded no larger than the crops need: an upload only down to the lowest
+        row its crops at `points` (the request's points, in pixels of a width x height image) read; a
+        server file whole, kept in the cache for the next points."""
         if isinstance(source, Upload):
-            return self._decode_bytes(source.data, crops)
+            header = imaging.probe(source.data, self.limits)
+            crops_at = (crops, points(header.width, header.height))
+            return imaging.decode_header(header, self._reduction(crops, header), crops_at)
         file = (paths.confine(self.settings.image_root, source.path) if isinstance(source, ServerPath)
                 else self.store.path(source.image_id, source.owner))
         try:
@@ -104,14 +109,13 @@ class Pipeline:
             raise NotFound("the image is gone") from None
         decoded = self.cache.get(key)
         if decoded is None:
-            decoded = self._decode_bytes(paths.read_limited(file, self.settings.max_body_bytes), crops)
+            header = imaging.probe(paths.read_limited(file, self.settings.max_body_bytes), self.limits)
+            decoded = imaging.decode_header(header, self._reduction(crops, header))
             self.cache.put(key, decoded)
         return decoded
 
-    def _decode_bytes(self, data: bytes, crops: list[imaging.CropSpec]) -> imaging.DecodedImage:
-        header = imaging.probe(data, self.limits)
-        reduce = imaging.reduction(crops, header.width, header.height) if self.settings.draft_decode else 1
-        return imaging.decode_header(header, reduce)
+    def _reduction(self, crops: list[imaging.CropSpec], header: imaging.Header) -> int:
+        return imaging.reduction(crops, header.width, header.height) if self.settings.draft_decode else 1
 
     @staticmethod
     def feeds(decoded: imaging.DecodedImage, points, versions: Sequence[Version]) -> dict[str, np.ndarray]:
@@ -141,6 +145,11 @@ def tensors_only(version: Version) -> str:
     inputs = ", ".join(t.key for t in signature.inputs) if signature else ""
     return (f"its signature {version.spec.signature_name!r} takes named tensors ({inputs}); call it with TF "
             "Serving's :predict or the Open Inference Protocol's infer (docs/api.md)")
+
+
+def pixel_points(request: ClassifyRequest, width: int, height: int) -> list[tuple[float, float]]:
+    """The request's points in pixels of a width x height image (PointOutOfBounds for one outside it)."""
+    return [_to_pixels(i, point, request.units, width, height) for i, point in enumerate(request.points)]
 
 
 def _to_pixels(index: int, point, units: str, width: int, height: int) -> tuple[float, float]:

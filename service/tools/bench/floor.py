@@ -23,7 +23,7 @@ BATCH = 8
 
 @dataclasses.dataclass
 class Floor:
-    decode_ms: float  # the image, decoded as the server decodes it (at reduced scale when crops allow)
+    decode_ms: float  # the image, decoded as the server decodes it (reduced scale, top rows: what the crops allow)
     crops_ms: float  # every model's crop cut and prepared (resized, normalised) for one point
     infer_ms: dict[str, float]  # model -> CPU-ms per crop at BATCH crops a run
     infer_single_ms: dict[str, float]  # model -> CPU-ms per crop at 1 crop a run
@@ -79,7 +79,7 @@ def measure(engine, image: bytes, point: tuple[int, int], names: list[str] | Non
         crops = [version.spec.crop for version in versions]
 
         def decode():
-            return pipeline.decode(Upload(image), crops)
+            return pipeline.decode(Upload(image), crops, lambda width, height: [point])
 
         decoded = decode()
         decode_ms = _cpu_ms(decode, _repeats(decode, budget_s))

@@ -113,7 +113,8 @@ def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
            f"multipart upload of one point (`image`, `x`, `y`); the same ONNX models (in turn: "
            f"{'; '.join(sets)}), converted from Pinpoint's frozen graphs by Pinpoint's loader, with Pinpoint's ONNX "
            "Runtime session options, and the same crops (the peers call Pinpoint's own imaging and preprocessing; "
-           "they decode the whole image, Pinpoint decodes a large JPEG at reduced scale). Peers from .bench-venv "
+           "they decode the whole image; Pinpoint decodes a large JPEG at reduced scale, and an upload only down to "
+           "the lowest row its crops read). Peers from .bench-venv "
            f"({', '.join(f'{k} {v}' for k, v in sorted(versions.items()))}). "
            f"CPU: {_cpu_model()}, {os.cpu_count()} cores, flags {cpu_flags()}. Load average (1, 5, 15 min) "
            f"{_load(found['load_before'])} before the run, {_load(found.get('load_after'))} after.", ""]
