@@ -9,9 +9,10 @@ Pillow decodes a file whole (ImageFile.load), so the rows are asked of its JPEG 
 load() asks it, with a shorter extent; the decoder then reports the stream as broken when it is told to
 finish early (libjpeg's "too few scanlines"), which is expected here. Only where that report can mean
 nothing else is it done, else the image is decoded whole, as before:
-- one scan (a single SOS marker in the file): a progressive or multi-scan JPEG reads all its scans
-  before its first row, so a real error would also arrive after zero rows; within a baseline scan,
-  damaged data is a warning to libjpeg (Pillow shows it as grey), not an error;
+- one scan: a sequential frame (SOF0 or SOF1) whose first scan holds every component, so it is the
+  only one (read from the markers before the first scan, _single_scan). A progressive or multi-scan
+  JPEG reads all its scans before its first row, so a real error would also arrive after zero rows;
+  within a sequential scan, damaged data is a warning to libjpeg (Pillow shows it as grey), not an error;
 - the file ends with its EOI marker: a truncated upload is decoded whole and refused as truncated, as
   it was, instead of being answered from the part that arrived;
 - stored as displayed (EXIF orientation 1 or 2): otherwise the displayed bottom is another edge.
@@ -28,7 +29,9 @@ from PIL import Image
 # reducing by s reads s times as far.
 FILTER_SUPPORT = {"nearest": 0.0, "box": 0.5, "bilinear": 1.0, "hamming": 1.0, "bicubic": 2.0, "lanczos": 3.0}
 
-_SOS, _EOI = b"\xff\xda", b"\xff\xd9"
+_EOI = b"\xff\xd9"
+_SEQUENTIAL_FRAMES = (0xC0, 0xC1)  # SOF0 baseline, SOF1 extended sequential (Huffman)
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # markers without a length: TEM, RST0-7
 _FINISHED_EARLY = -2  # IMAGING_CODEC_BROKEN: what the decoder says when stopped before the last row
 
 
@@ -46,7 +49,33 @@ def rows_needed(boxes: Iterable[tuple[float, float, int, str]], decoded_height: 
 def possible(image: Image.Image, data: bytes, orientation: int) -> bool:
     """Whether this image may be decoded in part (the module's conditions)."""
     return (image.format == "JPEG" and orientation in (1, 2) and len(image.tile) == 1
-            and data.endswith(_EOI) and data.count(_SOS) == 1)
+            and data.endswith(_EOI) and _single_scan(data))
+
+
+def _single_scan(data: bytes) -> bool:
+    """Whether the JPEG is one sequential scan of every component: its frame marker is SOF0 or SOF1 and
+    its first SOS names as many components as the frame has (in sequential mode each component is
+    coded in exactly one scan). Walks the marker segments by their lengths, up to the first SOS."""
+    at, components = 2, None
+    for _ in range(256):
+        if at + 4 > len(data) or data[at] != 0xFF:
+            return False
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            at += 1
+            continue
+        if marker in _STANDALONE:
+            at += 2
+            continue
+        length = int.from_bytes(data[at + 2:at + 4], "big")
+        if marker == 0xDA:
+            return components is not None and at + 4 < len(data) and data[at + 4] == components
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header (not DHT, JPG, DAC)
+            if marker not in _SEQUENTIAL_FRAMES or at + 9 >= len(data):
+                return False
+            components = data[at + 9]
+        at += 2 + length
+    return False
 
 
 def load_top_rows(image: Image.Image, data: bytes, rows: int) -> None:
