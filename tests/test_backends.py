@@ -406,3 +406,42 @@ def test_the_conversion_cache_is_reused_on_restart_without_tensorflow(tmp_path):
     assert all("(opset 17, from the cache), verified against TensorFlow on 8 inputs" in reason
                for _, reason in again["backends"].values())
     assert again["top"] == first["top"] == {"tint": "red", "bright": "dark"}
+
+
+def convolutions_onnx(side: int) -> bytes:
+    """Two 3x3 convolutions (3 -> 16 -> 16 channels) on a [batch, 3, side, side] image, averaged into 3
+    classes: ~10k weights, and a run whose cost grows with side² (side 8: ~0.05 ms; 256: ~5 ms on two threads)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+
+    def weights(name, *shape):
+        return helper.make_tensor(name, TensorProto.FLOAT, shape, rng.normal(0, 0.1, shape).astype(np.float32).ravel())
+
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["pixels", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["c1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+         helper.make_node("ReduceMean", ["c2"], ["mean"], axes=[2, 3], keepdims=0),
+         helper.make_node("MatMul", ["mean", "w3"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probs"], axis=1)],
+        "convolutions",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", 3, side, side])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3])],
+        [weights("w1", 16, 3, 3, 3), weights("w2", 16, 16, 3, 3), weights("w3", 16, 3)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize(("side", "threads"), [(8, 1), (256, 2)])
+def test_a_model_too_quick_to_share_gets_one_thread_and_a_heavy_one_the_setting(tmp_path, side, threads):
+    """intra_op_threads = 2: a run of microseconds keeps one thread (waking the second costs more than
+    it saves); a run of many milliseconds gets both."""
+    models, labels = tmp_path / "models", tmp_path / "labels"
+    labels.mkdir()
+    config = EXPORTED_CONFIG.replace("height = 8", f"height = {side}").replace("width = 8", f"width = {side}")
+    add_version(models, labels, "convolutions", {"model.onnx": convolutions_onnx(side), "model.toml": config},
+                graphs.LABELS["tint"])
+    servable = loader.load_servable(specs_of(models, labels)["convolutions"], loader.LoadOptions(intra_op_threads=2))
+    assert servable.session.get_session_options().intra_op_num_threads == threads
+    assert servable.run(np.zeros((2, 3, side, side), np.float32)).shape == (2, 3)
