@@ -116,12 +116,14 @@ class LogWriter:
                 self._housekeeping()
                 continue
             taken = [first]
-            gather_until = self._last_write + WRITE_EVERY_S
+            wait = self._last_write + WRITE_EVERY_S - time.monotonic()
+            if wait > 0 and first is not _WAKE:
+                # Gather by sleeping, not by waiting on the queue: a get() per answer would wake this
+                # thread (and take the GIL from the request threads) once per answer; stop() ends the sleep.
+                self._stopping.wait(wait)
             while len(taken) < BATCH and taken[-1] is not _WAKE:
-                wait = gather_until - time.monotonic()
                 try:
-                    taken.append(self.queue.get(timeout=wait) if wait > 0 and not self._stopping.is_set()
-                                 else self.queue.get_nowait())
+                    taken.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
             self.on_depth(self.queue.qsize())

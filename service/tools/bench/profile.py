@@ -63,8 +63,10 @@ def top(path: Path, count: int, rate: int) -> list[str]:
 
 
 def profile(work: Path, out: Path, image: str, connections: int, seconds: float, rate: int, idle: bool,
-            env: dict[str, str]) -> dict[str, Path]:
-    """Sample every worker and the runner of a server under wrk load; {"role pid": raw file}."""
+            env: dict[str, str], gil: bool = False) -> dict[str, Path]:
+    """Sample every worker and the runner of a server under wrk load; {"role pid": raw file}. `gil`: only
+    the thread holding the GIL is sampled (the interpreter's own time, no waits; native code that
+    releases the GIL, such as decoding or ONNX Runtime, is then missing)."""
     data = inputs.photo(IMAGES[image])
     request = inputs.request("multipart", data, f"{image}.jpg", IMAGES[image], 1)
     spy = venv.tool("py-spy")
@@ -81,7 +83,7 @@ def profile(work: Path, out: Path, image: str, connections: int, seconds: float,
             files[f"{role} {pid}"] = path
             command = [str(spy), "record", "--pid", str(pid), "--duration", str(round(seconds)), "--rate", str(rate),
                        "--format", "raw", "--output", str(path), "--nolineno", "--nonblocking",
-                       *(["--idle"] if idle else [])]
+                       *(["--idle"] if idle else []), *(["--gil"] if gil else [])]
             recorders.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         for recorder in recorders:
             _, errors = recorder.communicate(timeout=seconds + 60)
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=200, help="samples per second per process")
     parser.add_argument("--top", type=int, default=15, help="entries per process")
     parser.add_argument("--idle", action="store_true", help="count idle threads' samples too")
+    parser.add_argument("--gil", action="store_true",
+                        help="only the thread holding the GIL: where the interpreter's time goes, waits excluded")
     parser.add_argument("--workers", help="PINPOINT_WORKERS for the server (default: its own setting)")
     parser.add_argument("--out", type=Path, help="keep py-spy's raw files in this directory")
     args = parser.parse_args(argv)
@@ -127,10 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pinpoint-profile-") as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        files = profile(Path(tmp), out, args.image, args.connections, args.seconds, args.rate, args.idle, env)
+        files = profile(Path(tmp), out, args.image, args.connections, args.seconds, args.rate, args.idle, env,
+                        args.gil)
         print(f"py-spy, {args.seconds:g} s at {args.rate} Hz, {args.image} upload of one point, "
               f"wrk c={args.connections}"
-              f"{', idle threads included' if args.idle else ''}:")
+              f"{', idle threads included' if args.idle else ''}{', GIL holder only' if args.gil else ''}:")
         for name, path in files.items():
             print(f"\n{name}:")
             print("\n".join(top(path, args.top, args.rate) if path.exists() else ["  no output"]))
