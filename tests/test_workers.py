@@ -117,7 +117,9 @@ def test_kept_alive_connections_are_shared_evenly_and_a_stuck_worker_holds_none_
     # Both now hold nothing (their loops have seen the closes); one stops answering. The other takes the
     # first new connection, then holds more than the stuck one's last word, so only its staleness lets
     # it take the next: within STALE_S (1 s), not never.
-    deadline = time.monotonic() + 10
+    # The readiness probe's kept-alive connection (the fixture's, made just before the sessions) is
+    # closed by the server when idle for socket_timeout, 10 s after it: wait for that, with a margin.
+    deadline = time.monotonic() + 15
     while any(established_connections(pid, port) for pid in pids(workers)["worker"]):
         assert time.monotonic() < deadline, "the closed sessions' connections stayed open"
         time.sleep(0.05)
