@@ -247,8 +247,8 @@ class Settings(BaseSettings):
                                        "the library chooses; ONNX Runtime gives a model whose one-row run takes "
                                        "under 1.5 ms one thread)", ge=0)
     inter_op_threads: int = setting(1, "TensorFlow's inter-op thread pool (0 lets TensorFlow choose)", ge=0)
-    inference_threads: int = setting(1, "batches the model runner runs side by side, each on its own thread "
-                                        "(with heavy models on several cores: 2, and intra_op_threads 1)", ge=1, le=64)
+    inference_threads: int = setting(2, "batches the model runner runs side by side, each on its own thread "
+                                        "(1: one batch at a time)", ge=1, le=64)
     backend: Literal["auto", "tensorflow", "onnxruntime"] = setting(
         "auto", "what runs frozen graphs: auto (ONNX Runtime when the converted graph gives TensorFlow's answers, "
                 "else TensorFlow), tensorflow, or onnxruntime (a version fails when it cannot); model.toml's "
