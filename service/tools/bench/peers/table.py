@@ -129,7 +129,7 @@ def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
             out += ["The work itself, measured in-process with Pinpoint's code (service/tools/bench/floor.py), and "
                     "each server's CPU per request over it:", "", *floor_lines(found, models), "",
                     *floor_table(found, models, driver.GRID), ""]
-    out += ["### Every run", "",
+    out += ["### Every run of the peers' comparison", "",
             "| models | server | image | c | req/s (2xx) | p50 ms | p99 ms | server CPU-ms/request | non-2xx | "
             "socket errors |", "|---|---|---|---|---|---|---|---|---|---|"]
     for run in found["runs"]:
