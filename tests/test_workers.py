@@ -23,7 +23,7 @@ from service.errors import NotFound, PinpointError
 from service.processes import failures
 from service.processes import hop as ipc
 from service.processes.messages import Op, RunnerState
-from service.processes.roles import children
+from service.processes.roles import RUNNER_ENV, WORKER_ENV, children
 from service.processes.runner import Runner, serve
 from service.processes.runner_client import RemoteRunner
 from service.serving.manager import ManagerState, ModelRef, StaleVersions, State, Version
@@ -37,6 +37,22 @@ def pids(server) -> dict[str, list[int]]:
     for role, pid in children(server.process.pid):
         found.setdefault(role, []).append(pid)
     return found
+
+
+def wait_for_every_event_loop(server, timeout: float = 30) -> None:
+    """Until every API worker's event loop runs: each binds its wake-up socket (run_dir/wake-N) as it
+    starts. /readyz answers as soon as one worker does; on a loaded machine the other may still be
+    starting, and until it runs the first takes every connection (as it should)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = pids(server).get("worker", [])
+        environs = [dict(entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0")
+                         if "=" in entry) for pid in workers]
+        if len(workers) == 2 and all(Path(env[RUNNER_ENV]).with_name(f"wake-{env[WORKER_ENV]}").exists()
+                                     for env in environs):
+            return
+        assert time.monotonic() < deadline, "the API workers' event loops did not start"
+        time.sleep(0.05)
 
 
 def rss_mb(pid: int) -> float:
@@ -104,6 +120,7 @@ def test_kept_alive_connections_are_shared_evenly_and_a_stuck_worker_holds_none_
     that stops answering (SIGSTOP here; stuck, in production) stops counting within a second, and new
     connections all go to the other instead of waiting for it."""
     port = int(workers.url.rsplit(":", 1)[1])
+    wait_for_every_event_loop(workers)
     sessions = [requests.Session() for _ in range(32)]
     try:
         for session in sessions:
