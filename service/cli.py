@@ -211,8 +211,7 @@ def _loads_tensorflow(settings) -> bool:
     from service.serving import loader, repository
     from service.serving.servable import LoadOptions
 
-    options = LoadOptions(settings.intra_op_threads, settings.inter_op_threads, settings.backend,
-                          settings.onnx_tolerance, settings.onnx_cache)
+    options = LoadOptions.of(settings)
     try:
         return any(loader.needs_tensorflow(spec, options)
                    for spec in repository.scan(settings.models, settings.labels).specs)

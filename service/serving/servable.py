@@ -53,6 +53,11 @@ class LoadOptions:
     onnx_tolerance: float = 1e-4
     onnx_cache: Path | None = None  # None: convert at every load
 
+    @classmethod
+    def of(cls, settings, **instead) -> LoadOptions:
+        """The options `settings` give (its fields of the same names), with `instead` in place of some."""
+        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(cls)} | instead)
+
 
 def row_shape(spec: ModelSpec) -> list[int]:
     """One input row's shape as model.toml describes it (image and flat kinds; no batch axis)."""

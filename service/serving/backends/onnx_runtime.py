@@ -69,8 +69,9 @@ def load(spec: ModelSpec, model: bytes | Path, intra_op_threads: int, source: st
          reason: str = "") -> OnnxServable:
     """Open a session on `model` (bytes or a file; `source` names it in errors) and check that its
     input and output fit model.toml, as the TensorFlow loader checks a graph's tensors."""
+    opened_on = str(model) if isinstance(model, Path) else model  # ONNX Runtime takes a path as a str
     try:
-        session = open_session(str(model) if isinstance(model, Path) else model, intra_op_threads)
+        session = open_session(opened_on, intra_op_threads)
     except Exception as error:  # ONNX Runtime's Fail, InvalidGraph, InvalidProtobuf, NoSuchFile ...
         raise Unreadable(f"{source}: ONNX Runtime cannot load it ({first_line(error)})") from None
     where = f"{spec.directory}/model.toml"
@@ -96,7 +97,7 @@ def load(spec: ModelSpec, model: bytes | Path, intra_op_threads: int, source: st
         raise ModelConfigError(
             f"{spec.name}: the output has {classes} classes but the labels file has {len(spec.labels)} lines")
     if intra_op_threads != 1 and _quick(spec, session, feed.name):
-        session = open_session(str(model) if isinstance(model, Path) else model, 1)
+        session = open_session(opened_on, 1)
     return OnnxServable(spec, session, feed.name, fetch.name, batched, reason, model)
 
 

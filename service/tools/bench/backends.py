@@ -59,8 +59,7 @@ def inference(settings, seconds: float = 4.0) -> list[dict]:
     from service.serving.backends import onnx_conversion, tensorflow_graph
 
     photo = inputs.photo((640, 360))
-    options = LoadOptions(settings.intra_op_threads, settings.inter_op_threads, "auto", settings.onnx_tolerance,
-                          settings.onnx_cache)
+    options = LoadOptions.of(settings, backend="auto")
     rows = []
     for spec in repository.scan(settings.models, settings.labels).specs:
         if spec.is_onnx or spec.input.kind == "encoded":

@@ -26,10 +26,8 @@ def servable(models_dir: Path, labels_dir: Path, name: str):
     from service.tools.train import run_frozen
 
     settings = load_settings()
-    options = loader.LoadOptions(intra_op_threads=settings.intra_op_threads,
-                                 inter_op_threads=settings.inter_op_threads, backend=settings.backend,
-                                 onnx_tolerance=settings.onnx_tolerance, onnx_cache=None)
-    return loader.load_servable(run_frozen.spec(models_dir, labels_dir, name), options)
+    return loader.load_servable(run_frozen.spec(models_dir, labels_dir, name),
+                                loader.LoadOptions.of(settings, onnx_cache=None))
 
 
 def per_crop_ms(model, batch: int, repeats: int, seed: int = 0) -> float:

@@ -23,8 +23,7 @@ class NotOnnx(RuntimeError):
 def write_manifest(out_dir: Path, models_dir: Path, labels_dir: Path, settings, names: list[str] | None = None) -> Path:
     """The manifest of the highest version of each model in `models_dir` (only `names`, when given), with
     the ONNX files beside it in `out_dir`."""
-    options = LoadOptions(settings.intra_op_threads, settings.inter_op_threads, "onnxruntime",
-                          settings.onnx_tolerance, settings.onnx_cache)
+    options = LoadOptions.of(settings, backend="onnxruntime")
     specs = repository.scan(Path(models_dir), Path(labels_dir)).specs
     if names:
         unknown = sorted(set(names) - {spec.name for spec in specs})
