@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from service.classify.preprocess import prepare
+from service.errors import Timeout
 from service.serving import repository as model_repository
 from service.serving.runtime import Runtime
 
@@ -115,6 +117,42 @@ def test_work_whose_caller_gave_up_is_not_run(specs):
     with pytest.raises(Exception) as error:
         expired.future.result(10)
     assert getattr(error.value, "code", None) == "timeout"
+    runtime.stop()
+
+
+def test_an_answer_nobody_waits_for_comes_once_when_the_job_is_done_or_at_its_deadline(specs):
+    """infer_then, as the model runner answers its workers: no thread waits; the answer is what infer
+    would have returned or raised, given once."""
+    batched = [s for s in specs if s.name in ("tint", "bright")]
+    runtime = running(batched)
+    gate, runs = threading.Event(), []
+    original_try = runtime._try
+
+    def second_run_held(key, rows):  # a job's second model runs only once the gate opens
+        runs.append(key)
+        if len(runs) % 2 == 0:
+            gate.wait(5)
+        return original_try(key, rows)
+
+    runtime._try = second_run_held
+    answers: queue.Queue = queue.Queue()
+    runtime.infer_then(feeds_for(batched, (200, 10, 10)), time.monotonic() + 0.3, answers.put)
+    partial = answers.get(timeout=5)  # at the deadline: the first model's rows; the second missed it
+    assert len(partial.outputs) == 1 and "deadline" in partial.errors[runs[1]]
+    gate.set()
+    time.sleep(0.2)
+    assert answers.empty()  # the job's end, after its deadline, does not answer again
+
+    runtime.infer_then(feeds_for(batched, (200, 10, 10), count=2), time.monotonic() + 10, answers.put)
+    whole = answers.get(timeout=5)
+    assert {key: rows.shape for key, rows in whole.outputs.items()} == {"tint@1": (2, 3), "bright@1": (2, 2)}
+    assert whole.errors == {}
+
+    gate.clear()
+    runtime._try = lambda key, rows: (gate.wait(5), original_try(key, rows))[1]
+    runtime.infer_then(feeds_for(batched, (200, 10, 10)), time.monotonic() + 0.2, answers.put)
+    assert isinstance(answers.get(timeout=5), Timeout)  # nothing had arrived
+    gate.set()
     runtime.stop()
 
 

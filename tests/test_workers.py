@@ -19,7 +19,7 @@ from fixtures import Clients, api_worker_maps, assert_error, scrape, split_image
 from service import errors
 from service.config import load_settings
 from service.engine import Engine
-from service.errors import NotFound, PinpointError
+from service.errors import BadRequest, NotFound, PinpointError
 from service.processes import failures
 from service.processes import hop as ipc
 from service.processes.messages import Op, RunnerState
@@ -344,28 +344,40 @@ def test_a_worker_whose_copy_was_taken_while_models_loaded_lists_them_once_they_
         server.close()
 
 
-def test_a_call_is_answered_once_whether_early_or_by_its_connection_thread(tmp_path):
+def test_a_call_is_answered_once_by_whichever_thread_has_the_answer(tmp_path):
+    """The runner's inference thread answers an `infer` itself, later, while the connection's thread is
+    back to reading: one answer per call, errors travel as themselves, and an answer that comes after
+    its caller gave up is dropped, never read as the answer to a later call."""
     address, secret = str(tmp_path / "runner.sock"), b"s" * 32
-    released = threading.Event()
 
-    def early(value, reply):
-        reply.early(("early", value))  # as the inference thread does, before the handler returns
-        released.wait(5)
-        return ("late", value)
+    def later(value, delay, reply):
+        def answer():
+            time.sleep(delay)
+            reply.answer(("later", value))
+            reply.answer(("again", value))  # a second answer to the same call goes nowhere
+        threading.Thread(target=answer, daemon=True).start()
 
-    def late(value, reply):
-        return ("late", value)
+    def now(value, reply):
+        reply.answer(("now", value))
 
-    server = ipc.Server(address, secret, {"early": early, "late": late, "big": lambda reply: (
-        reply.early(np.zeros(ipc.Reply.SMALL)), "late")[1]}, replying=frozenset({"early", "late", "big"}))
+    def refuse(reply):
+        raise BadRequest("not like that")
+
+    server = ipc.Server(address, secret, {"later": later, "now": now, "refuse": refuse},
+                        replying=frozenset({"later", "now", "refuse"}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         client = ipc.Client(address, secret)
-        assert client.call("early", 1) == ("early", 1)
-        released.set()
-        assert client.call("late", 2) == ("late", 2)  # not the previous call's second answer
-        assert client.call("big") == "late"  # too big to answer from the inference thread
-        assert client.call("early", 3) == ("early", 3) and client.call("late", 4) == ("late", 4)
+        assert client.call("later", 1, 0.05) == ("later", 1)
+        assert client.call("now", 2) == ("now", 2)  # not the previous call's second answer
+        with pytest.raises(BadRequest, match="not like that"):
+            client.call("refuse")
+        with pytest.raises(ipc.RunnerGone):
+            client.call("later", 3, 0.5, timeout=0.1)  # gives up; its connection is closed
+        time.sleep(0.1)  # the runner's side of it too: the next one accepted gets its descriptor number
+        assert client.call("now", 4) == ("now", 4)
+        time.sleep(0.6)  # the abandoned call's answer comes now
+        assert client.call("now", 5) == ("now", 5) and client.call("later", 6, 0) == ("later", 6)
     finally:
         server.close()
 

@@ -9,7 +9,8 @@ demo models) four times and writes them in two system calls (the runner may wake
 length and wait again for the rest): an `infer` round trip took 430–540 µs with it and 260–360 µs with
 these frames, calls 4 ms apart on a loaded 2-core machine (docs/benchmarks.md). Each worker thread
 keeps its own connection, so calls never wait on one another; the runner serves each connection on a
-thread of its own, and the inference thread may answer a call itself (Reply). What the frames carry
+thread of its own, which does not wait for an `infer`: the inference thread sends the answer itself
+when the job is done, or the deadlines' thread at the deadline (Reply). What the frames carry
 is declared in service/processes/messages.py; errors cross as Failures (service/processes/failures.py).
 """
 
@@ -171,35 +172,60 @@ class Client:
 
 
 class Reply:
-    """The answer to one call, which the thread that computed it may send before the handler returns
-    (`early`), so the caller is not kept waiting for the connection's thread to wake up and send it;
-    whichever of the two comes first answers, once."""
+    """The answer to one call, sent once by whichever thread has it. A `replying` handler answers
+    through it, now or later from another thread (the model runner's inference thread); the connection's
+    thread meanwhile goes back to reading, which is all the caller's next call needs: a connection carries
+    one call at a time. Once the connection's thread has ended (the caller went away), a late answer is
+    dropped, never written to a descriptor that may by then be another connection's."""
 
-    SMALL = 16384  # early answers only this big at most: far below the socket's buffer, so never blocking
+    def __init__(self, channel: _Channel, op: str):
+        self._channel, self._op = channel, op
+        self._claimed = threading.Lock()
+
+    def answer(self, outcome: Any) -> None:
+        """Send `outcome`: a value, or an exception (a PinpointError travels back as itself)."""
+        if not self._claimed.acquire(blocking=False):
+            return
+        if isinstance(outcome, PinpointError):
+            self._channel.send((False, failures.failure(outcome)))
+        elif isinstance(outcome, BaseException):  # a bug: logged here, answered as a 500 there
+            log.error("runner_call_failed", op=self._op, error=repr(outcome), exc_info=outcome)
+            self._channel.send((False, failures.internal(outcome)))
+        else:
+            self._channel.send((True, outcome))
+
+
+class _Channel:
+    """One caller's connection, as the threads answering on it see it."""
 
     def __init__(self, fd: int):
         self.fd = fd
         self._lock = threading.Lock()
-        self._claimed = False
+        self._open = True
 
-    def claim(self) -> bool:
-        with self._lock:
-            claimed, self._claimed = self._claimed, True
-        return not claimed
-
-    def early(self, value: Any) -> None:
-        parts = frame((True, value))
-        if sum(part.nbytes for part in parts) > self.SMALL or not self.claim():
-            return
+    def send(self, answer: Answer) -> None:
         try:
-            write(self.fd, parts)
-        except OSError:
-            pass  # the caller gave up and closed the connection
+            parts = frame(answer)
+        except Exception as error:  # an answer that cannot be pickled: a bug, answered as a 500
+            log.exception("runner_answer_failed")
+            parts = frame((False, failures.internal(error)))
+        with self._lock:
+            if not self._open:
+                return
+            try:
+                write(self.fd, parts)
+            except OSError:
+                pass  # the caller gave up and closed the connection; its thread here ends on the EOF
+
+    def close(self) -> None:
+        with self._lock:
+            self._open = False
 
 
 class Server:
     """Answers calls: `handlers[op](*args)`; a PinpointError travels back as the same class, anything
-    else as a 500. The handlers of `replying` ops also get `reply=` (a Reply) and may answer early through it."""
+    else as a 500. The handlers of `replying` ops get `reply=` (a Reply) instead and answer through it,
+    then or later; what they raise is answered for them."""
 
     def __init__(self, address: str, secret: bytes, handlers: dict[str, Callable[..., Any]],
                  replying: frozenset[str] = frozenset()):
@@ -221,30 +247,24 @@ class Server:
             threading.Thread(target=self._serve, args=(conn,), name="pinpoint-ipc", daemon=True).start()
 
     def _serve(self, conn: connection.Connection) -> None:
+        channel = _Channel(conn.fileno())
         with conn:
-            fd = conn.fileno()
-            while True:
-                try:
-                    op, args = receive(fd)
-                except (OSError, EOFError):
-                    return
-                reply = Reply(fd)
-                try:
-                    if op in self.replying:
-                        answer = (True, self.handlers[op](*args, reply=reply))
-                    else:
-                        answer = (True, self.handlers[op](*args))
-                except PinpointError as error:
-                    answer = (False, failures.failure(error))
-                except Exception as error:  # a bug: log it here, answer a 500 there
-                    log.exception("runner_call_failed", op=op)
-                    answer = (False, failures.internal(error))
-                if not reply.claim():
-                    continue  # answered early
-                try:
-                    send(fd, answer)
-                except (OSError, EOFError):
-                    return
+            try:
+                while True:
+                    try:
+                        op, args = receive(channel.fd)
+                    except (OSError, EOFError):
+                        return
+                    reply = Reply(channel, op)
+                    try:
+                        if op in self.replying:
+                            self.handlers[op](*args, reply=reply)
+                        else:
+                            reply.answer(self.handlers[op](*args))
+                    except Exception as error:
+                        reply.answer(error)
+            finally:
+                channel.close()  # before the descriptor is: a late answer is dropped, not misdelivered
 
     def close(self) -> None:
         self._closed = True

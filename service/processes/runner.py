@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -96,21 +95,40 @@ class LocalRunner:
     def state(self) -> RunnerState:
         return RunnerState(self.manager.state(), self.runtime.queue_depth)
 
-    def infer(self, feeds: dict[str, np.ndarray], deadline: float,
-              on_done: Callable[[Future], None] | None = None) -> Outcome:
+    def infer(self, feeds: dict[str, np.ndarray], deadline: float) -> Outcome:
         """Lease exactly the versions the keys name, so none unloads meanwhile, and run them. One that
-        cannot be had any more is StaleVersions: the caller resolved it from a copy that is now stale.
-        `on_done` as Runtime.infer's (the hop answers from the inference thread through it)."""
+        cannot be had any more is StaleVersions: the caller resolved it from a copy that is now stale."""
+        lease = self._leased(feeds)
+        try:
+            return self.runtime.infer(feeds, deadline)
+        finally:
+            lease.__exit__(None, None, None)
+
+    def infer_then(self, feeds: dict[str, np.ndarray], deadline: float,
+                   answer: Callable[[Outcome | Exception], None]) -> None:
+        """infer() answered through `answer`, once, when done or at the deadline (Runtime.infer_then);
+        the lease is held until then. What is refused at once (stale versions, a full queue) is raised."""
+        lease = self._leased(feeds)
+
+        def answer_and_release(outcome: Outcome | Exception) -> None:
+            lease.__exit__(None, None, None)
+            answer(outcome)
+
+        try:
+            self.runtime.infer_then(feeds, deadline, answer_and_release)
+        except BaseException:
+            lease.__exit__(None, None, None)
+            raise
+
+    def _leased(self, feeds: dict[str, np.ndarray]):
+        """The keys' exact versions, leased (entered: the caller exits it when the answer is out)."""
         refs = [ModelRef(servable.name, servable.version) for servable in map(ServableId.parse, feeds)]
         try:
             lease = self.manager.acquire(refs)
             lease.__enter__()
+            return lease
         except (ModelUnavailable, NotFound) as error:
             raise StaleVersions(f"{', '.join(sorted(feeds))}: {error.message}", retry_after=1) from None
-        try:
-            return self.runtime.infer(feeds, deadline, on_done=on_done)
-        finally:
-            lease.__exit__(None, None, None)
 
     def shadow(self, key: str, rows: np.ndarray, served: list[str]) -> None:
         servable = ServableId.parse(key)
@@ -129,15 +147,10 @@ def serve(runner: LocalRunner, address: str, secret: bytes) -> Server:
     """The runner's side of the hop: each Op answered by the LocalRunner method of its name."""
     handlers = {op.value: getattr(runner, op.value) for op in Op}
 
-    def infer(feeds, deadline, reply: Reply):
-        # The inference thread answers the worker itself when the job is done and no other job waits
-        # for it: one thread hand-off less on the way back (the hop's thread answers partial results
-        # and errors).
-        def answer(done: Future) -> None:
-            if runner.runtime.queue_depth == 0 and not done.cancelled() and done.exception() is None:
-                reply.early(done.result())
-
-        return runner.infer(feeds, deadline, on_done=answer)
+    def infer(feeds, deadline, reply: Reply) -> None:
+        # Answered from the inference thread as soon as the job is done (or from the deadlines' thread
+        # at the deadline): the connection's thread goes back to reading, and nothing wakes it per call.
+        runner.infer_then(feeds, deadline, reply.answer)
 
     handlers[Op.INFER.value] = infer
     return Server(address, secret, handlers, replying=frozenset({Op.INFER.value}))

@@ -36,6 +36,7 @@ import structlog
 
 from service.errors import ModelUnavailable, Overloaded, Timeout, first_line
 from service.serving import batching, tensor_call
+from service.serving.deadlines import Deadlines
 from service.serving.loader import LoadOptions, load_servable, warm_up_rows
 from service.serving.repository import ModelSpec
 from service.serving.tensor_call import TensorCall
@@ -96,6 +97,7 @@ class Runtime:
         self._cost_ms: dict[str, float] = {}
         self._running = threading.Event()
         self._threads: list[threading.Thread] = []  # the inference threads while running; none when stopped
+        self._deadlines = Deadlines()  # infer_then's answers at the deadline
         # Batches running now, and whether control work (a warm-up, a drop) waits for them to end: it runs
         # alone, so no thread runs a servable while it is closed or the table of servables changes.
         self._gate = threading.Condition()
@@ -171,24 +173,48 @@ class Runtime:
             raise Overloaded("the inference queue is full", retry_after=1) from None
         return job
 
-    def infer(self, feeds: dict[str, np.ndarray], deadline: float,
-              on_done: Callable[[Future], None] | None = None) -> Outcome:
+    def infer(self, feeds: dict[str, np.ndarray], deadline: float) -> Outcome:
         """Submit and wait until the deadline; a servable still running then is reported, not awaited
-        (a partial answer). Every servable missing: Timeout. `on_done(future)` runs as soon as the job
-        is done, on the inference thread (the model runner answers its caller from there)."""
+        (a partial answer). Every servable missing: Timeout."""
         job = self.submit(feeds, deadline)
-        if on_done is not None:
-            job.future.add_done_callback(on_done)
         try:
             return job.future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
-            job.future.cancel()  # dropped from the queue if it has not started
+            return self._at_deadline(job)
         except concurrent.futures.CancelledError:
-            raise ModelUnavailable("the runtime stopped before answering", retry_after=1) from None
+            raise _stopped() from None
+
+    def infer_then(self, feeds: dict[str, np.ndarray], deadline: float,
+                   answer: Callable[[Outcome | Exception], None]) -> None:
+        """infer() without a thread waiting: `answer` is called once, with the Outcome or the error infer
+        would raise, on the inference thread as soon as the job is done, or on the deadlines' thread at
+        the deadline (the partial answer). The model runner answers its callers this way: a connection's
+        thread goes back to reading as soon as the job is queued, and nothing wakes it per call. What
+        submit() raises (a full queue) is raised here, before anything is queued."""
+        job = self.submit(feeds, deadline)
+        claimed = threading.Lock()  # whichever comes first answers: the job's end or its deadline
+
+        def at_deadline() -> None:
+            if claimed.acquire(blocking=False):
+                answer(_outcome_or_error(lambda: self._at_deadline(job)))
+
+        guard = self._deadlines.at(deadline, at_deadline)
+
+        def done(future: Future) -> None:
+            guard.cancel()
+            if claimed.acquire(blocking=False):
+                answer(_outcome_or_error(lambda: _finished(future)))
+
+        job.future.add_done_callback(done)
+
+    def _at_deadline(self, job: Job) -> Outcome:
+        """The deadline has come and the job is not done: drop it if it has not started, and answer
+        what has arrived (Timeout if nothing has)."""
+        job.future.cancel()  # dropped from the queue if it has not started
         outputs, errors = dict(job.results), dict(job.errors)
         if not outputs:
             raise Timeout("the request missed its deadline")
-        for key in feeds:
+        for key in job.feeds:
             if key not in outputs and key not in errors:
                 errors[key] = "the model missed the request's deadline"
         return Outcome(outputs, errors, (time.monotonic() - job.queued_at) * 1000, 0.0)
@@ -386,6 +412,24 @@ class Runtime:
 
 
 _FAILED = "inference failed: "  # what _try says when the servable raised
+
+
+def _stopped() -> ModelUnavailable:
+    return ModelUnavailable("the runtime stopped before answering", retry_after=1)
+
+
+def _finished(future: Future) -> Outcome:
+    """A done job's Outcome, or what it failed with (a Timeout in the queue; stopped if cancelled)."""
+    if future.cancelled():
+        raise _stopped()
+    return future.result()
+
+
+def _outcome_or_error(get: Callable[[], Outcome]) -> Outcome | Exception:
+    try:
+        return get()
+    except Exception as error:
+        return error
 
 
 def _run(servable, feed: np.ndarray | TensorCall):
