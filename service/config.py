@@ -190,6 +190,8 @@ class Settings(BaseSettings):
     threads: int = setting(10, "CherryPy's worker thread pool (per API worker)", flag=True, gt=0)
     workers: Workers = setting("auto", 'API worker processes in front of one model runner process: "auto" (one '
                                        "per core), a number, or 0 for everything in one process", flag=True)
+    pin_workers: bool = setting(True, "each API worker kept on one CPU of those the server may use (worker i on "
+                                      "the i-th, round robin); the model runner may use all of them")
     socket_timeout: float = setting(10, "seconds a kept-alive connection may stay idle between requests", gt=0)
     header_timeout_s: float = setting(5, "seconds a client has to send a request line and headers (from connecting, "
                                          "or from the first byte of a kept-alive connection's next request); "

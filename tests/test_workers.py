@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from cherrypy.process.wspbus import Bus
 
 import graphs
 from fixtures import Clients, api_worker_maps, assert_error, scrape, split_image, start_server, value, wait_until
@@ -26,6 +27,7 @@ from service.processes.messages import Op, RunnerState
 from service.processes.roles import RUNNER_ENV, WORKER_ENV, children
 from service.processes.runner import Runner, serve
 from service.processes.runner_client import RemoteRunner
+from service.processes.supervisor import Supervisor
 from service.serving.manager import ManagerState, ModelRef, StaleVersions, State, Version
 from service.serving.web_model import NotForTheBrowser
 from service.tools.bench.server import established_connections
@@ -176,6 +178,36 @@ def test_a_killed_worker_is_replaced_and_other_requests_succeed(workers):
     assert all(s == 200 or s in ("ConnectionError", "ChunkedEncodingError") for s in statuses), set(statuses)
     assert "process_died" in workers.log()
     assert value(scrape(workers), "pinpoint_process_restarts_total", process="worker") == 1
+
+
+def test_each_worker_is_kept_on_a_cpu_of_its_own_and_its_replacement_on_the_same(workers):
+    allowed = os.sched_getaffinity(0)
+    placed = {pid: os.sched_getaffinity(pid) for pid in pids(workers)["worker"]}
+    assert all(len(cpus) == 1 and cpus <= allowed for cpus in placed.values())
+    if len(allowed) >= 2:
+        assert len(set(map(frozenset, placed.values()))) == 2  # one CPU each, not the same one
+    assert os.sched_getaffinity(pids(workers)["runner"][0]) == allowed  # the runner may use every CPU
+    assert '"cpu"' in workers.log() or "cpu=" in workers.log()  # process_started says where
+
+    victim = next(iter(placed))
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not (len(pids(workers).get("worker", [])) == 2 and victim not in pids(workers)["worker"]):
+        assert time.monotonic() < deadline, "the worker was not replaced"
+        time.sleep(0.1)
+    replacement = next(pid for pid in pids(workers)["worker"] if pid not in placed)
+    assert os.sched_getaffinity(replacement) == placed[victim]
+
+
+def test_workers_are_left_to_the_kernel_with_pin_workers_off(tmp_path):
+    def placed(pin_workers: bool) -> list[int | None]:
+        settings = load_settings(environ={}, overrides={"workers": 2, "pin_workers": pin_workers})
+        with socket.socket() as listener:
+            return [child.cpu for child in Supervisor(Bus(), settings, listener, [], tmp_path).workers]
+
+    cpus = sorted(os.sched_getaffinity(0))
+    assert placed(True) == [cpus[0], cpus[1 % len(cpus)]]
+    assert placed(False) == [None, None]
 
 
 def test_a_killed_runner_gives_fast_503s_then_comes_back(workers):

@@ -1,6 +1,7 @@
 """Pinpoint beside its peers in one run: every server up at once, each answer checked against Pinpoint's
 in-process answer, then wrk on each in turn for every (image, concurrency), so a neighbour's load falls on
-all of them alike. Per run: req/s, p50/p99, the server's CPU-ms per request (every process of its tree,
+all of them alike; the others are paused while one is measured (a peer that polls while idle would take
+its CPU from the one measured). Per run: req/s, p50/p99, the server's CPU-ms per request (every process of its tree,
 from /proc) and, at the end, its RSS. Then the same for the tiny flat MLP on Pinpoint and the FastAPI
 script. The main bench calls `measure` and puts `report.lines` in docs/benchmarks.md.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -114,17 +116,40 @@ def _measure_grid(servers: dict, requests_by: dict, grid: list, seconds: float, 
     for image, connections in grid:
         for name, server in servers.items():
             request = requests_by[(image, _kind(name))]
-            settle(server, idle[name])
-            cpu_before = server.cpu_seconds()
-            with _midway(server, seconds) as spread:
-                result = wrk.run(server.url, *request, connections, seconds)
-            cpu = server.cpu_seconds() - cpu_before
+            with _alone(server, servers.values()):
+                settle(server, idle[name])
+                cpu_before = server.cpu_seconds()
+                with _midway(server, seconds) as spread:
+                    result = wrk.run(server.url, *request, connections, seconds)
+                cpu = server.cpu_seconds() - cpu_before
             runs.append({"models": model_set, "server": name, "image": image, "c": connections, "result": result,
                          "cpu_ms": 1000 * cpu / max(1, result.requests), "ok_per_s": ok_per_s(result),
                          "per_worker": spread})
             _say(f"  {model_set:12s} {name:9s} {image:12s} c={connections:<3d} {ok_per_s(result):8.1f} req/s  "
                  f"p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms  {runs[-1]['cpu_ms']:.2f} CPU-ms/request  "
                  f"non-2xx {result.non2xx}")
+
+
+@contextlib.contextmanager
+def _alone(measured, servers):
+    """Every other server paused (SIGSTOP to each of its processes) while `measured` is: a server that
+    polls while idle (LitServe's fast queue: ~0.27 cores) would otherwise take that from whichever server
+    is measured, and not from itself. Resumed (SIGCONT) after the run, so all stay up for the next."""
+    paused = [pid for server in servers if server is not measured for pid in server.pids()]
+    for pid in paused:
+        _signal(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in paused:
+            _signal(pid, signal.SIGCONT)
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass  # a process of the server's that ended meanwhile
 
 
 @contextlib.contextmanager

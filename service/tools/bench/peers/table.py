@@ -109,7 +109,8 @@ def lines(found: dict, title: str = "## Pinpoint and its peers") -> list[str]:
     versions = found["versions"]
     sets = found["sets"]
     out = [title, "",
-           f"One run, every server up at once and measured in turn: wrk, {found['seconds']:g} s per figure, the "
+           "One run, every server up at once and measured in turn, the others paused (SIGSTOP) meanwhile: "
+           f"wrk, {found['seconds']:g} s per figure, the "
            f"multipart upload of one point (`image`, `x`, `y`); the same ONNX models (in turn: "
            f"{'; '.join(sets)}), converted from Pinpoint's frozen graphs by Pinpoint's loader, with Pinpoint's ONNX "
            "Runtime session options, and the same crops (the peers call Pinpoint's own imaging and preprocessing; "
