@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from multiprocessing import connection
 from pathlib import Path
 
 import numpy as np
@@ -410,6 +411,30 @@ def test_a_call_is_answered_once_by_whichever_thread_has_the_answer(tmp_path):
         assert client.call("now", 4) == ("now", 4)
         time.sleep(0.6)  # the abandoned call's answer comes now
         assert client.call("now", 5) == ("now", 5) and client.call("later", 6, 0) == ("later", 6)
+    finally:
+        server.close()
+
+
+def test_a_large_answer_never_holds_the_thread_that_sends_it(tmp_path):
+    """The inference thread answers a call itself: an answer too large for the socket's buffer must not
+    keep it waiting for the caller to read."""
+    address, secret = str(tmp_path / "runner.sock"), b"s" * 32
+    took = []
+
+    def big(reply):
+        started = time.monotonic()
+        reply.answer(np.arange(1 << 20, dtype=np.float32))  # 4 MB: far more than a Unix socket buffers
+        took.append(time.monotonic() - started)
+
+    server = ipc.Server(address, secret, {"big": big}, replying=frozenset({"big"}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with connection.Client(address, family="AF_UNIX", authkey=secret) as caller:
+            ipc.send(caller.fileno(), ("big", ()))
+            time.sleep(0.5)  # not reading yet
+            assert took and took[0] < 0.25
+            ok, answer = ipc.receive(caller.fileno())
+        assert ok and np.array_equal(answer, np.arange(1 << 20, dtype=np.float32))
     finally:
         server.close()
 

@@ -198,6 +198,8 @@ class Reply:
 class _Channel:
     """One caller's connection, as the threads answering on it see it."""
 
+    SMALL = 16384  # an answer this big at most always fits the socket's empty buffer: written at once
+
     def __init__(self, fd: int):
         self.fd = fd
         self._lock = threading.Lock()
@@ -209,6 +211,14 @@ class _Channel:
         except Exception as error:  # an answer that cannot be pickled: a bug, answered as a 500
             log.exception("runner_answer_failed")
             parts = frame((False, failures.internal(error)))
+        if sum(part.nbytes for part in parts) <= self.SMALL:
+            self._write(parts)
+        else:
+            # A large answer (a tensor API's outputs) waits on the caller's reading: never on the
+            # inference thread, which every worker's requests wait for.
+            threading.Thread(target=self._write, args=(parts,), name="pinpoint-ipc-answer", daemon=True).start()
+
+    def _write(self, parts: list[memoryview]) -> None:
         with self._lock:
             if not self._open:
                 return
