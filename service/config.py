@@ -126,10 +126,17 @@ def _backend(value: str) -> str:
     return value
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a container's cpuset or `taskset` narrow them), else all of them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def _workers(value: Any) -> Any:
     """"auto" is one worker per core; a number as text (from the environment or a flag) is that number."""
     if value == "auto":
-        return os.cpu_count() or 1
+        return usable_cpus()
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return value
@@ -190,8 +197,8 @@ class Settings(BaseSettings):
     threads: int = setting(10, "CherryPy's worker thread pool (per API worker)", flag=True, gt=0)
     workers: Workers = setting("auto", 'API worker processes in front of one model runner process: "auto" (one '
                                        "per core), a number, or 0 for everything in one process", flag=True)
-    pin_workers: bool = setting(True, "each API worker kept on one CPU of those the server may use (worker i on "
-                                      "the i-th, round robin); the model runner may use all of them")
+    pin_workers: bool = setting(True, "with at least as many API workers as CPUs, each worker kept on one CPU "
+                                      "(worker i on the i-th, round robin); the model runner may use all of them")
     socket_timeout: float = setting(10, "seconds a kept-alive connection may stay idle between requests", gt=0)
     header_timeout_s: float = setting(5, "seconds a client has to send a request line and headers (from connecting, "
                                          "or from the first byte of a kept-alive connection's next request); "

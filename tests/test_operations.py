@@ -17,6 +17,7 @@ import requests
 
 import graphs
 from fixtures import free_port, pinpoint, scrape, split_image, start_server, value, wait_until
+from service.config import usable_cpus
 
 
 def classify(url, query="x=10&y=10&models=tint", **kwargs):
@@ -42,7 +43,7 @@ def test_daemon_starts_classifies_reloads_and_stops_cleanly(tmp_path):
         assert written.stat().st_mode & 0o022 == 0, oct(written.stat().st_mode)
     status = pinpoint("status", cwd=tmp_path, env=env)
     assert status.returncode == 0 and f"running (pid {pid}) on {url}/" in status.stdout
-    assert status.stdout.count("API worker (pid") == os.cpu_count() and "model runner (pid" in status.stdout
+    assert status.stdout.count("API worker (pid") == usable_cpus() and "model runner (pid" in status.stdout
     again = pinpoint("start", *flags, cwd=tmp_path, env=env)
     assert again.returncode == 0 and int(pidfile.read_text()) == pid
     assert f"already running (pid {pid}) on {url}/; not starting another" in again.stdout

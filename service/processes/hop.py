@@ -216,7 +216,10 @@ class _Channel:
         else:
             # A large answer (a tensor API's outputs) waits on the caller's reading: never on the
             # inference thread, which every worker's requests wait for.
-            threading.Thread(target=self._write, args=(parts,), name="pinpoint-ipc-answer", daemon=True).start()
+            try:
+                threading.Thread(target=self._write, args=(parts,), name="pinpoint-ipc-answer", daemon=True).start()
+            except RuntimeError:  # no thread to be had: written here rather than lost
+                self._write(parts)
 
     def _write(self, parts: list[memoryview]) -> None:
         with self._lock:

@@ -111,8 +111,10 @@ class LocalRunner:
         lease = self._leased(feeds)
 
         def answer_and_release(outcome: Outcome | Exception) -> None:
-            lease.__exit__(None, None, None)
-            answer(outcome)
+            try:
+                lease.__exit__(None, None, None)
+            finally:
+                answer(outcome)
 
         try:
             self.runtime.infer_then(feeds, deadline, answer_and_release)

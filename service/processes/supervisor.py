@@ -69,12 +69,24 @@ class Child:
             keep = (fd,) if fd == LISTEN_FD else (fd, LISTEN_FD)
             if fd != LISTEN_FD and not _is_open(LISTEN_FD):
                 os.dup2(fd, LISTEN_FD, inheritable=False)
+        dup = fd is not None and fd != LISTEN_FD
+        cpu = self.cpu
+
+        def before_exec() -> None:  # in the child, between fork and exec
+            if dup:
+                os.dup2(fd, LISTEN_FD)
+            if cpu is not None:
+                # Before exec, so every thread the worker starts inherits it (pinning after Popen returns
+                # can come after an import has started threads of its own).
+                try:
+                    os.sched_setaffinity(0, {cpu})
+                except OSError:
+                    pass  # that CPU is no longer ours (a cpuset changed): left to the kernel
+
         self.process = subprocess.Popen(
             self.command, env=self.env, stdin=subprocess.DEVNULL, pass_fds=keep,
-            preexec_fn=(lambda: os.dup2(fd, LISTEN_FD)) if fd is not None and fd != LISTEN_FD else None)
+            preexec_fn=before_exec if dup or cpu is not None else None)
         self.started_at = time.monotonic()
-        if self.cpu is not None:
-            _pin(self.process.pid, self.cpu)
         log.info("process_started", process=self.name, pid=self.process.pid,
                  **({"cpu": self.cpu} if self.cpu is not None else {}))
 
@@ -83,21 +95,17 @@ class Child:
             self.process.send_signal(number)
 
 
-def _pin(pid: int, cpu: int) -> None:
-    """Keep the process on one CPU. Popen has returned once the child has exec'd, so it is still starting
-    Python on its one thread: every thread it starts later inherits the CPU. Pinned, a worker keeps its
-    caches and is not moved between cores at each wake-up (3 processes' threads take turns on 2 cores):
-    +11–14% answers per second at c=8 and c=32 on 2 cores (docs/benchmarks.md)."""
-    try:
-        os.sched_setaffinity(pid, {cpu})
-    except OSError as error:  # the child already exited (its restart is the watcher's business)
-        log.warning("pin_failed", pid=pid, cpu=cpu, error=str(error))
-
-
-def worker_cpus(workers: int) -> list[int]:
-    """The CPU each worker is kept on: the CPUs this process may use, in turn."""
-    cpus = sorted(os.sched_getaffinity(0))
-    return [cpus[i % len(cpus)] for i in range(workers)]
+def worker_cpus(workers: int) -> list[int | None]:
+    """The CPU each worker is kept on: the CPUs this process may use, in turn, when there are at least as
+    many workers as CPUs (one per core, `workers = "auto"`). Kept on one CPU, a worker keeps its caches and
+    is not moved between cores at each wake-up (3 processes' threads take turns on 2 cores): +8–12%
+    answers per second at c=8 and c=32 on 2 cores (docs/benchmarks.md). With fewer workers than CPUs
+    (or where the system cannot say which CPUs, as on macOS) they are left to the kernel: pinned, they
+    would leave CPUs to the runner alone."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not allowed or workers < len(allowed):
+        return [None] * workers
+    return [allowed[i % len(allowed)] for i in range(workers)]
 
 
 def _is_open(fd: int) -> bool:

@@ -50,8 +50,9 @@ class Deadlines:
         with self._changed:
             heapq.heappush(self._heap, (when, next(self._order), deadline))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._watch, name=self._name, daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._watch, name=self._name, daemon=True)
+                thread.start()  # before it is kept: one that failed to start is tried again next time
+                self._thread = thread
             elif self._heap[0][2] is deadline:
                 self._changed.notify()  # earlier than what the thread sleeps until
         return deadline

@@ -23,6 +23,15 @@ def established_connections(pid: int, port: int) -> int:
                if local_port == port and state == "01" and inode in held)
 
 
+def signal_all(pids: list[int], number: int) -> None:
+    """`number` to each process; one that ended meanwhile is skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, number)
+        except ProcessLookupError:
+            pass
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -94,6 +103,7 @@ class ServerProcess:
         return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
+        signal_all(self.pids(), signal.SIGCONT)  # resumed first, if a bench paused it and was interrupted
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(30)

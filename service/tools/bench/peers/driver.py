@@ -22,7 +22,7 @@ from service.tools.bench import inputs, wrk
 from service.tools.bench.peers import exported_models as peer_models
 from service.tools.bench.peers import venv
 from service.tools.bench.peers.servers import PeerProcess
-from service.tools.bench.server import ServerProcess
+from service.tools.bench.server import ServerProcess, signal_all
 
 SMALL, LARGE = "640x360.jpg", "12mp.jpg"
 GRID = [(SMALL, 1), (SMALL, 8), (SMALL, 32), (LARGE, 1), (LARGE, 8), (LARGE, 32)]
@@ -136,20 +136,11 @@ def _alone(measured, servers):
     polls while idle (LitServe's fast queue: ~0.27 cores) would otherwise take that from whichever server
     is measured, and not from itself. Resumed (SIGCONT) after the run, so all stay up for the next."""
     paused = [pid for server in servers if server is not measured for pid in server.pids()]
-    for pid in paused:
-        _signal(pid, signal.SIGSTOP)
     try:
+        signal_all(paused, signal.SIGSTOP)
         yield
     finally:
-        for pid in paused:
-            _signal(pid, signal.SIGCONT)
-
-
-def _signal(pid: int, number: int) -> None:
-    try:
-        os.kill(pid, number)
-    except ProcessLookupError:
-        pass  # a process of the server's that ended meanwhile
+        signal_all(paused, signal.SIGCONT)
 
 
 @contextlib.contextmanager

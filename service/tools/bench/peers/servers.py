@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from service.tools.bench.peers import common, venv
-from service.tools.bench.server import ServerProcess, free_port
+from service.tools.bench.server import ServerProcess, free_port, signal_all
 
 # name -> (how it is started, given port and manifest; the route that answers 200 once it serves)
 COMMANDS = {
@@ -86,6 +86,7 @@ class PeerProcess(ServerProcess):
     def stop(self) -> None:
         """SIGTERM to the server (each framework stops its own processes), then SIGKILL to any left."""
         started = self.pids()
+        signal_all(started, signal.SIGCONT)  # resumed first, if the driver paused it and was interrupted
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(20)
