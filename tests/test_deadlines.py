@@ -12,6 +12,7 @@ def test_actions_run_at_their_time_in_time_order_and_a_cancelled_one_never():
     deadlines, ran = Deadlines(), queue.Queue()
     start = time.monotonic()
     deadlines.at(start + 1.5, lambda: ran.put(("late", time.monotonic())))
+    time.sleep(0.05)  # the thread now sleeps until the late one
     deadlines.at(start + 0.1, lambda: ran.put(("soon", time.monotonic())))  # earlier than what the thread sleeps until
     deadlines.at(start + 0.2, lambda: ran.put(("cancelled", time.monotonic()))).cancel()
     first, second = ran.get(timeout=5), ran.get(timeout=5)
