@@ -126,11 +126,15 @@ def _backend(value: str) -> str:
     return value
 
 
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on (a container's cpuset or `taskset` narrow them), in order; empty
+    where the system cannot say (macOS)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
 def usable_cpus() -> int:
-    """The CPUs this process may run on (a container's cpuset or `taskset` narrow them), else all of them."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+    """How many CPUs this process may run on, else how many the machine has."""
+    return len(allowed_cpus()) or os.cpu_count() or 1
 
 
 def _workers(value: Any) -> Any:

@@ -32,7 +32,7 @@ import cherrypy
 import structlog
 from cherrypy.process import plugins
 
-from service.config import Settings
+from service.config import Settings, allowed_cpus
 from service.processes import daemon
 from service.processes.hop import Client
 from service.processes.roles import ROLE_ENV, RUNNER_ENV, SECRET_ENV, SUPERVISOR_ENV, WORKER_ENV, WORKERS_ENV, role
@@ -102,7 +102,7 @@ def worker_cpus(workers: int) -> list[int | None]:
     answers per second at c=8 and c=32 on 2 cores (docs/benchmarks.md). With fewer workers than CPUs
     (or where the system cannot say which CPUs, as on macOS) they are left to the kernel: pinned, they
     would leave CPUs to the runner alone."""
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    allowed = allowed_cpus()
     if not allowed or workers < len(allowed):
         return [None] * workers
     return [allowed[i % len(allowed)] for i in range(workers)]
