@@ -7,6 +7,7 @@ It knows no HTTP and no TensorFlow: a typed ClassifyRequest comes in, a typed Cl
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -52,12 +53,13 @@ class Pipeline:
         for version in versions:
             if version.spec.tensors_only:
                 raise BadRequest(f"model {version.name!r} cannot take one image crop: {tensors_only(version)}")
+        # An upload's decode needs the points (it stops below the lowest crop); converted once, for both.
+        points_in = functools.cache(lambda width, height: pixel_points(request, width, height))
         decode_started = time.perf_counter()
-        decoded = self.decode(request.source, [v.spec.crop for v in versions],
-                              lambda width, height: pixel_points(request, width, height))
+        decoded = self.decode(request.source, [v.spec.crop for v in versions], points_in)
         decode_ms = (time.perf_counter() - decode_started) * 1000
 
-        points = pixel_points(request, decoded.width, decoded.height)
+        points = points_in(decoded.width, decoded.height)
         crop_started = time.perf_counter()
         feeds = self.feeds(decoded, points, versions)
         crop_ms = (time.perf_counter() - crop_started) * 1000
