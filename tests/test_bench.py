@@ -71,6 +71,27 @@ def test_report_marks_each_target_and_explains_the_ceiling_with_the_runs_numbers
     assert "| 640x360.jpg | 1 | 32 | off | 400.0 | 80.00 | 140% |" in text
 
 
+def test_a_fresh_run_rewrites_the_figures_and_keeps_what_was_measured_by_hand(tmp_path: Path):
+    rows = [_row("640x360, 1 point, multipart", 8, 480.0)]
+    settings = load_settings(None).model_copy(update={"models": Path(__file__).resolve().parents[1] / "models"})
+    out = tmp_path / "benchmarks.md"
+
+    def run(rate: float) -> str:
+        rows[0]["result"] = _row("640x360, 1 point, multipart", 8, rate)["result"]
+        report.write(out, rows, {}, settings, decode=(45.0, 14.0, 8), memory=(670.0, 672.0, 690.0, 20_000),
+                     versions={"python": "3.11"})
+        return out.read_text()
+
+    assert "measured by hand" not in run(480.0).split("## Targets")[1]  # nothing to keep yet
+    by_hand = "\n".join([report.KEPT_START, "## Measured by hand", "", "Change 1: 401 → 480 req/s.",
+                         report.KEPT_END])
+    out.write_text(out.read_text() + "\n" + by_hand + "\n")
+    text = run(512.0)
+    assert "| 512.0 |" in text and "| 480.0 |" not in text  # the figures are this run's
+    assert text.count(by_hand) == 1 and text.index(by_hand) > text.index("## Every run")
+    assert run(530.0).count(by_hand) == 1  # and again, not duplicated
+
+
 def test_backends_section_marks_each_target_and_says_what_bounds_the_http_ratios():
     from service.tools.bench import backends
 

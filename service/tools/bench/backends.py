@@ -220,7 +220,7 @@ def _bounds(inference_rows: list[dict], server_rows: list[dict]) -> list[str]:
         f"({tf1['cpu_ms']:.1f} → {auto1['cpu_ms']:.1f} ms) and {tf1['result'].p50 - auto1['result'].p50:.1f} ms off "
         f"its p50. Of the {auto1['cpu_ms']:.1f} ms left, ONNX Runtime's runs are about {onnx_runs:.1f} ms (every model "
         "at batch 1, above); the rest is the request's other work, which the backend does not change: HTTP "
-        "(cheroot, CherryPy's tools), the multipart parse, the JPEG decode, the crops and their preparation, the hop "
+        "(waitress, CherryPy's tools), the multipart parse, the JPEG decode, the crops and their preparation, the hop "
         "to the model runner and back, the batching loop, the JSON answer. A p50 1.5× lower needs the inference "
         "saving to be a third of the whole request: it is "
         f"{(tf1['result'].p50 - auto1['result'].p50) / tf1['result'].p50:.0%} of TensorFlow's p50 here. "

@@ -1,4 +1,8 @@
-"""docs/benchmarks.md: the machine, the versions, every figure, and the targets with pass or miss."""
+"""docs/benchmarks.md: the machine, the versions, every figure, and the targets with pass or miss.
+
+Every section is rewritten on each run but one: what was measured by hand (a change's before and
+after, a profile read closely, a tool run on its own) sits between two markers at the end of the page
+and is carried over as it stands, so a fresh run never erases what each change bought."""
 
 from __future__ import annotations
 
@@ -22,6 +26,23 @@ def _memory_gib() -> float:
         if line.startswith("MemTotal"):
             return int(line.split()[1]) / 1024 / 1024
     return 0.0
+
+
+KEPT_START = "<!-- measured by hand: `make bench` keeps everything from here to the end marker as it stands -->"
+KEPT_END = "<!-- end of what `make bench` keeps -->"
+
+
+def kept(page: Path) -> list[str]:
+    """The hand-measured part of the page as it stands, its markers included ([] if it has none)."""
+    try:
+        text = page.read_text()
+    except FileNotFoundError:
+        return []
+    start = text.find(KEPT_START)
+    end = text.find(KEPT_END, start)
+    if start < 0 or end < 0:
+        return []
+    return text[start:end + len(KEPT_END)].split("\n")
 
 
 def _find(rows, label, c, batching="on"):
@@ -81,7 +102,7 @@ def bounds(rows, limits) -> list[str]:
         "## What bounds the throughput",
         "",
         "Python runs one thread at a time (the GIL). JPEG decoding, resizing and TensorFlow run in parallel",
-        "outside it, but everything else takes turns: cheroot and CherryPy reading and answering a request, the",
+        "outside it, but everything else takes turns: waitress and CherryPy reading and answering a request, the",
         "multipart parser, the engine's glue, the runtime thread's batching. So the server saturates the GIL",
         "before it saturates the cores:",
         "",
@@ -122,6 +143,8 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
         "[wrk](https://github.com/wg/wrk) (a C load generator, so the client takes little of the 2 cores) against a",
         "real server on loopback, and is set beside the **in-process limit**: the same pipeline (`Engine.classify`)",
         "called directly from as many threads, no HTTP. Ratios matter more than absolute numbers on a shared machine.",
+        "After the measured sections, [what was measured by hand](#measured-by-hand) (each change's before and",
+        "after, closer profiles, tools run on their own), which a run carries over unchanged.",
         "",
         f"- when: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} cores ({_cpu()}), {_memory_gib():.0f} GiB",
@@ -129,9 +152,10 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
         + (f", {wrk_version[0]}" if wrk_version else ""),
         f"- models: {', '.join(sorted(p.name for p in settings.models.iterdir() if p.is_dir()))}"
         f" from `{settings.models.name}/`;"
-        f" server defaults ({settings.threads} HTTP threads, max_batch {settings.max_batch}, "
-        f"intra-op {settings.intra_op_threads}, inter-op {settings.inter_op_threads}); rate limits off and log level "
-        "`warning` (no access log lines)",
+        f" server defaults ({settings.workers} API workers of {settings.threads} HTTP threads, max_batch"
+        f" {settings.max_batch}, {settings.inference_threads} inference threads, intra-op {settings.intra_op_threads},"
+        f" inter-op {settings.inter_op_threads}); as served: rate limiting on with a limit the load never reaches,"
+        " a log line per request, metrics and the feedback log",
         "- images: scikit-image's `coffee` photograph as a 640×360 JPEG and as a 4000×3000 (12 MP) JPEG",
         "",
         "## Targets",
@@ -165,4 +189,5 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
               f"Server RSS: {start:.0f} MB after warm-up, {end:.0f} MB after {requests:,} more requests, "
               f"peak {peak:.0f} MB.",
               "", *extra]
-    out.write_text("\n".join(lines))
+    by_hand = kept(out)
+    out.write_text("\n".join([*lines, *([""] + by_hand + [""] if by_hand else [])]))

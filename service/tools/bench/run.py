@@ -199,7 +199,7 @@ def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_00
 
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for package in ("tensorflow-cpu", "onnxruntime", "tf2onnx", "cherrypy", "cheroot", "pillow", "numpy", "multipart"):
+    for package in ("tensorflow-cpu", "onnxruntime", "tf2onnx", "cherrypy", "waitress", "pillow", "numpy", "multipart"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
