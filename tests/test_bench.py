@@ -197,3 +197,14 @@ def test_browser_bench_names_the_missing_tool(monkeypatch, capsys):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert browser.main([]) == 0
     assert "skipped: chromium is not installed" in capsys.readouterr().out
+
+
+def test_the_tiny_model_can_be_written_twice_in_one_work_directory(tmp_path: Path):
+    """`make bench` asks for it in the workers' stage and again in the peers' (it once stopped there)."""
+    from service.tools.bench.workers import tiny_repository
+
+    first = tiny_repository(tmp_path)
+    graph = (first[0] / "mlp" / "1" / "frozen_graph.pb").read_bytes()
+    assert tiny_repository(tmp_path) == first
+    assert (first[0] / "mlp" / "1" / "frozen_graph.pb").read_bytes() == graph
+

@@ -353,9 +353,9 @@ def report(result: dict) -> list[str]:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', result['started'])}:", "",
         f"- machine: {os.cpu_count()} cores ({name}); CPU flags: {', '.join(simd)}; "
         f"{'avx512: ' + ', '.join(avx512) if avx512 else 'no avx512'}",
-        f"- shared, not idle: load average (1, 5, 15 min) {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f} at the start "
-        f"and {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f} at the end (other jobs ran meanwhile, a model's training "
-        "among them): compare the columns with each other more than with another machine",
+        f"- a shared machine: load average (1, 5, 15 min) {start[0]:.2f}, {start[1]:.2f}, {start[2]:.2f} at the start "
+        f"and {end[0]:.2f}, {end[1]:.2f}, {end[2]:.2f} at the end (the server's and the browser's own load among "
+        "it): compare the columns with each other more than with another machine",
         f"- browser: headless Chromium {result['chromium']} (Playwright); onnxruntime-web {env['ort'] or '?'} "
         f"(its WebAssembly build with SIMD and threads, {env['threads']} thread(s), cross-origin isolated: "
         f"{'yes' if env['isolated'] else 'no'}, navigator.hardwareConcurrency {env['cores']})",
