@@ -91,6 +91,11 @@ def test_a_fresh_run_rewrites_the_figures_and_keeps_what_was_measured_by_hand(tm
     assert text.count(by_hand) == 1 and text.index(by_hand) > text.index("## Every run")
     assert run(530.0).count(by_hand) == 1  # and again, not duplicated
 
+    out.write_text(text.replace(report.KEPT_END, ""))  # an end marker lost in an edit
+    with pytest.raises(ValueError, match="no end marker"):
+        run(540.0)
+    assert "Change 1: 401 → 480 req/s." in out.read_text()  # the page is left as it was
+
 
 def test_backends_section_marks_each_target_and_says_what_bounds_the_http_ratios():
     from service.tools.bench import backends

@@ -39,9 +39,11 @@ def kept(page: Path) -> list[str]:
     except FileNotFoundError:
         return []
     start = text.find(KEPT_START)
-    end = text.find(KEPT_END, start)
-    if start < 0 or end < 0:
+    if start < 0:
         return []
+    end = text.find(KEPT_END, start)
+    if end < 0:  # rewriting the page now would drop everything after the start marker
+        raise ValueError(f"{page}: the hand-measured part has no end marker ({KEPT_END}); add it, then run again")
     return text[start:end + len(KEPT_END)].split("\n")
 
 

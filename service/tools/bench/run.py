@@ -15,6 +15,7 @@ from service.classify import imaging
 from service.engine import Engine
 from service.serving import repository
 from service.tools.bench import floor, inputs, wrk
+from service.tools.bench.benchmarks_md import kept
 from service.tools.bench.server import ServerProcess
 
 SMALL, LARGE = "640x360.jpg", "12mp.jpg"
@@ -66,6 +67,11 @@ def decode_costs(image: bytes, settings) -> tuple[float, float, int]:
 def main(out: Path, settings, seconds: float = 5.0, memory_requests: int = 20_000) -> int:
     if not wrk.available():
         print("pinpoint bench needs wrk (Debian package `wrk`; `make bench` installs it)")
+        return 2
+    try:
+        kept(out)  # what the page keeps is read again at the end; a broken marker stops the run now
+    except ValueError as error:
+        print(f"pinpoint bench: {error}")
         return 2
 
     rows, limits = [], {}
