@@ -82,7 +82,7 @@ def test_a_fresh_run_rewrites_the_figures_and_keeps_what_was_measured_by_hand(tm
                      versions={"python": "3.11"})
         return out.read_text()
 
-    assert "measured by hand" not in run(480.0).split("## Targets")[1]  # nothing to keep yet
+    assert "measured by hand" not in run(480.0)  # nothing to keep yet, nor to point to
     by_hand = "\n".join([report.KEPT_START, "## Measured by hand", "", "Change 1: 401 → 480 req/s.",
                          report.KEPT_END])
     out.write_text(out.read_text() + "\n" + by_hand + "\n")
@@ -90,11 +90,34 @@ def test_a_fresh_run_rewrites_the_figures_and_keeps_what_was_measured_by_hand(tm
     assert "| 512.0 |" in text and "| 480.0 |" not in text  # the figures are this run's
     assert text.count(by_hand) == 1 and text.index(by_hand) > text.index("## Every run")
     assert run(530.0).count(by_hand) == 1  # and again, not duplicated
+    assert "[what was measured by hand](#measured-by-hand)" in text
 
-    out.write_text(text.replace(report.KEPT_END, ""))  # an end marker lost in an edit
-    with pytest.raises(ValueError, match="no end marker"):
-        run(540.0)
-    assert "Change 1: 401 → 480 req/s." in out.read_text()  # the page is left as it was
+
+@pytest.mark.parametrize("edit", ["end marker lost", "start marker lost", "text after the end marker"])
+def test_a_run_never_drops_hand_written_text_it_cannot_place(tmp_path: Path, edit: str):
+    settings = load_settings(None).model_copy(update={"models": Path(__file__).resolve().parents[1] / "models"})
+    out = tmp_path / "benchmarks.md"
+    page = "\n".join(["# Benchmarks", "", report.KEPT_START, "## Measured by hand", "", "Change 1: 401 → 480 req/s.",
+                      report.KEPT_END, ""])
+    page = {"end marker lost": page.replace(report.KEPT_END, ""),
+            "start marker lost": page.replace(report.KEPT_START, ""),
+            "text after the end marker": page + "A note added at the very end.\n"}[edit]
+    out.write_text(page)
+    with pytest.raises(ValueError, match="run again"):
+        report.write(out, [_row("640x360, 1 point, multipart", 8, 512.0)], {}, settings, decode=(45.0, 14.0, 8),
+                     memory=(670.0, 672.0, 690.0, 20_000), versions={"python": "3.11"})
+    assert out.read_text() == page  # left as it was
+    assert "| 512.0 |" in (tmp_path / "benchmarks.md.new").read_text()  # and the run's figures kept aside
+
+
+def test_make_bench_refuses_at_once_a_page_whose_markers_are_broken(tmp_path: Path, monkeypatch, capsys):
+    from service.tools.bench import run
+
+    monkeypatch.setattr(wrk, "available", lambda: True)
+    out = tmp_path / "benchmarks.md"
+    out.write_text(f"# Benchmarks\n\n{report.KEPT_START}\nChange 1: 401 → 480 req/s.\n")
+    assert run.main(out, load_settings(None), seconds=0.1) == 2  # before measuring anything
+    assert "mend them, then run again" in capsys.readouterr().out
 
 
 def test_backends_section_marks_each_target_and_says_what_bounds_the_http_ratios():

@@ -30,20 +30,27 @@ def _memory_gib() -> float:
 
 KEPT_START = "<!-- measured by hand: `make bench` keeps everything from here to the end marker as it stands -->"
 KEPT_END = "<!-- end of what `make bench` keeps -->"
+HAND_POINTER = ("After the measured sections, [what was measured by hand](#measured-by-hand) (each change's before and",
+                "after, closer profiles, tools run on their own), which a run carries over unchanged.")
 
 
 def kept(page: Path) -> list[str]:
-    """The hand-measured part of the page as it stands, its markers included ([] if it has none)."""
+    """The hand-measured part of the page as it stands, its markers included ([] if it has none).
+
+    A ValueError if rewriting the page would lose hand-written text: a marker without the other, or
+    text after the end marker."""
     try:
         text = page.read_text()
     except FileNotFoundError:
         return []
-    start = text.find(KEPT_START)
-    if start < 0:
+    start, end = text.find(KEPT_START), text.find(KEPT_END)
+    if start < 0 and end < 0:
         return []
-    end = text.find(KEPT_END, start)
-    if end < 0:  # rewriting the page now would drop everything after the start marker
-        raise ValueError(f"{page}: the hand-measured part has no end marker ({KEPT_END}); add it, then run again")
+    if start < 0 or end < start:
+        raise ValueError(f"{page}: the hand-measured part's markers are missing or out of order "
+                         f"({KEPT_START} ... {KEPT_END}); mend them, then run again")
+    if text[end + len(KEPT_END):].strip():
+        raise ValueError(f"{page}: text after {KEPT_END} would be lost; move it above the marker, then run again")
     return text[start:end + len(KEPT_END)].split("\n")
 
 
@@ -145,8 +152,7 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
         "[wrk](https://github.com/wg/wrk) (a C load generator, so the client takes little of the 2 cores) against a",
         "real server on loopback, and is set beside the **in-process limit**: the same pipeline (`Engine.classify`)",
         "called directly from as many threads, no HTTP. Ratios matter more than absolute numbers on a shared machine.",
-        "After the measured sections, [what was measured by hand](#measured-by-hand) (each change's before and",
-        "after, closer profiles, tools run on their own), which a run carries over unchanged.",
+        *HAND_POINTER,
         "",
         f"- when: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} cores ({_cpu()}), {_memory_gib():.0f} GiB",
@@ -191,5 +197,11 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
               f"Server RSS: {start:.0f} MB after warm-up, {end:.0f} MB after {requests:,} more requests, "
               f"peak {peak:.0f} MB.",
               "", *extra]
-    by_hand = kept(out)
+    try:
+        by_hand = kept(out)
+    except ValueError:  # the page was edited badly during the run: this run's figures are kept aside
+        out.with_name(out.name + ".new").write_text("\n".join(lines))
+        raise
+    if not by_hand:  # nothing measured by hand to point to
+        lines = [line for line in lines if line not in HAND_POINTER]
     out.write_text("\n".join([*lines, *([""] + by_hand + [""] if by_hand else [])]))
