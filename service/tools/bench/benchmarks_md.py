@@ -145,6 +145,10 @@ def _cpu_ms(row) -> str:
 
 def write(out: Path, rows, limits, settings, decode, memory, versions, extra: list[str] = ()) -> None:
     wrk_version = [wrk.version()] if wrk.version() else []
+    try:  # read now, at the end of the run: the page may have been edited meanwhile
+        by_hand, broken = kept(out), None
+    except ValueError as error:
+        by_hand, broken = [], error
     lines = [
         "# Benchmarks",
         "",
@@ -152,7 +156,7 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
         "[wrk](https://github.com/wg/wrk) (a C load generator, so the client takes little of the 2 cores) against a",
         "real server on loopback, and is set beside the **in-process limit**: the same pipeline (`Engine.classify`)",
         "called directly from as many threads, no HTTP. Ratios matter more than absolute numbers on a shared machine.",
-        *HAND_POINTER,
+        *(HAND_POINTER if by_hand else ()),
         "",
         f"- when: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"- machine: {os.cpu_count()} cores ({_cpu()}), {_memory_gib():.0f} GiB",
@@ -197,11 +201,7 @@ def write(out: Path, rows, limits, settings, decode, memory, versions, extra: li
               f"Server RSS: {start:.0f} MB after warm-up, {end:.0f} MB after {requests:,} more requests, "
               f"peak {peak:.0f} MB.",
               "", *extra]
-    try:
-        by_hand = kept(out)
-    except ValueError:  # the page was edited badly during the run: this run's figures are kept aside
+    if broken is not None:  # the page was edited badly during the run: this run's figures are kept aside
         out.with_name(out.name + ".new").write_text("\n".join(lines))
-        raise
-    if not by_hand:  # nothing measured by hand to point to
-        lines = [line for line in lines if line not in HAND_POINTER]
+        raise broken
     out.write_text("\n".join([*lines, *([""] + by_hand + [""] if by_hand else [])]))
